@@ -1,0 +1,92 @@
+"""Detection geometry on the device side (numpy + OpenCV only): YOLO grid decoding, IoU, NMS.
+
+Boxes are (x1, y1, x2, y2) in pixels or in [0, 1] image fractions, as stated by each function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Anchor (width, height) as fractions of the image side.
+DEFAULT_ANCHORS = ((0.12, 0.12), (0.3, 0.3), (0.6, 0.6))
+
+
+@dataclass
+class Detection:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    score: float
+    label: int = 0
+
+    def as_dict(self):
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4), "label": int(self.label)}
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def iou(box, boxes) -> np.ndarray:
+    """Intersection over union of ``box`` (4,) with each of ``boxes`` (N, 4), corners format."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    b = np.asarray(box, np.float64)
+    ix1 = np.maximum(b[0], boxes[:, 0])
+    iy1 = np.maximum(b[1], boxes[:, 1])
+    ix2 = np.minimum(b[2], boxes[:, 2])
+    iy2 = np.minimum(b[3], boxes[:, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area = lambda t: np.clip(t[..., 2] - t[..., 0], 0, None) * np.clip(t[..., 3] - t[..., 1], 0, None)  # noqa: E731
+    union = area(b) + area(boxes) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(boxes, scores, iou_threshold: float = 0.45, score_threshold: float = 0.0, top_k: int = 0) -> np.ndarray:
+    """Indices kept by non-max suppression (OpenCV's ``cv2.dnn.NMSBoxes``), best score first."""
+    import cv2
+
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.zeros((0,), np.int64)
+    xywh = np.column_stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]])
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), np.asarray(scores, np.float64).tolist(), score_threshold, iou_threshold, top_k=top_k)
+    return np.asarray(keep, np.int64).reshape(-1)
+
+
+def decode_yolo(output, anchors=DEFAULT_ANCHORS, score_threshold: float = 0.5, iou_threshold: float = 0.45):
+    """Decode one YOLO grid output (S, S, B, 5 + C) into :class:`Detection` boxes in [0, 1] fractions.
+
+    bx = (col + sigmoid(tx)) / S, by = (row + sigmoid(ty)) / S, bw = anchor_w * exp(tw),
+    bh = anchor_h * exp(th); score = sigmoid(objectness) * softmax(classes)[label]. Then NMS.
+    """
+    out = np.asarray(output, np.float32)
+    if out.ndim == 5 and out.shape[0] == 1:
+        out = out[0]
+    if out.ndim != 4:
+        raise ValueError(f"expected a (S, S, B, 5 + C) grid, got shape {out.shape}")
+    s_h, s_w, n_anchors, _ = out.shape
+    anchors = np.asarray(anchors, np.float32).reshape(-1, 2)
+    if len(anchors) != n_anchors:
+        raise ValueError(f"the grid has {n_anchors} anchors per cell but {len(anchors)} anchors were given")
+    cols = np.arange(s_w, dtype=np.float32)[None, :, None]
+    rows = np.arange(s_h, dtype=np.float32)[:, None, None]
+    bx = (cols + _sigmoid(out[..., 0])) / s_w
+    by = (rows + _sigmoid(out[..., 1])) / s_h
+    bw = anchors[:, 0] * np.exp(np.clip(out[..., 2], -8, 8))
+    bh = anchors[:, 1] * np.exp(np.clip(out[..., 3], -8, 8))
+    obj = _sigmoid(out[..., 4])
+    if out.shape[-1] > 5:
+        logits = out[..., 5:] - out[..., 5:].max(axis=-1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=-1, keepdims=True)
+        labels = probs.argmax(-1)
+        scores = obj * probs.max(-1)
+    else:
+        labels = np.zeros_like(obj, dtype=np.int64)
+        scores = obj
+    mask = scores >= score_threshold
+    boxes = np.stack([bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2], axis=-1)[mask]
+    boxes = np.clip(boxes, 0.0, 1.0)
+    scores, labels = scores[mask], labels[mask]
+    keep = nms(boxes, scores, iou_threshold)
+    return [Detection(tuple(boxes[i]), float(scores[i]), int(labels[i])) for i in keep]

@@ -1,0 +1,17 @@
+"""Errors meant for people: one line saying what went wrong and what to do.
+
+The CLI maps :class:`InputError` to exit code 2 (bad usage or bad input) and any other
+:class:`EdgecnnError` to exit code 1 (the work itself failed).
+"""
+
+
+class EdgecnnError(Exception):
+    """A failure of the work; its message is one line for the user."""
+
+    exit_code = 1
+
+
+class InputError(EdgecnnError, ValueError):
+    """Bad usage or bad input (unknown model, bad option, missing file, ...)."""
+
+    exit_code = 2
