@@ -1,0 +1,39 @@
+import json
+
+from conftest import assert_one_line_error, run_cli
+
+
+def test_models_table_lists_every_model():
+    proc = run_cli("models")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("lenet5", "vgg16", "efficientnet_b7", "yolo", "siamese", "googlenet"):
+        assert name in proc.stdout
+    assert "138,357,544" in proc.stdout  # VGG-16
+    assert "Traceback" not in proc.stderr
+
+
+def test_inspect_json_with_knobs():
+    proc = run_cli("inspect", "mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--classes", "10", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["options"] == {"alpha": 0.35, "input_shape": [96, 96, 3], "num_classes": 10}
+    assert rep["input_shape"] == [96, 96, 3] and rep["output_shape"] == [10]
+    assert sum(r["params"] for r in rep["layers"]) == rep["params"]
+    assert sum(r["macs"] for r in rep["layers"]) == rep["macs"]
+    assert rep["layers"][-1]["name"] == "predictions"
+
+
+def test_inspect_table_with_phi():
+    proc = run_cli("inspect", "efficientnet", "--phi", "1.5", "--include-top", "false")
+    assert proc.returncode == 0, proc.stderr
+    assert "top_conv" in proc.stdout and "params" in proc.stdout
+
+
+def test_inspect_bad_name_and_knob_are_exit_2_one_line():
+    assert_one_line_error(run_cli("inspect", "mobilenet_v9"), 2, "known models:")
+    err = assert_one_line_error(run_cli("inspect", "lenet5", "--alpha", "2"), 2, "valid options:")
+    assert "classic" in err
+    assert_one_line_error(run_cli("inspect", "mobilenet_v2", "--alpha", "-1"), 2, "alpha")
+    assert_one_line_error(run_cli("inspect", "lenet5", "--classes"), 2, "needs a value")
+    proc = run_cli("models", "--bogus")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
