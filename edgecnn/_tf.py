@@ -6,31 +6,13 @@ loads; a CLI user should not see them. ``EDGECNN_DEBUG=1`` keeps them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
+from edgecnn._quiet import quiet_stderr
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Send file descriptor 2 to /dev/null inside the block (C++ logging included)."""
-    if os.environ.get("EDGECNN_DEBUG"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def tensorflow():

@@ -162,6 +162,223 @@ def cmd_inspect(args, extra) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- convert
+
+
+def write_json_atomic(path, obj) -> None:
+    import tempfile
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.parent.exists() and str(p.parent):
+        raise InputError(f"report folder does not exist: {p.parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=str(p.parent) if str(p.parent) else ".")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=_json_default)
+    os.replace(tmp, p)
+
+
+def _labels_arg(value):
+    from pathlib import Path
+
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_file():
+        return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@command("convert")
+def cmd_convert(args, extra) -> int:
+    from edgecnn.converters.convert import ConvertOptions, convert
+
+    opts = ConvertOptions(
+        precision=args.precision,
+        target=args.target,
+        io=args.io,
+        output=args.output,
+        calibration=None if args.calibration == "none" else args.calibration,
+        samples=args.samples,
+        held_out=args.held_out,
+        allow_flex=args.allow_flex,
+        inputs=args.inputs,
+        outputs=args.outputs,
+        weights=args.weights,
+        normalize=args.normalize,
+        color=args.color,
+        resize=args.resize,
+        labels=_labels_arg(args.labels),
+        eval_dir=args.eval,
+        keep_float=args.keep_float,
+        debug_layers=False if args.no_layers else None,
+        progress=not args.json,
+        builder_options=parse_knobs(extra),
+    )
+    if args.report:
+        from pathlib import Path
+
+        if not Path(args.report).parent.exists():
+            raise InputError(f"report folder does not exist: {Path(args.report).parent}")
+    status = _console(stderr=True).status("converting…") if not args.json else None
+    if status:
+        status.start()
+    try:
+        report = convert(args.source, opts)
+    finally:
+        if status:
+            status.stop()
+    if args.report:
+        write_json_atomic(args.report, report)
+    if args.html:
+        from edgecnn.report import write_convert_html
+
+        write_convert_html(report, args.html)
+    if args.json:
+        print_json(report)
+    else:
+        print_convert_summary(report)
+    return 0
+
+
+def print_convert_summary(r: dict) -> None:
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"[bold]{r['output']}[/bold]  {r['precision']} for {r['target']}  ({r['seconds']:.1f} s conversion, {r.get('total_seconds', 0):.1f} s in all)")
+    con.print(f"size {human_bytes(r['size_bytes'])} = {r['size_ratio']:.2f}x the fp32 {human_bytes(r['float_size_bytes'])} · "
+              f"{sum(r['ops'].values())} ops · input {r['input']['dtype']} {tuple(r['input']['shape'])} · float activations {r['float_tensors']}")
+    t = Table(title="op coverage per delegate")
+    for c in ("delegate", "ops taken", "partitions", "stays on CPU"):
+        t.add_column(c)
+    for name, cov in r["coverage"].items():
+        rest = ", ".join(f"{u['op']}({u['mode']})x{u['count']}" for u in cov["unsupported"][:4]) or "-"
+        t.add_row(name, f"{cov['ops_delegated']}/{cov['ops_total']}", str(cov["partitions"]), rest)
+    con.print(t)
+    acc = r.get("accuracy")
+    if acc:
+        parts = [f"{k} {v:.4f}" for k, v in acc.items() if k in ("top1_agreement", "cosine_mean", "cosine_min", "relative_rmse")]
+        con.print(f"vs float on {acc['samples']} held-out samples: " + ", ".join(parts))
+    if r.get("eval"):
+        e = r["eval"]
+        con.print(f"top-1 on {e['samples']} labelled images: {e['top1']:.4f} (float {e['float_top1']:.4f})")
+    lat = r.get("latency_ms")
+    if lat:
+        con.print(f"latency p50 {lat['p50']:.3f} ms vs fp32 {lat['fp32_p50']:.3f} ms ({lat['speedup_vs_fp32']:.2f}x) on {lat['threads']} threads here")
+    if r.get("layers"):
+        worst = r["layers"][:3]
+        con.print("worst quantized layers (rmse/scale): " + ", ".join(f"{w['layer']} {w['rmse_over_scale'] or 0:.2f}" for w in worst))
+    if r.get("keep_float", {}).get("used"):
+        k = r["keep_float"]
+        con.print(f"kept in float: {', '.join(k['layers'])} ({k['float_ops']} float ops)")
+    if r.get("edgetpu"):
+        e = r["edgetpu"]
+        con.print(f"Edge TPU: {'compiled to ' + e['output'] if e.get('compiled') else e.get('message', '')}")
+
+
+# ---------------------------------------------------------------- targets / profile
+
+
+@command("targets")
+def cmd_targets(args, extra) -> int:
+    from edgecnn.targets import list_targets
+
+    targets = list_targets()
+    if args.json:
+        print_json([t.as_dict() for t in targets.values()])
+        return 0
+    from rich.table import Table
+
+    t = Table(title="edgecnn targets (add one: a TOML file in ~/.config/edgecnn/targets/)")
+    for c in ("name", "delegate", "precision", "io", "threads", "description"):
+        t.add_column(c)
+    for p in targets.values():
+        t.add_row(p.name, p.delegate, p.precision, p.io, str(p.threads or "all"), p.description)
+    _console().print(t)
+    return 0
+
+
+@command("profile")
+def cmd_profile(args, extra) -> int:
+    from edgecnn import profiling
+
+    if args.runs is not None and args.seconds is not None:
+        raise InputError("give --runs or --seconds, not both")
+    results = []
+    if args.model:
+        report = profiling.profile_model(
+            args.model, target=args.target, threads=args.threads, runs=args.runs, seconds=args.seconds,
+            warmup=args.warmup, strict=args.strict, progress=not args.json,
+        )
+        if args.label:
+            report["label"] = args.label
+        if args.predict:
+            report["predict"] = profiling.predict_latency(args.model, args.predict)
+        if args.save:
+            write_json_atomic(args.save, report)
+        results.append(report)
+    elif args.predict:
+        raise InputError("--predict needs a MODEL.tflite")
+    for f in args.compare or []:
+        results.append(_load_result(f))
+    if not results:
+        raise InputError("give a MODEL.tflite to profile, or --compare A.json B.json")
+    if args.plot:
+        from edgecnn.report import plot_profiles
+
+        plot_profiles(results, args.plot)
+    if args.json:
+        print_json(results[0] if len(results) == 1 else {"compare": results})
+        return 0
+    _print_profiles(results)
+    return 0
+
+
+def _load_result(path):
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--compare: result file not found: {p}")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"--compare: {p} is not JSON from edgecnn profile --json") from None
+    if not isinstance(data, dict) or "latency_ms" not in data:
+        raise InputError(f"--compare: {p} is not a result of edgecnn profile --json (no latency_ms)")
+    data.setdefault("label", p.stem)
+    return data
+
+
+def _print_profiles(results) -> None:
+    from rich.table import Table
+
+    con = _console()
+    t = Table(title="latency (ms) over counted runs")
+    for c in ("model", "machine", "runtime", "delegate", "threads", "load", "first", "p50", "p90", "p99", "mean ± std", "fps"):
+        t.add_column(c, justify="right" if c not in ("model", "machine", "runtime", "delegate") else "left")
+    for r in results:
+        lat = r["latency_ms"]
+        m = r.get("machine", {})
+        t.add_row(
+            r.get("label", r.get("model", "")), m.get("board") or m.get("cpu") or "", r.get("runtime", ""), r.get("delegate", ""),
+            str(r.get("threads", "")), f"{r.get('load_ms', 0):.1f}", f"{r.get('first_inference_ms', 0):.2f}",
+            f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}", f"{lat['mean']:.3f} ± {lat['std']:.3f}", f"{r.get('throughput_fps') or 0:.1f}",
+        )
+    con.print(t)
+    for r in results:
+        if r.get("thread_sweep"):
+            con.print("thread sweep: " + ", ".join(f"{s['threads']}t p50 {s['latency_ms']['p50']:.3f} ms" for s in r["thread_sweep"])
+                      + (f" (1->2 speed-up {r['scaling_1_to_2']:.2f}x)" if r.get("scaling_1_to_2") else ""))
+        if r.get("predict"):
+            p = r["predict"]
+            con.print(f"predicted on {p['target']}: ~{p['estimate_ms']:.1f} ms (range {p['range_ms'][0]:.1f}-{p['range_ms'][1]:.1f} ms; {p['basis']}; {p['uncertainty']})")
+            if p.get("warning"):
+                con.print(f"[yellow]{p['warning']}[/yellow]")
+        if r.get("peak_rss_bytes"):
+            con.print(f"{r.get('label')}: peak RSS {human_bytes(r['peak_rss_bytes'])}; per-op times: {r.get('per_op_note', 'n/a')}")
+
+
 # ---------------------------------------------------------------- parser and main
 
 
@@ -185,11 +402,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("name", help="registered model name (see: edgecnn models)")
     sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sp = sub.add_parser(
+        "convert",
+        help="quantize and convert a model to .tflite, with a report",
+        description="Convert SOURCE (a registry name with builder options, a .keras file, a SavedModel folder or a TF1 "
+        "frozen .pb) to TFLite at one precision, calibrated on real data, and report size, op coverage per delegate, "
+        "accuracy lost against the float model and latency.",
+        epilog="Builder options for a registry name: --input-size N, --classes N, --alpha A, ... (see edgecnn inspect).",
+    )
+    sp.add_argument("source")
+    sp.add_argument("--precision", help="fp32 | fp16 | dynamic | int8 | int16x8 (default: the target's)")
+    sp.add_argument("--target", help="cpu | rpi4 | rpi5 | android-gpu | coral (default cpu; see edgecnn targets)")
+    sp.add_argument("--io", help="input/output type of int8 models: float | int8 | uint8")
+    sp.add_argument("--output", help="the .tflite to write (default <name>_<precision>.tflite next to the source)")
+    sp.add_argument("--calibration", default="bundled", help="image folder, video file, 'bundled' (real photos), 'bundled:digits', 'bundled:faces' or 'none'")
+    sp.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
+    sp.add_argument("--held-out", type=int, default=None, help="samples kept out of calibration to measure accuracy (default 20%%, at most 50)")
+    sp.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops where no builtin exists")
+    sp.add_argument("--inputs", help="frozen graph: input tensor name")
+    sp.add_argument("--outputs", help="frozen graph: output tensor name(s), comma-separated")
+    sp.add_argument("--weights", help="weights file for a registry model (.weights.h5)")
+    sp.add_argument("--normalize", help="unit [0,1] | symmetric [-1,1] | imagenet | raw | whiten (per-image, FaceNet)")
+    sp.add_argument("--color", help="rgb | bgr | gray: channel order the model expects")
+    sp.add_argument("--resize", help="stretch | letterbox | crop")
+    sp.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
+    sp.add_argument("--eval", help="folder of class subfolders: report real top-1 of float and converted model")
+    sp.add_argument("--keep-float", help="int8: 'auto' keeps the worst layers in float when accuracy drops, or LAYER,LAYER")
+    sp.add_argument("--no-layers", action="store_true", help="skip the per-layer quantization error analysis")
+    sp.add_argument("--report", help="write the JSON report to this file")
+    sp.add_argument("--html", help="write an HTML report with plots to this file")
+    sp.add_argument("--json", action="store_true", help="print the JSON report")
+
+    sp = sub.add_parser("targets", help="list the device target profiles")
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser(
+        "profile",
+        help="latency of a .tflite on this machine (no TensorFlow needed)",
+        description="Load time, first inference, then p50/p90/p99/min/max/mean/std over the counted runs, a thread sweep, "
+        "peak RSS and the machine. Runs with only numpy, OpenCV and the LiteRT runtime installed.",
+    )
+    sp.add_argument("model", nargs="?", help="the .tflite file")
+    sp.add_argument("--target", help="target profile (delegate, threads); default cpu")
+    sp.add_argument("--threads", help="thread counts to sweep, e.g. 1,2,4 (default: the target's)")
+    sp.add_argument("--runs", type=int, help="counted runs (default 50)")
+    sp.add_argument("--seconds", type=float, help="run for this long instead of a run count")
+    sp.add_argument("--warmup", type=int, default=3, help="warm-up runs before counting (default 3)")
+    sp.add_argument("--strict", action="store_true", help="fail (exit 2) when the target's delegate is absent")
+    sp.add_argument("--predict", help="also estimate latency on rpi4 | rpi5 | coral from the model's MACs")
+    sp.add_argument("--compare", nargs="+", metavar="RESULT.json", help="line up saved results (from --json/--save) in one table and plot")
+    sp.add_argument("--save", help="write this run's JSON result to a file (for --compare later)")
+    sp.add_argument("--label", help="name for this run in comparisons")
+    sp.add_argument("--plot", help="write a PNG plot of the latencies")
+    sp.add_argument("--json", action="store_true")
     return p
 
 
 # Commands whose unknown --options are builder knobs rather than mistakes.
-_ACCEPTS_KNOBS = {"inspect"}
+_ACCEPTS_KNOBS = {"inspect", "convert"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,146 @@
+"""The one preprocessing spec: input size, colour order, resize mode, normalisation, labels.
+
+The converter writes it into the ``.tflite`` metadata; the device runtime reads it back; calibration
+and inference both call :meth:`PreprocessSpec.apply`, so nothing is configured twice.
+Device-safe: numpy and OpenCV only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from edgecnn.errors import InputError
+
+# Named normalisations: x = (pixel * scale - mean) / std per channel, or per-image whitening.
+PRESETS = {
+    "unit": {"normalize": "scale", "scale": 1 / 255.0, "mean": [0.0], "std": [1.0]},  # [0, 1]
+    "symmetric": {"normalize": "scale", "scale": 1 / 127.5, "mean": [1.0], "std": [1.0]},  # [-1, 1]
+    "imagenet": {"normalize": "scale", "scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    "raw": {"normalize": "scale", "scale": 1.0, "mean": [0.0], "std": [1.0]},  # 0..255 floats
+    "whiten": {"normalize": "whiten"},  # FaceNet's prewhiten: zero mean, unit variance per image
+}
+COLORS = ("rgb", "bgr", "gray")
+RESIZES = ("stretch", "letterbox", "crop")
+
+
+@dataclass
+class Transform:
+    """How a frame maps onto the model input: input = frame * scale + pad (per axis)."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    input_w: int
+    input_h: int
+
+    def to_frame(self, box_fraction):
+        """(x1, y1, x2, y2) in input fractions -> pixels of the original frame."""
+        x1, y1, x2, y2 = box_fraction
+        return (
+            (x1 * self.input_w - self.pad_x) / self.scale_x,
+            (y1 * self.input_h - self.pad_y) / self.scale_y,
+            (x2 * self.input_w - self.pad_x) / self.scale_x,
+            (y2 * self.input_h - self.pad_y) / self.scale_y,
+        )
+
+
+@dataclass
+class PreprocessSpec:
+    height: int
+    width: int
+    channels: int = 3
+    color: str = "rgb"
+    resize: str = "stretch"
+    normalize: str = "scale"
+    scale: float = 1 / 255.0
+    mean: list = field(default_factory=lambda: [0.0])
+    std: list = field(default_factory=lambda: [1.0])
+    labels: list | None = None
+
+    def __post_init__(self):
+        if self.color not in COLORS:
+            raise InputError(f"colour order must be one of {', '.join(COLORS)}, got {self.color!r}")
+        if self.resize not in RESIZES:
+            raise InputError(f"resize must be one of {', '.join(RESIZES)}, got {self.resize!r}")
+        if self.normalize not in ("scale", "whiten", "none"):
+            raise InputError(f"normalize must be scale, whiten or none, got {self.normalize!r}")
+        if int(self.height) <= 0 or int(self.width) <= 0 or int(self.channels) not in (1, 3):
+            raise InputError(f"bad input geometry {self.height}x{self.width}x{self.channels}")
+        if self.channels == 1:
+            self.color = "gray"
+        if any(float(s) == 0 for s in self.std):
+            raise InputError("std must not contain zeros")
+
+    @classmethod
+    def for_input(cls, height, width, channels=3, preset="unit", **kw) -> "PreprocessSpec":
+        if preset not in PRESETS:
+            raise InputError(f"unknown normalisation {preset!r}; choose one of {', '.join(PRESETS)}")
+        return cls(int(height), int(width), int(channels), **{**PRESETS[preset], **kw})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessSpec":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+    # ------------------------------------------------------------------ geometry
+    def fit(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        """Resize ``image`` to the input size by the spec's mode; returns the pixels and the mapping."""
+        import cv2
+
+        h, w = image.shape[:2]
+        H, W = int(self.height), int(self.width)
+        if self.resize == "stretch":
+            out = cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA if (h > H or w > W) else cv2.INTER_LINEAR)
+            return out, Transform(W / w, H / h, 0.0, 0.0, W, H)
+        if self.resize == "letterbox":
+            s = min(W / w, H / h)
+            nw, nh = max(1, round(w * s)), max(1, round(h * s))
+            resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            px, py = (W - nw) // 2, (H - nh) // 2
+            out = np.zeros((H, W) + image.shape[2:], image.dtype)
+            out[py : py + nh, px : px + nw] = resized
+            return out, Transform(s, s, float(px), float(py), W, H)
+        # crop: scale the short side to fit, then take the centre
+        s = max(W / w, H / h)
+        nw, nh = max(W, round(w * s)), max(H, round(h * s))
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        x0, y0 = (nw - W) // 2, (nh - H) // 2
+        return resized[y0 : y0 + H, x0 : x0 + W], Transform(s, s, -float(x0), -float(y0), W, H)
+
+    # ------------------------------------------------------------------ pixels
+    def apply(self, image: np.ndarray, with_transform: bool = False):
+        """An OpenCV image (BGR or gray, uint8) -> float32 (H, W, C) model input."""
+        import cv2
+
+        img = np.asarray(image)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+            raise InputError(f"expected an image of shape (H, W[, 1|3|4]), got {tuple(np.shape(image))}")
+        if img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        if self.channels == 1 and img.shape[2] == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
+        elif self.channels == 3 and img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
+        elif self.channels == 3 and self.color == "rgb":
+            img = img[:, :, ::-1]
+        img, transform = self.fit(np.ascontiguousarray(img))
+        if img.ndim == 2:
+            img = img[:, :, None]
+        x = img.astype(np.float32)
+        if self.normalize == "whiten":
+            mean, std = x.mean(), x.std()
+            x = (x - mean) / max(std, 1.0 / np.sqrt(x.size))
+        elif self.normalize == "scale":
+            x = (x * np.float32(self.scale) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return (x, transform) if with_transform else x
+
+    def apply_batch(self, images) -> np.ndarray:
+        return np.stack([self.apply(im) for im in images]).astype(np.float32)

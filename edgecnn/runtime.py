@@ -1,0 +1,186 @@
+"""The TensorFlow-free device runtime: load any ``.tflite``, run it on the target's delegate.
+
+    >>> from edgecnn.runtime import Model
+    >>> m = Model("mobilenet_v2_int8.tflite", target="rpi4")
+    >>> probs = m.predict(cv2.imread("cat.jpg"))
+
+``predict`` resizes, orders colours and normalises by the preprocessing spec that ``edgecnn
+convert`` wrote into the file (or one the caller passes for files edgecnn did not make), quantizes
+integer inputs, runs the interpreter and returns float outputs. Imports: numpy, OpenCV, LiteRT.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edgecnn import tflite_file
+from edgecnn._quiet import quiet_stderr
+from edgecnn.backend import get_backend
+from edgecnn.calibration.preprocess import PreprocessSpec
+from edgecnn.errors import InputError
+from edgecnn.targets.delegates import choose_delegates
+from edgecnn.targets.profile import load_target
+
+
+class Model:
+    """A loaded ``.tflite`` model on one target.
+
+    Args:
+        path: the model file.
+        target: a target name or profile (default ``cpu``): picks delegate and thread count.
+        threads: overrides the profile's thread count.
+        preprocess: a :class:`PreprocessSpec` (or dict) for files without edgecnn metadata.
+        strict: an absent delegate is an error instead of a CPU fallback.
+    """
+
+    def __init__(self, path, target=None, threads: int | None = None, preprocess=None, strict: bool = False, warn=None):
+        self.path = str(path)
+        t0 = time.perf_counter()
+        self.file = tflite_file.read(path)  # validates the bytes before any interpreter sees them
+        self.metadata = self.file.edgecnn or {}
+        self.target = load_target(target)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise InputError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = threads or self.target.resolved_threads()
+        self.backend = get_backend()
+        self.delegate = choose_delegates(self.target, strict=strict, warn=warn)
+        try:
+            with quiet_stderr():
+                self.interpreter = self.backend.Interpreter(
+                    model_path=self.path, experimental_delegates=self.delegate.delegates or None, num_threads=self.threads
+                )
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InputError(f"the {self.backend.name} runtime cannot load {self.path}: {_first_line(exc)}") from None
+        self.load_seconds = time.perf_counter() - t0
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        if preprocess is None and self.metadata.get("preprocess"):
+            preprocess = self.metadata["preprocess"]
+        if isinstance(preprocess, dict):
+            preprocess = PreprocessSpec.from_dict(preprocess)
+        if preprocess is None:
+            shape = self.inputs[0]["shape"]
+            if len(shape) == 4 and shape[-1] in (1, 3):
+                preprocess = PreprocessSpec.for_input(shape[1], shape[2], shape[3], "unit")
+        self.preprocess: PreprocessSpec | None = preprocess
+        self.labels = self.metadata.get("labels") or (preprocess.labels if preprocess else None)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(int(d) for d in self.inputs[0]["shape"])
+
+    @property
+    def input_dtype(self):
+        return self.inputs[0]["dtype"]
+
+    def describe(self) -> dict:
+        return {
+            "path": self.path,
+            "runtime": f"{self.backend.name} {self.backend.version}",
+            "target": self.target.name,
+            "delegate": self.delegate.active,
+            "threads": self.threads,
+            "inputs": [_tensor_desc(d) for d in self.inputs],
+            "outputs": [_tensor_desc(d) for d in self.outputs],
+            "preprocess": self.preprocess.to_dict() if self.preprocess else None,
+            "made_by_edgecnn": bool(self.metadata),
+        }
+
+    # ------------------------------------------------------------------ running
+    def prepare(self, image) -> np.ndarray:
+        """One image (OpenCV BGR/gray uint8) -> the float input tensor (H, W, C) by the spec."""
+        if self.preprocess is None:
+            raise InputError(f"{self.path} has no preprocessing metadata; pass preprocess=PreprocessSpec(...)")
+        return self.preprocess.apply(image)
+
+    def _is_prepared(self, x: np.ndarray) -> bool:
+        shape = self.input_shape[1:]
+        return x.dtype != np.uint8 and tuple(x.shape[-len(shape) :]) == shape
+
+    def set_input(self, x: np.ndarray, index: int = 0) -> None:
+        """Quantize a float tensor (batch 1) for the model's input type and hand it to the interpreter."""
+        det = self.inputs[index]
+        dtype = det["dtype"]
+        x = np.asarray(x)
+        if x.ndim == len(det["shape"]) - 1:
+            x = x[None]
+        if dtype in (np.int8, np.uint8, np.int16) and x.dtype not in (np.int8, np.uint8, np.int16):
+            scale, zero = det["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        elif x.dtype != dtype:
+            x = x.astype(dtype)
+        self.interpreter.set_tensor(det["index"], x)
+
+    def invoke(self) -> None:
+        self.interpreter.invoke()
+
+    def get_outputs(self) -> list[np.ndarray]:
+        outs = []
+        for det in self.outputs:
+            y = self.interpreter.get_tensor(det["index"])
+            if det["dtype"] in (np.int8, np.uint8, np.int16):
+                scale, zero = det["quantization"]
+                y = (y.astype(np.float32) - zero) * np.float32(scale) if scale else y.astype(np.float32)
+            outs.append(np.array(y[0], dtype=np.float32, copy=True))
+        return outs
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run one prepared float input; returns the float outputs without the batch axis."""
+        self.set_input(x)
+        self.invoke()
+        return self.get_outputs()
+
+    def predict(self, images):
+        """Images or prepared tensors (one or a batch) -> float outputs.
+
+        One input gives the output array (or a list of arrays for multi-output models); a batch (list,
+        or array with a leading batch axis) gives them stacked along a new first axis.
+        """
+        single = False
+        if isinstance(images, np.ndarray):
+            if images.dtype == np.uint8 and images.ndim in (2, 3):
+                single, batch = True, [images]
+            elif self._is_prepared(images) and images.ndim == len(self.input_shape) - 1:
+                single, batch = True, [images]
+            else:
+                batch = list(images)
+        else:
+            batch = list(images)
+        if not batch:
+            raise InputError("predict needs at least one image")
+        results = []
+        for item in batch:
+            item = np.asarray(item)
+            x = item if self._is_prepared(item) else self.prepare(item)
+            results.append(self.run(x))
+        n_out = len(self.outputs)
+        if single:
+            return results[0][0] if n_out == 1 else results[0]
+        stacked = [np.stack([r[k] for r in results]) for k in range(n_out)]
+        return stacked[0] if n_out == 1 else stacked
+
+
+def _tensor_desc(d: dict) -> dict:
+    scale, zero = d.get("quantization", (0.0, 0))
+    return {"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name, "scale": float(scale), "zero_point": int(zero)}
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("Traceback"):
+            return line[:300]
+    return type(exc).__name__
+
+
+def load(path, **kw) -> Model:
+    return Model(path, **kw)
+
+
+__all__ = ["Model", "load"]

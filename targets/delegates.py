@@ -1,0 +1,78 @@
+"""Load a target's delegate, or fall back to the CPU with one clear line.
+
+``load_delegate`` raises a raw ``OSError`` for a missing library, ``AttributeError`` for a library
+without the plugin symbols and ``ValueError`` when the plugin refuses; its half-built ``Delegate``
+then prints an "Exception ignored in __del__" message. Users see none of that: they get one line
+naming the library and how to get it, and the model runs on the CPU (``strict`` makes it an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+
+from edgecnn.backend import get_backend
+from edgecnn.errors import InputError
+from edgecnn.targets.profile import TargetProfile
+
+
+class DelegateUnavailable(InputError):
+    """The target's delegate cannot be loaded here (and strict mode was asked for)."""
+
+
+@dataclass
+class DelegateChoice:
+    requested: str
+    active: str  # what actually runs: xnnpack, gpu, edgetpu or cpu
+    delegates: list = field(default_factory=list)
+    library: str | None = None
+    message: str | None = None  # the fallback line, when there was one
+
+
+@contextlib.contextmanager
+def _swallow_unraisable():
+    old = sys.unraisablehook
+    sys.unraisablehook = lambda _unraisable: None
+    try:
+        yield
+    finally:
+        import gc
+
+        gc.collect()
+        sys.unraisablehook = old
+
+
+def _candidates(profile: TargetProfile) -> list[str]:
+    libs = []
+    if profile.delegate_env and os.environ.get(profile.delegate_env):
+        libs.append(os.environ[profile.delegate_env])
+    libs += list(profile.delegate_library)
+    return libs
+
+
+def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None) -> DelegateChoice:
+    """Delegates for ``profile``; XNNPACK is the interpreter's built-in default and needs no library."""
+    if profile.delegate in ("xnnpack", "none"):
+        return DelegateChoice(profile.delegate, profile.delegate if profile.delegate == "xnnpack" else "cpu")
+    backend = get_backend()
+    errors = []
+    for lib in _candidates(profile):
+        try:
+            with _swallow_unraisable():
+                delegate = backend.load_delegate(lib)
+            return DelegateChoice(profile.delegate, profile.delegate, [delegate], lib)
+        except (OSError, AttributeError, ValueError, RuntimeError) as exc:
+            reason = "not found" if isinstance(exc, OSError) else ("not a delegate plugin" if isinstance(exc, AttributeError) else "refused to load")
+            errors.append(f"{lib} ({reason})")
+    tried = ", ".join(errors) or "no library configured"
+    how = profile.get_delegate or "install the delegate library"
+    message = f"{profile.delegate} delegate for target {profile.name!r} unavailable: {tried}; running on the CPU (XNNPACK). To get it: {how}"
+    if strict:
+        raise DelegateUnavailable(message.replace("; running on the CPU (XNNPACK)", "") + " (or drop --strict to fall back to the CPU)")
+    if warn is None:
+        print(f"edgecnn: warning: {message}", file=sys.stderr)
+    else:
+        warn(message)
+    return DelegateChoice(profile.delegate, "xnnpack", [], None, message)
