@@ -379,6 +379,220 @@ def _print_profiles(results) -> None:
             con.print(f"{r.get('label')}: peak RSS {human_bytes(r['peak_rss_bytes'])}; per-op times: {r.get('per_op_note', 'n/a')}")
 
 
+# ---------------------------------------------------------------- camera
+
+
+@command("camera")
+def cmd_camera(args, extra) -> int:
+    from edgecnn import camera
+
+    verify = None
+    detector, bundle = args.detector, args.bundle
+    if bundle:
+        from edgecnn.bundle import read_manifest
+
+        manifest = read_manifest(bundle)
+        if detector == "blazeface" and manifest.get("detector"):
+            detector = str(manifest.path(manifest["detector"]))
+    if args.verify:
+        from edgecnn.gallery import LiveVerifier
+
+        verify = LiveVerifier.open(gallery=args.gallery, embedder=args.embedder, bundle=bundle, target=args.target)
+    if args.source is not None and str(args.source).isdigit() is False and not os.path.exists(str(args.source)) and "://" not in str(args.source):
+        raise InputError(f"video source not found: {args.source}")
+    summary = camera.run(
+        source=args.source, detector=detector, target=args.target, threads=args.threads, output=args.output,
+        headless=args.headless, max_frames=args.max_frames, realtime=args.realtime, verify=verify, bundle=bundle,
+        min_score=args.min_score, strict=args.strict, progress=not args.json,
+    )
+    if not args.keep_per_frame:
+        summary.pop("per_frame", None)
+    if args.json:
+        print_json(summary)
+    else:
+        con = _console()
+        lat = summary["latency_ms"]
+        con.print(
+            f"{summary['frames']} frames from {summary['source']} ({summary['ended_by']}) · {summary['fps']:.1f} FPS · "
+            f"model p50 {lat['p50'] or 0:.1f} ms, p90 {lat['p90'] or 0:.1f} ms · dropped {summary['dropped']} · "
+            f"{summary['frames_with_detections']} frames with detections, {summary['detections']} detections"
+            + (f" · wrote {summary['frames_written']} frames to {summary['output']}" if summary["output"] else "")
+        )
+        if summary.get("identities"):
+            con.print("identities: " + ", ".join(f"{k} x{v}" for k, v in summary["identities"].items()))
+    return 0
+
+
+# ---------------------------------------------------------------- faces
+
+
+def _verifier(args):
+    from edgecnn.face_models import resolve_embedder
+    from edgecnn.faces import FaceVerifier
+
+    emb = resolve_embedder(getattr(args, "embedder", None), bundle=getattr(args, "bundle", None), target=getattr(args, "target", None))
+    return FaceVerifier(emb, strict=getattr(args, "strict", False))
+
+
+def _gallery_path(args):
+    from pathlib import Path
+
+    if getattr(args, "gallery", None):
+        return args.gallery
+    if getattr(args, "bundle", None) and (Path(args.bundle) / "gallery.db").exists():
+        return str(Path(args.bundle) / "gallery.db")
+    return None
+
+
+@command("enroll")
+def cmd_enroll(args, extra) -> int:
+    import cv2
+
+    from edgecnn.faces import read_image
+    from edgecnn.gallery import Gallery
+
+    images = [read_image(p) for p in args.images]  # every file checked before anything is written
+    v = _verifier(args)
+    vectors, crops = [], []
+    for path, img in zip(args.images, images):
+        emb = v.embed(img, str(path))
+        vectors.append(emb.vector)
+        if args.keep_images:
+            from edgecnn.faces import align_face
+            from edgecnn.detectors import Detection
+
+            crop = align_face(img, Detection(emb.box, emb.score), 160)
+            crops.append(cv2.imencode(".jpg", crop)[1].tobytes())
+    g = Gallery(_gallery_path(args))
+    pause = float(os.environ.get("EDGECNN_ENROLL_PAUSE", "0") or 0)  # lets tests kill a real enrolment half-way
+    n = g.enroll(args.name, vectors, v.embedder.identity, sources=[str(p) for p in args.images],
+                 images=crops if args.keep_images else None, replace=args.replace, _pause=pause)
+    result = {"name": args.name, "enrolled": n, "gallery": str(g.path), "embedder": v.embedder.identity}
+    print_json(result) if args.json else _console().print(f"enrolled {args.name}: {n} face(s) into {g.path}")
+    return 0
+
+
+@command("gallery")
+def cmd_gallery(args, extra) -> int:
+    from edgecnn.gallery import Gallery
+
+    g = Gallery(_gallery_path(args), create=False)
+    if args.action == "list":
+        rows = g.list()
+        if args.json:
+            print_json({"gallery": str(g.path), "embedder": g.meta("embedder"), "threshold": g.meta("threshold"), "identities": rows})
+        else:
+            con = _console()
+            con.print(f"{g.path} · embedder {g.meta('embedder')} · {len(rows)} identities")
+            for r in rows:
+                con.print(f"  {r['name']}: {r['embeddings']} embedding(s), enrolled {r['enrolled']}")
+        return 0
+    if args.action == "remove":
+        if not args.name:
+            raise InputError("gallery remove needs a NAME")
+        g.remove(args.name)
+        print_json({"removed": args.name}) if args.json else _console().print(f"removed {args.name}")
+        return 0
+    if args.action == "export":
+        data = g.export()
+        if args.name:
+            write_json_atomic(args.name, data)
+        else:
+            print_json(data)
+        return 0
+    raise InputError(f"unknown gallery action {args.action!r}: list, remove NAME or export [FILE]")
+
+
+@command("verify")
+def cmd_verify(args, extra) -> int:
+    from edgecnn.faces import calibrate_threshold, distance, read_image
+
+    if args.calibrate:
+        return _calibrate(args)
+    if len(args.images) != 2:
+        raise InputError("verify takes two images: edgecnn verify IMG1 IMG2 (or --calibrate DIR)")
+    a, b = (read_image(p) for p in args.images)
+    v = _verifier(args)
+    ea, eb = v.embed(a, str(args.images[0])), v.embed(b, str(args.images[1]))
+    d = distance(ea.vector, eb.vector)
+    thr = args.threshold if args.threshold is not None else v.embedder.threshold
+    result = {"distance": round(d, 4), "threshold": thr, "same": bool(d <= thr), "embedder": v.embedder.identity}
+    print_json(result) if args.json else _console().print(
+        f"{'same person' if result['same'] else 'different people'}: distance {d:.3f} (threshold {thr:.3f})"
+    )
+    del calibrate_threshold
+    return 0
+
+
+def _calibrate(args) -> int:
+    import itertools
+    from pathlib import Path
+
+    from edgecnn.faces import calibrate_threshold, distance, read_image
+
+    root = Path(args.calibrate)
+    if not root.is_dir():
+        raise InputError(f"--calibrate {root} is not a folder of identity subfolders")
+    v = _verifier(args)
+    emb = []
+    skipped = 0
+    for person in sorted(d for d in root.iterdir() if d.is_dir()):
+        for f in sorted(person.iterdir()):
+            if f.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+                continue
+            try:
+                emb.append((person.name, v.embed(read_image(f), str(f)).vector))
+            except InputError:
+                skipped += 1
+    if len({p for p, _ in emb}) < 2:
+        raise InputError(f"--calibrate {root}: need faces of at least two people (subfolders), found {len({p for p, _ in emb})}")
+    same, diff = [], []
+    for (pa, ea), (pb, eb) in itertools.combinations(emb, 2):
+        (same if pa == pb else diff).append(distance(ea, eb))
+    result = calibrate_threshold(same, diff, args.far)
+    result.update({"faces": len(emb), "skipped": skipped, "embedder": v.embedder.identity})
+    if args.gallery:
+        from edgecnn.gallery import Gallery
+
+        Gallery(args.gallery, create=False).set_threshold(result["threshold"])
+        result["saved_to"] = args.gallery
+    print_json(result) if args.json else _console().print(
+        f"threshold {result['threshold']:.3f} ({result['rule']}): FAR {result['far']:.3f}, FRR {result['frr']:.3f}, "
+        f"EER {result['eer']:.3f}, AUC {result['auc']:.3f} over {result['pairs']['same']} same / {result['pairs']['different']} different pairs"
+    )
+    return 0
+
+
+@command("identify")
+def cmd_identify(args, extra) -> int:
+    from edgecnn.faces import read_image
+    from edgecnn.gallery import Gallery
+
+    img = read_image(args.image)
+    g = Gallery(_gallery_path(args), create=False)
+    v = _verifier(args)
+    g.check_embedder(v.embedder.identity, v.embedder.dim)
+    e = v.embed(img, str(args.image))
+    thr = args.threshold if args.threshold is not None else float(g.meta("threshold") or v.embedder.threshold)
+    m = g.identify(e.vector, thr)
+    result = m.as_dict()
+    print_json(result) if args.json else _console().print(
+        f"{m.name or 'unknown'} (distance {m.distance:.3f} to {m.nearest}, threshold {thr:.3f})"
+    )
+    return 0
+
+
+@command("bundle")
+def cmd_bundle(args, extra) -> int:
+    from edgecnn.bundle import make_bundle
+
+    m = make_bundle(args.target, args.output, gallery=args.gallery, embedder=args.embedder, with_embedder=not args.no_embedder, progress=not args.json)
+    print_json(m) if args.json else _console().print(
+        f"bundle for {m['target']} in {m['output']}: " + ", ".join(m["files"]) + f"\non the device: edgecnn camera --bundle {m['output']} --verify"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- parser and main
 
 
@@ -433,6 +647,72 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--report", help="write the JSON report to this file")
     sp.add_argument("--html", help="write an HTML report with plots to this file")
     sp.add_argument("--json", action="store_true", help="print the JSON report")
+
+    sp = sub.add_parser(
+        "camera",
+        help="live detection (and face verification) on a camera, stream or video file",
+        description="Run a detector on every frame of a live source (newest frame only, drops counted) or a video file "
+        "(every frame in order), draw boxes, labels, scores, FPS and latency, show or write the result, print a summary.",
+    )
+    sp.add_argument("--source", help="camera index (default 0), video file or stream URL")
+    sp.add_argument("--detector", default="blazeface", help="blazeface | blazeface-full | MODEL.tflite (an edgecnn YOLO grid)")
+    sp.add_argument("--target", help="target profile (default cpu)")
+    sp.add_argument("--threads", type=int, help="interpreter threads (default: the target's)")
+    sp.add_argument("--verify", action="store_true", help="label each face with its gallery match (edgecnn enroll)")
+    sp.add_argument("--gallery", help="gallery file for --verify (default in the user data folder)")
+    sp.add_argument("--embedder", help="embedding .tflite for --verify (default: the converted FaceNet)")
+    sp.add_argument("--bundle", help="a folder made by 'edgecnn bundle': detector, embedder and gallery from there")
+    sp.add_argument("--output", help="write the annotated video (.mp4 with mp4v, .avi with MJPG)")
+    sp.add_argument("--headless", action="store_true", help="no window even where there is a display")
+    sp.add_argument("--max-frames", type=int, help="stop after this many frames")
+    sp.add_argument("--realtime", action="store_true", help="pace a file like a camera (frames may be dropped)")
+    sp.add_argument("--min-score", type=float, help="detection score threshold")
+    sp.add_argument("--strict", action="store_true", help="fail when the target's delegate is absent")
+    sp.add_argument("--keep-per-frame", action="store_true", help="include every frame's detections in --json")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    def face_opts(sp, gallery=True):
+        sp.add_argument("--embedder", help="embedding .tflite (default: FaceNet converted for the target, cached)")
+        sp.add_argument("--bundle", help="use the embedder (and gallery) of a bundle folder")
+        sp.add_argument("--target", help="target profile (default cpu)")
+        sp.add_argument("--strict", action="store_true", help="several faces in an image is an error, not 'the largest'")
+        if gallery:
+            sp.add_argument("--gallery", help="gallery file (default in the user data folder)")
+        sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("enroll", help="add a person's face(s) to the gallery")
+    sp.add_argument("name")
+    sp.add_argument("images", nargs="+")
+    sp.add_argument("--keep-images", action="store_true", help="also store the aligned face crops")
+    sp.add_argument("--replace", action="store_true", help="replace this person's earlier embeddings")
+    face_opts(sp)
+
+    sp = sub.add_parser("gallery", help="list, remove or export the enrolled identities")
+    sp.add_argument("action", choices=["list", "remove", "export"])
+    sp.add_argument("name", nargs="?", help="NAME for remove, FILE for export")
+    sp.add_argument("--gallery")
+    sp.add_argument("--bundle")
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("verify", help="are two face photos the same person? (or --calibrate a threshold)")
+    sp.add_argument("images", nargs="*")
+    sp.add_argument("--threshold", type=float, help="distance threshold (default: the embedder's)")
+    sp.add_argument("--calibrate", metavar="DIR", help="choose a threshold from a folder of identity subfolders")
+    sp.add_argument("--far", type=float, help="with --calibrate: the largest threshold with false-accept rate <= FAR (default: equal error rate)")
+    face_opts(sp)
+
+    sp = sub.add_parser("identify", help="who is in this photo? (gallery match or null)")
+    sp.add_argument("image")
+    sp.add_argument("--threshold", type=float)
+    face_opts(sp)
+
+    sp = sub.add_parser("bundle", help="gather what a device needs (detector, embedder, gallery) for a target")
+    sp.add_argument("--target", required=True, help="cpu | rpi4 | rpi5 | android-gpu | coral")
+    sp.add_argument("--output", required=True, help="the bundle folder to write")
+    sp.add_argument("--gallery", help="gallery to include (default: the user's, if any)")
+    sp.add_argument("--embedder", help="a ready embedder .tflite instead of converting FaceNet")
+    sp.add_argument("--no-embedder", action="store_true", help="detectors only")
+    sp.add_argument("--json", action="store_true")
 
     sp = sub.add_parser("targets", help="list the device target profiles")
     sp.add_argument("--json", action="store_true")

@@ -124,3 +124,38 @@ def read_image(path) -> np.ndarray:
     if img is None:
         raise InputError(f"cannot read {p} as an image")
     return img
+
+
+def roc(same_d, diff_d) -> dict:
+    """ROC over distance thresholds: AUC, equal-error rate and its threshold (device-side numpy)."""
+    same_d, diff_d = np.asarray(same_d, np.float64), np.asarray(diff_d, np.float64)
+    if same_d.size == 0 or diff_d.size == 0:
+        raise InputError("need both same-identity and different-identity pairs")
+    thr = np.unique(np.concatenate([same_d, diff_d, [0.0, 4.0]]))
+    tar = np.array([(same_d <= t).mean() for t in thr])  # true accepts
+    far = np.array([(diff_d <= t).mean() for t in thr])  # false accepts
+    frr = 1 - tar
+    i = int(np.argmin(np.abs(far - frr)))
+    # AUC = P(a random different pair is farther than a random same pair), ties count half
+    auc = float(((diff_d[None, :] > same_d[:, None]).mean() + 0.5 * (diff_d[None, :] == same_d[:, None]).mean()))
+    return {"auc": auc, "eer": float((far[i] + frr[i]) / 2), "eer_threshold": float(thr[i]), "thresholds": thr, "far": far, "tar": tar}
+
+
+def calibrate_threshold(same_d, diff_d, target_far: float | None = None) -> dict:
+    """A threshold from labelled pairs: the equal-error point, or the largest with FAR <= ``target_far``."""
+    r = roc(same_d, diff_d)
+    if target_far is None:
+        t = r["eer_threshold"]
+    else:
+        ok = r["thresholds"][r["far"] <= target_far]
+        t = float(ok.max()) if ok.size else 0.0
+    same_d, diff_d = np.asarray(same_d), np.asarray(diff_d)
+    return {
+        "threshold": round(float(t), 4),
+        "rule": "equal error rate" if target_far is None else f"FAR <= {target_far}",
+        "far": float((diff_d <= t).mean()),
+        "frr": float((same_d > t).mean()),
+        "eer": round(r["eer"], 4),
+        "auc": round(r["auc"], 4),
+        "pairs": {"same": int(same_d.size), "different": int(diff_d.size)},
+    }

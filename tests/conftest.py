@@ -43,6 +43,7 @@ def keras_session():
 
 
 FIXTURES = ROOT / "tests" / "fixtures"
+FACES = ROOT / "edgecnn" / "data" / "faces"
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +151,6 @@ def face_images():
 
     from edgecnn.faces import read_image
 
-    imgs = {f: read_image(FIXTURES / "faces" / f"{f}.jpg") for f in ("obama", "obama2", "obama3", "biden")}
+    imgs = {f: read_image(FACES / f"{f}.jpg") for f in ("obama", "obama2", "obama3", "biden")}
     imgs["astronaut"] = np.ascontiguousarray(data.astronaut()[:, :, ::-1])  # Eileen Collins, scikit-image
     return imgs

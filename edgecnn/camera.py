@@ -1,0 +1,387 @@
+"""The on-device camera loop: capture beside inference, overlay, optional display and video output.
+
+A live source (camera index or stream URL) is read by a capture thread that keeps only the newest
+frame (the loop never lags behind; frames it could not take are counted as dropped). A file source
+is processed frame by frame in order, none dropped, unless ``realtime`` paces it like a camera.
+Drawing and video encoding run in a third thread, so decoding, inference and encoding overlap.
+Device-side: numpy, OpenCV and LiteRT.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import EdgecnnError, InputError
+
+CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
+_STOP = object()
+
+
+def is_live(source) -> bool:
+    s = str(source)
+    return s.isdigit() or "://" in s or s.startswith("/dev/video")
+
+
+def open_capture(source):
+    import cv2
+
+    s = str(source)
+    cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
+    return cap
+
+
+def default_source() -> int:
+    """Camera 0 when one opens (``VideoCapture(0)`` raises nothing when there is none)."""
+    cap = open_capture(0)
+    ok = cap.isOpened()
+    cap.release()
+    if not ok:
+        raise InputError("no camera found (camera 0 does not open); pass --source VIDEO_FILE or a stream URL")
+    return 0
+
+
+class FrameSource:
+    """Frames from a camera, stream or file; ``read()`` returns (index, frame) or None at the end."""
+
+    def __init__(self, source, live: bool | None = None, realtime: bool = False, reconnect: int = 3, backoff: float = 0.5):
+        self.source = source
+        self.live = is_live(source) if live is None else live
+        self.realtime = realtime and not self.live
+        self.reconnect_tries = reconnect
+        self.backoff = backoff
+        if not self.live:
+            p = Path(str(source))
+            if not p.exists():
+                raise InputError(f"video source not found: {p}")
+            if p.is_dir():
+                raise InputError(f"video source {p} is a folder, not a video file")
+        self.cap = open_capture(source)
+        if not self.cap.isOpened():
+            raise InputError(f"cannot open video source {source}: OpenCV cannot read it (unsupported format, missing camera or bad URL)")
+        self.fps = float(self.cap.get(5) or 0.0) or 30.0  # CAP_PROP_FPS
+        self.dropped = 0
+        self.reconnects = 0
+        self.frames_read = 0
+        self._latest = None
+        self._cond = threading.Condition()
+        self._done = False
+        self._thread = None
+        self._t0 = None
+        first_ok, first = self.cap.read()
+        if not first_ok or first is None:
+            raise InputError(f"video source {source} opened but gave no frame (empty or unreadable file)")
+        self._first = first
+        if self.live:
+            self._thread = threading.Thread(target=self._capture_loop, name="edgecnn-capture", daemon=True)
+            self._thread.start()
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        h, w = self._first.shape[:2]
+        return w, h
+
+    # live: a thread keeps only the newest frame
+    def _capture_loop(self):
+        with self._cond:
+            self._latest = (0, self._first)
+            self.frames_read = 1
+            self._cond.notify_all()
+        index = 1
+        while not self._done:
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                if not self._reconnect():
+                    break
+                continue
+            with self._cond:
+                if self._latest is not None:
+                    self.dropped += 1  # the consumer never saw the previous one
+                self._latest = (index, frame)
+                self.frames_read += 1
+                self._cond.notify_all()
+            index += 1
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def _reconnect(self) -> bool:
+        for attempt in range(self.reconnect_tries):
+            if self._done:
+                return False
+            time.sleep(self.backoff * (2**attempt))
+            self.cap.release()
+            self.cap = open_capture(self.source)
+            if self.cap.isOpened():
+                ok, frame = self.cap.read()
+                if ok and frame is not None:
+                    self.reconnects += 1
+                    with self._cond:
+                        self._latest = (self.frames_read, frame)
+                        self.frames_read += 1
+                        self._cond.notify_all()
+                    return True
+        return False
+
+    def read(self):
+        if self.live:
+            with self._cond:
+                while self._latest is None and not self._done:
+                    self._cond.wait(timeout=0.5)
+                if self._latest is None:
+                    return None
+                item, self._latest = self._latest, None
+                return item
+        if self._first is not None:
+            frame, self._first = self._first, None
+            self.frames_read = 1
+            self._t0 = time.perf_counter()
+            return 0, frame
+        if self.realtime:
+            # pace like a camera: skip the frames whose time has passed
+            due = int((time.perf_counter() - self._t0) * self.fps)
+            while self.frames_read < due:
+                if not self.cap.grab():
+                    return None
+                self.frames_read += 1
+                self.dropped += 1
+            wait = self.frames_read / self.fps - (time.perf_counter() - self._t0)
+            if wait > 0:
+                time.sleep(wait)
+        ok, frame = self.cap.read()
+        if not ok or frame is None:
+            return None
+        self.frames_read += 1
+        return self.frames_read - 1, frame
+
+    def close(self):
+        self._done = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.cap.release()
+
+
+def open_writer(path, fps: float, size: tuple[int, int]):
+    """A VideoWriter whose codec follows the extension; failing to open is an error before the loop."""
+    import cv2
+
+    p = Path(path)
+    codec = CODECS.get(p.suffix.lower())
+    if codec is None:
+        raise InputError(f"unsupported output {p.suffix or p.name!r}: use .mp4 (mp4v) or .avi (MJPG); OpenCV's wheels have no H.264 encoder")
+    if not p.parent.exists():
+        raise InputError(f"output folder does not exist: {p.parent}")
+    existed = p.exists()
+    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*codec), max(1.0, fps), size)
+    if not w.isOpened():
+        if not existed and p.exists():
+            p.unlink()
+        raise InputError(f"cannot write video {p} with codec {codec}")
+    return w
+
+
+def _color(i: int):
+    palette = [(80, 200, 80), (60, 140, 255), (255, 160, 60), (200, 80, 220), (60, 220, 220)]
+    return palette[i % len(palette)]
+
+
+def draw(frame, detections, fps: float, latency_ms: float, extra: str = ""):
+    import cv2
+
+    for d in detections:
+        x1, y1, x2, y2 = (int(round(v)) for v in d.box)
+        col = _color(d.label)
+        cv2.rectangle(frame, (x1, y1), (x2, y2), col, 2)
+        text = f"{d.name or d.label} {d.score:.2f}" if d.name or d.label else f"{d.score:.2f}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        cv2.rectangle(frame, (x1, max(0, y1 - th - 6)), (x1 + tw + 4, y1), col, -1)
+        cv2.putText(frame, text, (x1 + 2, max(th, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        for kx, ky in d.keypoints[:6]:
+            cv2.circle(frame, (int(kx), int(ky)), 2, col, -1)
+    hud = f"{fps:5.1f} FPS  model {latency_ms:5.1f} ms {extra}"
+    cv2.putText(frame, hud, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(frame, hud, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@dataclass
+class LabelSmoother:
+    """Majority vote of a face's identity over its last few frames (faces matched by IoU), so labels
+    do not flicker."""
+
+    window: int = 5
+    tracks: list = field(default_factory=list)  # [(box, deque of names)]
+
+    def update(self, detections):
+        from edgecnn.detection import iou
+
+        new_tracks = []
+        for d in detections:
+            best, best_iou = None, 0.3
+            for t in self.tracks:
+                v = float(iou(d.box, [t[0]])[0])
+                if v > best_iou:
+                    best, best_iou = t, v
+            hist = best[1] if best else deque(maxlen=self.window)
+            hist.append(d.name)
+            d.name = Counter(hist).most_common(1)[0][0]
+            new_tracks.append((d.box, hist))
+        self.tracks = new_tracks
+        return detections
+
+
+def run(
+    source=None,
+    detector="blazeface",
+    target=None,
+    threads=None,
+    output=None,
+    headless=False,
+    max_frames=None,
+    realtime=False,
+    live=None,
+    verify=None,
+    bundle=None,
+    min_score=None,
+    strict=False,
+    progress=False,
+    reconnect: int = 3,
+    warn=None,
+) -> dict:
+    """Run the loop; returns the summary (frames, dropped, fps, latency, detections, ...)."""
+    import cv2
+
+    from edgecnn.detectors import open_detector
+    from edgecnn.profiling import summarize
+
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"--max-frames must be a positive integer, got {max_frames}")
+    det = open_detector(detector, target=target, threads=threads, bundle=bundle, strict=strict, warn=warn, min_score=min_score)
+    src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime, reconnect=reconnect)
+    writer = None
+    try:
+        if output:
+            writer = open_writer(output, src.fps, src.frame_size)
+    except BaseException:
+        src.close()
+        raise
+    show = not headless and has_display()
+    smoother = LabelSmoother() if verify is not None else None
+    out_q: queue.Queue = queue.Queue(maxsize=8)
+    written = [0]
+    writer_error = []
+
+    def writer_loop():
+        while True:
+            item = out_q.get()
+            if item is _STOP:
+                return
+            frame, dets, fps, lat = item
+            draw(frame, dets, fps, lat)
+            if writer is not None:
+                try:
+                    writer.write(frame)
+                    written[0] += 1
+                except cv2.error as exc:  # disk full and friends
+                    writer_error.append(str(exc).splitlines()[0])
+
+    wthread = threading.Thread(target=writer_loop, name="edgecnn-writer", daemon=True)
+    wthread.start()
+    latencies, per_frame, frames, with_dets, total_dets = [], [], 0, 0, 0
+    names: Counter = Counter()
+    quit_reason = "end of source"
+    t_start = time.perf_counter()
+    recent = deque(maxlen=30)
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        total = max_frames or (int(src.cap.get(7)) if not src.live else None)  # CAP_PROP_FRAME_COUNT
+        bar = Progress(TextColumn("camera"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"), transient=True)
+        bar.start()
+        task = bar.add_task("", total=total or None, fps="")
+    try:
+        while True:
+            item = src.read()
+            if item is None:
+                break
+            _, frame = item
+            t0 = time.perf_counter()
+            dets = det.detect(frame)
+            if verify is not None and dets:
+                verify.label(frame, dets)
+                smoother.update(dets)
+                names.update(d.name for d in dets)
+            latencies.append((time.perf_counter() - t0) * 1e3)
+            frames += 1
+            now = time.perf_counter()
+            recent.append(now)
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+            if dets:
+                with_dets += 1
+                total_dets += len(dets)
+            per_frame.append([d.as_dict() for d in dets])
+            if writer is not None or show:
+                if show:
+                    shown = draw(frame.copy(), dets, fps, latencies[-1])
+                    cv2.imshow("edgecnn camera", shown)
+                    if (cv2.waitKey(1) & 0xFF) == ord("q"):
+                        quit_reason = "q pressed"
+                        out_q.put((frame, dets, fps, latencies[-1]))
+                        break
+                out_q.put((frame, dets, fps, latencies[-1]))
+            if bar:
+                bar.update(task, advance=1, fps=f"{fps:.1f} FPS")
+            if max_frames and frames >= max_frames:
+                quit_reason = "max frames"
+                break
+    except KeyboardInterrupt:
+        quit_reason = "interrupted"
+    finally:
+        out_q.put(_STOP)
+        wthread.join()
+        if bar:
+            bar.stop()
+        src.close()
+        if writer is not None:
+            writer.release()
+        if show:
+            cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - t_start
+    if writer_error:
+        raise EdgecnnError(f"writing {output} failed: {writer_error[0]}")
+    lat = summarize(latencies) if latencies else {}
+    summary = {
+        "source": str(src.source),
+        "live": src.live,
+        "detector": detector,
+        "target": det.model.target.name,
+        "delegate": det.model.delegate.active,
+        "frames": frames,
+        "frames_read": src.frames_read,
+        "dropped": src.dropped,
+        "reconnects": src.reconnects,
+        "seconds": round(elapsed, 3),
+        "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")},
+        "frames_with_detections": with_dets,
+        "detections": total_dets,
+        "ended_by": quit_reason,
+        "output": str(output) if output else None,
+        "frames_written": written[0] if output else 0,
+        "per_frame": per_frame,
+    }
+    if verify is not None:
+        summary["identities"] = dict(names)
+    return summary

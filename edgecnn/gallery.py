@@ -1,0 +1,235 @@
+"""The enrolment gallery: names and face embeddings in one SQLite file (WAL mode, mode 0600, schema
+versioned), tied to the embedder that made them. Device-side: standard library and numpy.
+
+Enrolment is one transaction: a process killed half-way leaves the file readable with every
+earlier identity intact and no trace of the half-enrolled one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import InputError
+
+SCHEMA_VERSION = 1
+
+
+def data_dir() -> Path:
+    """The user's edgecnn data folder (``$EDGECNN_HOME``, else ``$XDG_DATA_HOME/edgecnn``)."""
+    if os.environ.get("EDGECNN_HOME"):
+        return Path(os.environ["EDGECNN_HOME"])
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "edgecnn"
+
+
+def default_gallery_path() -> Path:
+    return data_dir() / "gallery.db"
+
+
+@dataclass
+class Match:
+    name: str | None
+    distance: float
+    nearest: str | None
+    threshold: float
+
+    def as_dict(self):
+        return {"name": self.name, "distance": round(self.distance, 4), "nearest": self.nearest, "threshold": self.threshold}
+
+
+class Gallery:
+    def __init__(self, path=None, create: bool = True):
+        self.path = Path(path) if path else default_gallery_path()
+        if not self.path.exists():
+            if not create:
+                raise InputError(f"gallery not found: {self.path} (enrol someone first: edgecnn enroll NAME IMAGE)")
+            if not self.path.parent.exists():
+                if path is not None:
+                    raise InputError(f"gallery folder does not exist: {self.path.parent}")
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        elif self.path.is_dir():
+            raise InputError(f"gallery {self.path} is a folder, not a SQLite file")
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path} is not an edgecnn gallery ({exc})") from None
+        os.chmod(self.path, 0o600)
+
+    def _migrate(self):
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise InputError(f"gallery {self.path} has schema {version}, newer than this edgecnn ({SCHEMA_VERSION}): upgrade edgecnn")
+        if version == 0:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables:
+                raise InputError(f"{self.path} is a SQLite file but not an edgecnn gallery")
+            self.db.executescript(
+                """
+                BEGIN IMMEDIATE;
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE identities (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL);
+                CREATE TABLE embeddings (
+                    id INTEGER PRIMARY KEY,
+                    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+                    vector BLOB NOT NULL, dim INTEGER NOT NULL, source TEXT, image BLOB, created REAL NOT NULL);
+                PRAGMA user_version = 1;
+                COMMIT;
+                """
+            )
+
+    def close(self):
+        self.db.close()
+
+    # ---------------------------------------------------------------- embedder identity
+    def meta(self, key, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def check_embedder(self, identity: str, dim: int):
+        """Refuse embeddings from another model than the one the gallery was made with."""
+        have = self.meta("embedder")
+        if have and have != identity:
+            raise InputError(
+                f"gallery {self.path} holds embeddings of {have}, not of {identity}; use the same embedder, or enrol again into a new --gallery"
+            )
+        have_dim = self.meta("dim")
+        if have_dim and int(have_dim) != dim:
+            raise InputError(f"gallery {self.path} holds {have_dim}-d embeddings, the embedder gives {dim}-d")
+
+    # ---------------------------------------------------------------- writes
+    def enroll(self, name: str, vectors, embedder: str, sources=None, images=None, replace: bool = False, _pause: float = 0.0) -> int:
+        """Add ``vectors`` for ``name`` in one transaction; returns how many were stored."""
+        name = name.strip()
+        if not name:
+            raise InputError("a name is needed to enrol")
+        vectors = [np.asarray(v, np.float32).reshape(-1) for v in vectors]
+        if not vectors:
+            raise InputError(f"no face to enrol for {name}")
+        dim = int(vectors[0].size)
+        self.check_embedder(embedder, dim)
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('embedder', ?)", (embedder,))
+            self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('dim', ?)", (str(dim),))
+            row = self.db.execute("SELECT id FROM identities WHERE name=?", (name,)).fetchone()
+            if row and replace:
+                self.db.execute("DELETE FROM identities WHERE id=?", (row[0],))
+                row = None
+            ident = row[0] if row else self.db.execute("INSERT INTO identities(name, created) VALUES (?, ?)", (name, now)).lastrowid
+            for i, v in enumerate(vectors):
+                img = images[i] if images is not None else None
+                src = sources[i] if sources is not None else None
+                self.db.execute(
+                    "INSERT INTO embeddings(identity_id, vector, dim, source, image, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (ident, v.astype("<f4").tobytes(), dim, src, img, now),
+                )
+                if _pause:
+                    print(f"enrolling {name}: {i + 1}/{len(vectors)}", flush=True)
+                    time.sleep(_pause)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return len(vectors)
+
+    def remove(self, name: str) -> int:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.db.execute("DELETE FROM identities WHERE name=?", (name,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if cur.rowcount == 0:
+            raise InputError(f"no one named {name!r} in {self.path}; enrolled: {', '.join(self.names()) or 'nobody'}")
+        return cur.rowcount
+
+    def set_threshold(self, value: float):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('threshold', ?)", (repr(float(value)),))
+
+    # ---------------------------------------------------------------- reads
+    def names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM identities ORDER BY name")]
+
+    def list(self) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT i.name, COUNT(e.id), MIN(i.created), SUM(e.image IS NOT NULL) FROM identities i "
+            "LEFT JOIN embeddings e ON e.identity_id=i.id GROUP BY i.id ORDER BY i.name"
+        )
+        return [{"name": n, "embeddings": c, "enrolled": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), "images_kept": int(k or 0)} for n, c, t, k in rows]
+
+    def vectors(self) -> tuple[list[str], np.ndarray]:
+        rows = self.db.execute("SELECT i.name, e.vector FROM embeddings e JOIN identities i ON i.id=e.identity_id ORDER BY e.id").fetchall()
+        if not rows:
+            return [], np.zeros((0, int(self.meta("dim", 0) or 0)), np.float32)
+        return [r[0] for r in rows], np.stack([np.frombuffer(r[1], "<f4") for r in rows])
+
+    def identify(self, vector, threshold: float) -> Match:
+        names, mat = self.vectors()
+        if not names:
+            raise InputError(f"gallery {self.path} is empty: enrol someone first (edgecnn enroll NAME IMAGE)")
+        v = np.asarray(vector, np.float32).reshape(-1)
+        if v.size != mat.shape[1]:
+            raise InputError(f"the embedding has {v.size} values but the gallery holds {mat.shape[1]}-d embeddings")
+        d = np.linalg.norm(mat - v[None], axis=1)
+        i = int(d.argmin())
+        dist = float(d[i])
+        return Match(names[i] if dist <= threshold else None, dist, names[i], threshold)
+
+    def export(self) -> dict:
+        names, mat = self.vectors()
+        return {
+            "schema": SCHEMA_VERSION,
+            "embedder": self.meta("embedder"),
+            "threshold": self.meta("threshold"),
+            "identities": [{"name": n, "embedding": [round(float(x), 6) for x in v]} for n, v in zip(names, mat)],
+        }
+
+
+# ---------------------------------------------------------------- the face pipeline on a gallery
+
+
+class LiveVerifier:
+    """Labels faces in the camera loop with their best gallery match or ``unknown``."""
+
+    def __init__(self, verifier, gallery: Gallery, threshold: float):
+        self.verifier, self.gallery, self.threshold = verifier, gallery, threshold
+        self.names, self.mat = gallery.vectors()
+
+    @classmethod
+    def open(cls, gallery=None, embedder=None, bundle=None, target=None):
+        from edgecnn.faces import FaceVerifier
+        from edgecnn.face_models import resolve_embedder
+
+        emb = resolve_embedder(embedder, bundle=bundle, target=target)
+        g = Gallery(gallery or (Path(bundle) / "gallery.db" if bundle and (Path(bundle) / "gallery.db").exists() else None), create=False)
+        g.check_embedder(emb.identity, emb.dim)
+        threshold = float(g.meta("threshold") or emb.threshold)
+        return cls(FaceVerifier(emb), g, threshold)
+
+    def label(self, frame, detections):
+        for d in detections:
+            v = self.verifier.embed_detection(frame, d)
+            if len(self.names):
+                dist = np.linalg.norm(self.mat - v[None], axis=1)
+                i = int(dist.argmin())
+                d.name = self.names[i] if dist[i] <= self.threshold else "unknown"
+            else:
+                d.name = "unknown"
+        return detections
+
+
+def export_json(gallery: Gallery) -> str:
+    return json.dumps(gallery.export(), indent=2)
