@@ -104,7 +104,10 @@ def video_frames(path, samples: int = 200, progress: bool = False) -> ImageSet:
     """``samples`` frames spread over the whole video (every frame when it is shorter)."""
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    from edgecnn._quiet import quiet_stderr
+
+    with quiet_stderr():
+        cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise InputError(f"cannot open video {path}: not a video OpenCV can read")
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)

@@ -33,8 +33,11 @@ def is_live(source) -> bool:
 def open_capture(source):
     import cv2
 
+    from edgecnn._quiet import quiet_stderr
+
     s = str(source)
-    cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
+    with quiet_stderr():  # FFmpeg / V4L2 print their own complaints about unreadable sources
+        cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
     return cap
 
 
@@ -75,7 +78,10 @@ class FrameSource:
         self._done = False
         self._thread = None
         self._t0 = None
-        first_ok, first = self.cap.read()
+        from edgecnn._quiet import quiet_stderr
+
+        with quiet_stderr():
+            first_ok, first = self.cap.read()
         if not first_ok or first is None:
             raise InputError(f"video source {source} opened but gave no frame (empty or unreadable file)")
         self._first = first

@@ -593,6 +593,29 @@ def cmd_bundle(args, extra) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- demo
+
+
+@command("demo")
+def cmd_demo(args, extra) -> int:
+    from edgecnn.demo import run_demo
+
+    con = _console(stderr=True)
+    if not args.json:
+        con.print("edgecnn demo: clip from real photos -> BlazeFace + FaceNet (converted once, cached) -> gallery -> camera loop")
+    r = run_demo(args.output, target=args.target, progress=not args.json)
+    if args.json:
+        print_json(r)
+        return 0
+    s = r["summary"]
+    out = _console()
+    out.print(f"enrolled obama from {', '.join(r['enrolled']['obama'])} with {r['embedder']}")
+    out.print(f"{s['frames']} frames · {s['fps']:.1f} FPS · model p50 {s['latency_ms']['p50']:.1f} ms · "
+              f"{s['frames_with_detections']} frames with faces · identities {s.get('identities')}")
+    out.print(f"annotated video: {r['output']}   (input clip: {r['input']})")
+    return 0
+
+
 # ---------------------------------------------------------------- parser and main
 
 
@@ -712,6 +735,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gallery", help="gallery to include (default: the user's, if any)")
     sp.add_argument("--embedder", help="a ready embedder .tflite instead of converting FaceNet")
     sp.add_argument("--no-embedder", action="store_true", help="detectors only")
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("demo", help="the whole workflow on bundled real data: convert, enrol, camera loop, annotated video")
+    sp.add_argument("--output", default="edgecnn-demo", help="folder for the clip, gallery and annotated video (default ./edgecnn-demo)")
+    sp.add_argument("--target", help="target profile for the models (default cpu)")
     sp.add_argument("--json", action="store_true")
 
     sp = sub.add_parser("targets", help="list the device target profiles")

@@ -7,6 +7,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Tests never touch the user's data folder (cached models, gallery): one private folder per run.
+if "EDGECNN_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["EDGECNN_HOME"] = tempfile.mkdtemp(prefix="edgecnn-test-home-")
 
 ROOT = Path(__file__).resolve().parents[1]
 

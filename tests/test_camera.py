@@ -1,0 +1,137 @@
+"""The camera loop on clips made from real photos, through real OpenCV video I/O."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from edgecnn.demo_data import make_face_clip
+from edgecnn.detection import iou
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cam") / "astronaut.mp4"
+    truth = make_face_clip(path, frames=40)
+    return path, truth
+
+
+def _count(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def test_headless_loop_finds_faces_where_they_are(face_clip, tmp_path):
+    clip, truth = face_clip
+    out = tmp_path / "out.mp4"
+    proc = run_cli("camera", "--source", clip, "--output", out, "--headless", "--json", "--keep-per-frame")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["frames"] == 40 and s["dropped"] == 0 and s["ended_by"] == "end of source"
+    hits = sum(1 for t, dets in zip(truth, s["per_frame"]) if dets and max(iou(t, [d["box"] for d in dets])) > 0.5)
+    assert hits >= 0.9 * len(truth), hits
+    assert s["frames_with_detections"] >= 36 and s["latency_ms"]["p50"] > 0 and s["fps"] > 0
+    assert _count(out) == 40 and s["frames_written"] == 40
+    first = cv2.VideoCapture(str(out)).read()[1]
+    assert first.shape[:2] == (320, 480)
+
+
+def test_avi_output_and_full_range_detector_and_max_frames(face_clip, tmp_path):
+    clip, _ = face_clip
+    out = tmp_path / "out.avi"
+    proc = run_cli("camera", "--source", clip, "--detector", "blazeface-full", "--output", out, "--headless", "--max-frames", "10", "--json")
+    s = json.loads(proc.stdout)
+    assert s["frames"] == 10 and s["ended_by"] == "max frames" and _count(out) == 10
+    assert s["frames_with_detections"] >= 9
+
+
+def test_live_source_keeps_newest_frame_and_counts_drops(face_clip):
+    """A source read as live (like a camera) is never waited for: frames the loop missed are dropped and counted."""
+    from edgecnn import camera
+    from edgecnn.detectors import FaceDetector
+
+    clip, _ = face_clip
+
+    class Slow:
+        model = FaceDetector("blazeface").model
+
+        def detect(self, frame):
+            import time
+
+            time.sleep(0.02)
+            return []
+
+    src = camera.FrameSource(clip, live=True, reconnect=0)
+    got = []
+    while (item := src.read()) is not None:
+        got.append(item[0])
+        Slow().detect(None)
+    src.close()
+    assert src.frames_read == 40
+    assert len(got) + src.dropped == 40 and src.dropped > 0
+    assert got == sorted(got)
+
+
+def test_live_source_that_stops_reconnects_then_ends_with_summary(face_clip, tmp_path):
+    """A stream that goes away for good: reconnect attempts with backoff, then a clean end with the summary."""
+    import shutil
+    import time
+
+    from edgecnn import camera
+
+    clip = tmp_path / "stream.mp4"
+    shutil.copy(face_clip[0], clip)
+    src = camera.FrameSource(clip, live=True, reconnect=2, backoff=0.2)
+    clip.unlink()  # the source disappears while it is being read
+    t0 = time.perf_counter()
+    frames = 0
+    while src.read() is not None:
+        frames += 1
+    src.close()
+    assert frames >= 1 and src.reconnects == 0
+    assert time.perf_counter() - t0 >= 0.2 + 0.4  # both backoff waits happened before giving up
+
+
+def test_realtime_pacing_drops_frames_of_a_file(face_clip):
+    from edgecnn import camera
+
+    clip, _ = face_clip
+    s = camera.run(source=str(clip), headless=True, realtime=True, detector="blazeface-full")
+    assert s["frames"] + s["dropped"] <= 40 and s["seconds"] >= 40 / 12 * 0.8
+
+
+def test_failure_paths(tmp_path, face_clip):
+    clip, _ = face_clip
+    assert_one_line_error(run_cli("camera", "--source", tmp_path / "none.mp4", "--headless"), 2, "not found")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 100)
+    assert_one_line_error(run_cli("camera", "--source", junk, "--headless"), 2)
+    assert_one_line_error(run_cli("camera", "--source", clip, "--output", tmp_path / "out.gif", "--headless"), 2, "unsupported output")
+    assert_one_line_error(run_cli("camera", "--source", clip, "--output", tmp_path / "no" / "o.mp4", "--headless"), 2, "does not exist")
+    assert not (tmp_path / "out.gif").exists()
+    # no camera on this machine: the default source says so
+    assert_one_line_error(run_cli("camera", "--headless"), 2, "no camera")
+    assert_one_line_error(run_cli("camera", "--source", clip, "--detector", tmp_path / "x.tflite"), 2, "neither blazeface")
+
+
+def test_sigint_ends_cleanly_with_summary(tmp_path):
+    clip = tmp_path / "long.mp4"
+    make_face_clip(clip, frames=400)
+    p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "camera", "--source", str(clip), "--headless", "--json", "--realtime"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import signal
+    import time
+
+    time.sleep(6)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    s = json.loads(out)
+    assert s["ended_by"] == "interrupted" and 0 < s["frames"] < 400
