@@ -3,6 +3,7 @@ frozen graph ``.pb``. Each becomes a :class:`Source` with a static batch-1 input
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,14 @@ class Source:
     task: str | None = None  # classification | embedding | detection | other
     preprocess: dict = field(default_factory=dict)  # defaults for the spec (normalize preset, colour)
     extra_metadata: dict = field(default_factory=dict)
+    labels: list | None = None
+    anchors: list | None = None
+
+
+def sidecar_path(model_path) -> Path:
+    """``model.keras`` -> ``model.edgecnn.json``: task, labels, anchors and preprocessing saved by training."""
+    p = Path(model_path)
+    return p.with_name(p.stem + ".edgecnn.json")
 
 
 # Frozen graphs we know by their signature: (input name, input shape, output name) -> defaults.
@@ -109,7 +118,20 @@ def _keras_file(p: Path) -> Source:
     shape = tuple(model.input_shape[1:])
     if any(d is None for d in shape):
         raise InputError(f"{p} has a dynamic input shape {shape}; rebuild it with a fixed input size")
-    return Source("keras", p.stem, tuple(int(d) for d in shape), keras_model=model, path=str(p), task=_task_of_keras(model, None))
+    src = Source("keras", p.stem, tuple(int(d) for d in shape), keras_model=model, path=str(p), task=_task_of_keras(model, None))
+    side = sidecar_path(p)
+    if side.is_file():
+        # what training knew about the model: task, labels, anchors, preprocessing
+        try:
+            info = json.loads(side.read_text())
+        except json.JSONDecodeError:
+            raise InputError(f"{side} is not valid JSON (it describes {p.name}; fix or delete it)") from None
+        src.task = info.get("task", src.task)
+        src.preprocess = dict(info.get("preprocess") or {})
+        src.labels = info.get("labels")
+        if info.get("anchors"):
+            src.anchors = info["anchors"]
+    return src
 
 
 def _saved_model(p: Path) -> Source:
@@ -229,6 +251,16 @@ def make_converter(src: Source):
 
 def default_preprocess(src: Source, preset: str | None = None, color: str | None = None, resize: str | None = None, labels=None) -> PreprocessSpec:
     d = dict(src.preprocess)
+    labels = labels or src.labels
+    if "height" in d:  # a full spec saved by training
+        spec = PreprocessSpec.from_dict(d)
+        if labels:
+            spec.labels = labels
+        if color:
+            spec.color = color
+        if resize:
+            spec.resize = resize
+        return spec
     preset = preset or d.pop("preset", "unit")
     d.pop("preset", None)
     if color:

@@ -616,6 +616,55 @@ def cmd_demo(args, extra) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- train
+
+
+@command("train")
+def cmd_train(args, extra) -> int:
+    from pathlib import Path
+
+    out = Path(args.output or f"{args.what}.keras")
+    if out.suffix != ".keras":
+        raise InputError(f"--output must end in .keras, got {out}")
+    if not out.parent.exists():
+        raise InputError(f"output folder does not exist: {out.parent}")
+    if args.what == "yolo":
+        from edgecnn.models.training import save_with_sidecar, train_yolo
+
+        model, report, _ = train_yolo(n_train=args.images, epochs=args.epochs or 30, input_size=args.input_size or 96, seed=args.seed,
+                                      progress=not args.json)
+        save_with_sidecar(model, out, {"task": "detection", "labels": report["labels"], "anchors": report["anchors"], "preprocess": report["preprocess"]})
+    else:
+        from edgecnn.calibration.datasets import bundled, image_folder
+        from edgecnn.models.training import save_with_sidecar, train_siamese
+
+        if not args.data:
+            raise InputError("train siamese needs --data DIR (one folder per identity) or --data bundled:digits")
+        if args.data == "bundled:digits":
+            data = bundled("digits", None)
+        else:
+            if not Path(args.data).is_dir():
+                raise InputError(f"--data {args.data} is not a folder of identity subfolders")
+            data = image_folder(args.data, None, progress=not args.json, with_classes=True)
+            if not data.images:
+                raise InputError(f"--data {args.data}: no images in identity subfolders")
+        model, report = train_siamese(data, holdout=args.holdout, backbone=args.backbone, embedding_dim=args.embedding_dim,
+                                      epochs=args.epochs or 30, input_size=args.input_size, seed=args.seed, progress=not args.json)
+        save_with_sidecar(model, out, {"task": "embedding", "preprocess": report["preprocess"], "threshold": report["threshold"]})
+    report["output"] = str(out)
+    if args.report:
+        write_json_atomic(args.report, report)
+    if args.json:
+        print_json(report)
+    elif args.what == "yolo":
+        _console().print(f"{out}: mAP@0.5 {report['map50']:.3f} on {report['val_images']} held-out generated scenes "
+                         f"({', '.join(f'{k} {v:.3f}' for k, v in report['ap50_per_class'].items())})\nnext: edgecnn convert {out} --precision int8")
+    else:
+        _console().print(f"{out}: on {len(report['heldout_identities'])} identities never seen in training: ROC AUC {report['roc_auc']:.3f}, "
+                         f"EER {report['eer']:.3f} (threshold {report['threshold']:.3f})")
+    return 0
+
+
 # ---------------------------------------------------------------- parser and main
 
 
@@ -740,6 +789,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="the whole workflow on bundled real data: convert, enrol, camera loop, annotated video")
     sp.add_argument("--output", default="edgecnn-demo", help="folder for the clip, gallery and annotated video (default ./edgecnn-demo)")
     sp.add_argument("--target", help="target profile for the models (default cpu)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("train", help="train the yolo detector on generated scenes, or a siamese embedder with triplet loss")
+    sp.add_argument("what", choices=["yolo", "siamese"])
+    sp.add_argument("--output", help="the .keras to write (a .edgecnn.json beside it carries labels/anchors/preprocessing)")
+    sp.add_argument("--data", help="siamese: folder with one subfolder per identity, or bundled:digits")
+    sp.add_argument("--holdout", type=int, help="siamese: identities held out for the verification test (default 30%%)")
+    sp.add_argument("--backbone", default="lenet5", help="siamese: registered backbone (default lenet5)")
+    sp.add_argument("--embedding-dim", type=int, default=32)
+    sp.add_argument("--images", type=int, default=1600, help="yolo: generated training scenes (default 1600)")
+    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--input-size", type=int)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--report", help="write the JSON report to this file")
     sp.add_argument("--json", action="store_true")
 
     sp = sub.add_parser("targets", help="list the device target profiles")

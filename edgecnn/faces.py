@@ -128,16 +128,19 @@ def read_image(path) -> np.ndarray:
 
 def roc(same_d, diff_d) -> dict:
     """ROC over distance thresholds: AUC, equal-error rate and its threshold (device-side numpy)."""
-    same_d, diff_d = np.asarray(same_d, np.float64), np.asarray(diff_d, np.float64)
+    same_d = np.sort(np.asarray(same_d, np.float64))
+    diff_d = np.sort(np.asarray(diff_d, np.float64))
     if same_d.size == 0 or diff_d.size == 0:
         raise InputError("need both same-identity and different-identity pairs")
-    thr = np.unique(np.concatenate([same_d, diff_d, [0.0, 4.0]]))
-    tar = np.array([(same_d <= t).mean() for t in thr])  # true accepts
-    far = np.array([(diff_d <= t).mean() for t in thr])  # false accepts
+    thr = np.unique(np.concatenate([same_d, diff_d, [0.0]]))
+    tar = np.searchsorted(same_d, thr, side="right") / same_d.size  # same pairs accepted (distance <= t)
+    far = np.searchsorted(diff_d, thr, side="right") / diff_d.size  # different pairs accepted
     frr = 1 - tar
     i = int(np.argmin(np.abs(far - frr)))
-    # AUC = P(a random different pair is farther than a random same pair), ties count half
-    auc = float(((diff_d[None, :] > same_d[:, None]).mean() + 0.5 * (diff_d[None, :] == same_d[:, None]).mean()))
+    # AUC = P(a different pair is farther than a same pair), ties counted half (Mann-Whitney)
+    below = np.searchsorted(same_d, diff_d, side="left")
+    ties = np.searchsorted(same_d, diff_d, side="right") - below
+    auc = float((below.sum() + 0.5 * ties.sum()) / (same_d.size * diff_d.size))
     return {"auc": auc, "eer": float((far[i] + frr[i]) / 2), "eer_threshold": float(thr[i]), "thresholds": thr, "far": far, "tar": tar}
 
 

@@ -34,7 +34,9 @@ def siamese(input_shape=None, backbone="mobilenet_v2", embedding_dim=128, backbo
     options = dict(DEFAULT_BACKBONE_OPTIONS.get(backbone, {}) if backbone_options is None else backbone_options)
     shape = tuple(input_shape) if input_shape is not None else (96, 96, spec.default_input[2])
     base = spec.builder(**spec.fixed, **options, input_shape=shape, include_top=False)
-    x = layers.GlobalAveragePooling2D(name="embedding_pool")(base.output)
+    x = base.output
+    if len(x.shape) == 4:
+        x = layers.GlobalAveragePooling2D(name="embedding_pool")(x)
     x = layers.Dense(embedding_dim, name="embedding_projection")(x)
     x = layers.UnitNormalization(name="embedding")(x)
     return keras.Model(base.input, x, name=f"siamese_{backbone}")
@@ -59,6 +61,26 @@ def triplet_loss(margin: float = 0.2):
         return keras.ops.mean(keras.ops.maximum(pos - neg + margin, 0.0))
 
     loss.__name__ = f"triplet_loss_{margin:g}"
+    return loss
+
+
+def batch_hard_triplet_loss(margin: float = 0.2):
+    """Batch-hard triplet loss (Hermans et al., 2017) on (batch, dim) embeddings with integer labels:
+    for each anchor, its farthest positive and nearest negative in the batch."""
+
+    def loss(y_true, y_pred):
+        ops = keras.ops
+        labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        sq = ops.sum(ops.square(y_pred), axis=1)
+        d2 = ops.maximum(sq[:, None] - 2.0 * ops.matmul(y_pred, ops.transpose(y_pred)) + sq[None, :], 0.0)
+        d = ops.sqrt(d2 + 1e-12)
+        same = ops.cast(ops.equal(labels[:, None], labels[None, :]), "float32")
+        eye = ops.eye(ops.shape(labels)[0])
+        pos = ops.max(d * (same - eye), axis=1)
+        neg = ops.min(d + 1e3 * same, axis=1)
+        return ops.mean(ops.maximum(pos - neg + margin, 0.0))
+
+    loss.__name__ = f"batch_hard_triplet_loss_{margin:g}"
     return loss
 
 
