@@ -505,7 +505,7 @@ def cmd_gallery(args, extra) -> int:
 
 @command("verify")
 def cmd_verify(args, extra) -> int:
-    from edgecnn.faces import calibrate_threshold, distance, read_image
+    from edgecnn.faces import distance, read_image
 
     if args.calibrate:
         return _calibrate(args)
@@ -520,7 +520,6 @@ def cmd_verify(args, extra) -> int:
     print_json(result) if args.json else _console().print(
         f"{'same person' if result['same'] else 'different people'}: distance {d:.3f} (threshold {thr:.3f})"
     )
-    del calibrate_threshold
     return 0
 
 

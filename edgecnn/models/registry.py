@@ -80,8 +80,7 @@ def resolve_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         key = ALIASES.get(key, key)
         if key == "input_shape" and isinstance(value, (int, float)) and not isinstance(value, bool):
             size = int(value)
-            default = _default_input(spec, {**kwargs, **out})
-            value = (size, size, default[2])
+            value = (size, size, spec.default_input[2])
         if key not in knobs:
             raise InputError(
                 f"model {name!r} has no option {key!r}; valid options: "
@@ -89,10 +88,6 @@ def resolve_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             )
         out[key] = value
     return out
-
-
-def _default_input(spec: ModelSpec, kwargs) -> tuple[int, int, int]:
-    return spec.default_input
 
 
 def build(name: str, **kwargs):
