@@ -99,9 +99,13 @@ def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8, tmp
     assert json.loads(proc.stdout)["delegate"] == "xnnpack"
     assert_one_line_error(run_cli("profile", out, "--target", "coral", "--strict"), 2, "libedgetpu.so.1")
     # a library that exists but is no delegate plugin: AttributeError inside load_delegate, no __del__ noise
-    proc = run_cli("profile", out, "--target", "android-gpu", "--runs", "3", env={"EDGECNN_GPU_DELEGATE": "/lib/x86_64-linux-gnu/libm.so.6"})
+    proc = run_cli("profile", out, "--target", "android-gpu", "--runs", "3", "--json", env={"EDGECNN_GPU_DELEGATE": "/lib/x86_64-linux-gnu/libm.so.6"})
     assert proc.returncode == 0
-    assert "not a delegate plugin" in proc.stderr and "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "not a delegate plugin" in lines[0] and "WebGPU" in lines[0], proc.stderr
+    # this machine has no Vulkan adapter, so LiteRT's WebGPU accelerator cannot take over either
+    assert json.loads(proc.stdout)["delegate"] == "xnnpack"
+    assert_one_line_error(run_cli("profile", out, "--target", "android-gpu", "--strict"), 2, "WebGPU")
 
 
 def test_runtime_order_and_forced_runtime(lenet_int8_uint8):
