@@ -29,6 +29,12 @@ def test_wheel_install_into_fresh_venv_imports_all_four(tmp_path):
     subprocess.run(pip + ["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
     (wheel,) = wheels.glob("edgecnn-*.whl")
     subprocess.run(pip + ["--python", str(py), "install", "-q", "--no-deps", str(wheel)], check=True, capture_output=True, cwd=tmp_path)
+    # the wheel is installed without dependencies: let the fresh venv see this environment's numpy etc.
+    # (a plain path line; the editable-install hooks of this environment stay inactive there)
+    import numpy
+
+    site = next(env_dir.glob("lib/python*/site-packages"))
+    (site / "deps.pth").write_text(str(Path(numpy.__file__).resolve().parents[1]) + "\n")
     out = subprocess.run([str(py), "-c", PROBE], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     pkg, conv = out.stdout.split()
