@@ -141,12 +141,27 @@ class Model:
         if x.ndim == len(det["shape"]) - 1:
             x = x[None]
         if dtype in (np.int8, np.uint8, np.int16) and x.dtype not in (np.int8, np.uint8, np.int16):
-            scale, zero = det["quantization"]
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+            x = self._quantize(x, index)
         elif x.dtype != dtype:
             x = x.astype(dtype)
         self.interpreter.set_tensor(det["index"], x)
+
+    def _quantize(self, x: np.ndarray, index: int) -> np.ndarray:
+        """x / scale + zero_point, rounded and clipped, in preallocated buffers (no per-call allocations)."""
+        cache = self.__dict__.setdefault("_qbufs", {})
+        det = self.inputs[index]
+        key = (index, x.shape)
+        if key not in cache:
+            scale, zero = det["quantization"]
+            info = np.iinfo(det["dtype"])
+            cache[key] = (np.empty(x.shape, np.float32), np.empty(x.shape, det["dtype"]), np.float32(1.0 / scale), np.float32(zero), info.min, info.max)
+        work, out, inv, zero, lo, hi = cache[key]
+        np.multiply(x, inv, out=work, casting="unsafe")
+        np.add(work, zero, out=work)
+        np.rint(work, out=work)
+        np.clip(work, lo, hi, out=work)
+        out[...] = work
+        return out
 
     def invoke(self) -> None:
         if self._compiled is None:
@@ -186,14 +201,15 @@ class Model:
         One input gives the output array (or a list of arrays for multi-output models); a batch (list,
         or array with a leading batch axis) gives them stacked along a new first axis.
         """
-        single = False
+        n_out = len(self.outputs)
         if isinstance(images, np.ndarray):
+            if images.dtype != np.uint8 and images.ndim == len(self.input_shape) - 1 and images.shape == self.input_shape[1:]:
+                outs = self.run(images)  # the fast path: one prepared tensor
+                return outs[0] if n_out == 1 else outs
             if images.dtype == np.uint8 and images.ndim in (2, 3):
-                single, batch = True, [images]
-            elif self._is_prepared(images) and images.ndim == len(self.input_shape) - 1:
-                single, batch = True, [images]
-            else:
-                batch = list(images)
+                outs = self.run(self.prepare(images))
+                return outs[0] if n_out == 1 else outs
+            batch = list(images)
         else:
             batch = list(images)
         if not batch:
@@ -203,9 +219,6 @@ class Model:
             item = np.asarray(item)
             x = item if self._is_prepared(item) else self.prepare(item)
             results.append(self.run(x))
-        n_out = len(self.outputs)
-        if single:
-            return results[0][0] if n_out == 1 else results[0]
         stacked = [np.stack([r[k] for r in results]) for k in range(n_out)]
         return stacked[0] if n_out == 1 else stacked
 
