@@ -45,12 +45,16 @@ def main(argv=None):
                     rep = convert(name, ConvertOptions(precision=precision, output=str(out), samples=args.samples, debug_layers=False,
                                                        measure_latency=False, builder_options={"input_size": args.input_size}))
                 except Exception as exc:  # noqa: BLE001 - record what failed and why
-                    results.append({"model": name, "precision": precision, "error": str(exc)})
-                    rows.append([name, precision, "-", "-", "-", "-", str(exc)[:60]])
+                    paths[precision] = exc
                     continue
                 paths[precision] = (out, rep, time.perf_counter() - t0)
             fp32_p50 = None
-            for precision, (out, rep, wall) in paths.items():
+            for precision, item in paths.items():
+                if isinstance(item, Exception):
+                    results.append({"model": name, "precision": precision, "error": str(item)})
+                    rows.append([name, precision, "-", "-", "-", "-", str(item)[:60], "-"])
+                    continue
+                out, rep, _wall = item
                 m = Model(out, threads=args.threads)
                 from edgecnn.profiling import sample_input
 
