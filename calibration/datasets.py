@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn._progress import progress as progress_bar
 from edgecnn.errors import InputError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -54,16 +55,6 @@ class ImageSet:
         return pick(True), pick(False)
 
 
-def _progress(total, desc, enabled):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    bar = Progress(TextColumn(desc), BarColumn(), MofNCompleteColumn(), transient=True)
-    bar.start()
-    return bar, bar.add_task("", total=total)
-
-
 def image_folder(path, samples: int | None = None, progress: bool = False, with_classes: bool = False) -> ImageSet:
     """Images under ``path`` (recursive), spread evenly when there are more than ``samples``.
 
@@ -78,25 +69,19 @@ def image_folder(path, samples: int | None = None, progress: bool = False, with_
         files = [files[i] for i in idx]
     class_names = sorted(d.name for d in root.iterdir() if d.is_dir()) if with_classes else None
     out = ImageSet(source=f"folder {root}", class_names=class_names, labels=[] if with_classes else None)
-    pb = _progress(len(files), "reading images", progress)
-    for f in files:
-        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-        if img is None or img.size == 0:
-            out.skipped += 1
-        else:
+    with progress_bar("reading images", len(files), progress) as tick:
+        for f in files:
+            tick(advance=1)
+            img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+            rel = f.relative_to(root).parts
+            if img is None or img.size == 0 or (with_classes and len(rel) < 2):
+                out.skipped += 1
+                continue
             if img.dtype != np.uint8:
                 img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, float(img.max())))
             if with_classes:
-                rel = f.relative_to(root).parts
-                if len(rel) < 2:
-                    out.skipped += 1
-                    continue
                 out.labels.append(class_names.index(rel[0]))
             out.images.append(img)
-        if pb:
-            pb[0].advance(pb[1])
-    if pb:
-        pb[0].stop()
     return out
 
 
@@ -104,31 +89,25 @@ def video_frames(path, samples: int = 200, progress: bool = False) -> ImageSet:
     """``samples`` frames spread over the whole video (every frame when it is shorter)."""
     import cv2
 
-    from edgecnn._quiet import quiet_stderr
+    from edgecnn.camera import open_capture
 
-    with quiet_stderr():
-        cap = cv2.VideoCapture(str(path))
+    cap = open_capture(path)
     if not cap.isOpened():
         raise InputError(f"cannot open video {path}: not a video OpenCV can read")
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     want = set(np.linspace(0, max(total - 1, 0), min(samples, total)).round().astype(int).tolist()) if total > 0 else None
     out = ImageSet(source=f"video {path}")
-    pb = _progress(len(want) if want else samples, "reading frames", progress)
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if want is None or i in want:
-            out.images.append(frame)
-            if pb:
-                pb[0].advance(pb[1])
-            if len(out.images) >= samples:
+    with progress_bar("reading frames", len(want) if want else samples, progress) as tick:
+        i = 0
+        while len(out.images) < samples:
+            ok, frame = cap.read()
+            if not ok:
                 break
-        i += 1
+            if want is None or i in want:
+                out.images.append(frame)
+                tick(advance=1)
+            i += 1
     cap.release()
-    if pb:
-        pb[0].stop()
     return out
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn import __version__, tflite_file
-from edgecnn._tf import quiet_stderr, tensorflow
+from edgecnn._quiet import quiet_stderr
+from edgecnn.models._tf import tensorflow
 from edgecnn.calibration.datasets import ImageSet, load_images
 from edgecnn.errors import EdgecnnError, InputError
 from edgecnn.targets.coverage import coverage
@@ -318,7 +319,7 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
         "target_why": target.why,
         "float_size_bytes": len(float_data),
         "seconds": round(seconds, 3),
-        **describe_file(final, len(float_data)),
+        **describe_file(info, len(float_data)),
         "calibration": {"source": images.source, "samples": len(calib), "held_out": len(held_out), "skipped": images.skipped},
         "preprocess": spec.to_dict(),
         "runtimes": runtimes_that_load(info, precision),
@@ -337,35 +338,26 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     folder = out.parent
     q_model = f_model = None
     tmp_files = []
+    xs, float_ref = [], []  # held-out inputs and the float model's outputs, reused by --keep-float
     try:
-        if flex:
-            raise _Skip
-        try:
-            q_model, tq = _bytes_to_model(final, folder, src.name)
-        except InputError as exc:
-            hint = " (16x8 on untrained weights can make activation scales vanish: calibrate a trained model)" if precision == "int16x8" else ""
-            raise EdgecnnError(f"the converted {precision} model does not run in the device interpreter: {str(exc).split(': ', 1)[-1]}{hint}") from None
-        tmp_files.append(tq)
-        if precision != "fp32":
-            f_model, tf_ = _bytes_to_model(float_data, folder, src.name + "_float")
-            tmp_files.append(tf_)
-        if len(held_out) and f_model is not None:
-            xs = [spec.apply(im) for im in held_out.images]
-            report["accuracy"] = compare_outputs(src.task or "other", _outputs(f_model, xs), _outputs(q_model, xs))
-        if opts.eval_dir:
-            report.setdefault("accuracy", None)
-            report["eval"] = evaluate_folder(opts.eval_dir, spec, q_model, f_model or q_model, opts.samples * 10)
-        if opts.measure_latency:
-            from edgecnn.profiling import summarize, time_invocations
-
-            x = spec.apply(held_out.images[0] if len(held_out) else (calib.images[0] if len(calib) else np.zeros((src.input_shape[0], src.input_shape[1], 3), np.uint8)))
-            lat = {}
-            for label, m in (("model", q_model), ("fp32", f_model or q_model)):
-                _, times = time_invocations(m, x, runs=30, warmup=3)
-                lat[label] = summarize(times)["p50"]
-            report["latency_ms"] = {"p50": lat["model"], "fp32_p50": lat["fp32"], "speedup_vs_fp32": round(lat["fp32"] / lat["model"], 3), "threads": q_model.threads}
-    except _Skip:
-        pass
+        if not flex:
+            try:
+                q_model, tq = _bytes_to_model(final, folder, src.name)
+            except InputError as exc:
+                hint = " (16x8 on untrained weights can make activation scales vanish: calibrate a trained model)" if precision == "int16x8" else ""
+                raise EdgecnnError(f"the converted {precision} model does not run in the device interpreter: {str(exc).split(': ', 1)[-1]}{hint}") from None
+            tmp_files.append(tq)
+            if precision != "fp32":
+                f_model, tf_ = _bytes_to_model(float_data, folder, src.name + "_float")
+                tmp_files.append(tf_)
+            if len(held_out) and f_model is not None:
+                xs = [spec.apply(im) for im in held_out.images]
+                float_ref = _outputs(f_model, xs)
+                report["accuracy"] = compare_outputs(src.task or "other", float_ref, _outputs(q_model, xs))
+            if opts.eval_dir:
+                report["eval"] = evaluate_folder(opts.eval_dir, spec, q_model, f_model or q_model, opts.samples * 10)
+            if opts.measure_latency:
+                report["latency_ms"] = _latency_vs_fp32(q_model, f_model or q_model, xs[0] if xs else spec.apply(_any_image(held_out, calib, src)))
     finally:
         q_model = f_model = None
         for t in tmp_files:
@@ -383,10 +375,10 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
 
     # --keep-float: when int8 loses too much, keep the worst layers in float and report both.
     if opts.keep_float and precision == "int8":
-        report["keep_float"] = _keep_float(opts, report, factory, calib, held_out, spec, io, src, out, meta)
+        report["keep_float"] = _keep_float(opts, report, factory, calib, xs, float_ref, spec, io, src, out, meta)
         if report["keep_float"].get("used"):
             final = report["keep_float"].pop("_bytes")
-            report.update(describe_file(final, len(float_data)))
+            report.update(describe_file(tflite_file.parse(final), len(float_data)))
     atomic_write(out, final)
     report["total_seconds"] = round(time.perf_counter() - t_start, 2)
     if target.compile == "edgetpu_compiler":
@@ -396,41 +388,53 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     return report
 
 
-class _Skip(Exception):
-    pass
+def _any_image(held_out, calib, src):
+    if len(held_out):
+        return held_out.images[0]
+    if len(calib):
+        return calib.images[0]
+    return np.zeros((src.input_shape[0], src.input_shape[1], 3), np.uint8)
 
 
-def _keep_float(opts, report, factory, calib, held_out, spec, io, src, out, meta) -> dict:
+def _latency_vs_fp32(model, fp32_model, x) -> dict:
+    """p50 of the converted model beside the fp32 one, same input and threads, in this process."""
+    from edgecnn.profiling import summarize, time_invocations
+
+    p50 = {}
+    for label, m in (("model", model), ("fp32", fp32_model)):
+        _, times = time_invocations(m, x, runs=30, warmup=3)
+        p50[label] = summarize(times)["p50"]
+    return {"p50": p50["model"], "fp32_p50": p50["fp32"], "speedup_vs_fp32": round(p50["fp32"] / p50["model"], 3), "threads": model.threads}
+
+
+def _keep_float(opts, report, factory, calib, xs, float_ref, spec, io, src, out, meta) -> dict:
+    from edgecnn.targets.coverage import op_mode
+
     acc = report.get("accuracy") or {}
     auto = opts.keep_float == "auto"
     if auto and acc and not _lost(src.task or "other", acc):
         return {"used": False, "reason": "int8 is within tolerance of float", "tolerance": TOLERANCE}
+    layers = report.get("layers") or layer_errors(factory, calib.images, spec, "int8", io)
+    known = [r["layer"] for r in layers if r.get("layer")]
     if auto:
-        layers = report.get("layers") or layer_errors(factory, calib.images, spec, "int8", io)
-        deny = [r["layer"] for r in layers[:3] if r.get("layer")]
+        deny = known[:3]
     else:
-        layers = report.get("layers") or layer_errors(factory, calib.images, spec, "int8", io)
-        deny = resolve_layer_names([s.strip() for s in opts.keep_float.split(",") if s.strip()], [r["layer"] for r in layers if r.get("layer")])
+        deny = resolve_layer_names([s.strip() for s in opts.keep_float.split(",") if s.strip()], known)
     try:
         data = selective_float(factory, calib.images, spec, io, deny)
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"--keep-float {','.join(deny)}: {str(exc).splitlines()[0][:200]}") from None
     data = tflite_file.with_metadata(data, {**meta, "kept_float": deny})
-    from edgecnn.targets.coverage import op_mode
-
     parsed = tflite_file.parse(data)
     float_ops = sum(1 for op in parsed.operators if op.name not in ("QUANTIZE", "DEQUANTIZE") and op_mode(parsed, op) == "float")
     result = {"used": True, "layers": deny, "float_ops": float_ops, "size_bytes": len(data), "accuracy_before": acc}
-    if len(held_out):
+    if xs:
         q, tq = _bytes_to_model(data, out.parent, src.name + "_sel")
-        f, tf_ = _bytes_to_model(run_converter(apply_recipe(factory(), "fp32", "float")), out.parent, src.name + "_f")
         try:
-            xs = [spec.apply(im) for im in held_out.images]
-            result["accuracy_after"] = compare_outputs(src.task or "other", _outputs(f, xs), _outputs(q, xs))
+            result["accuracy_after"] = compare_outputs(src.task or "other", float_ref, _outputs(q, xs))
         finally:
-            q = f = None
+            q = None
             os.unlink(tq)
-            os.unlink(tf_)
     result["_bytes"] = data
     return result
 
@@ -463,12 +467,11 @@ def evaluate_folder(folder, spec, q_model, f_model, limit: int) -> dict:
     return {"samples": len(xs), "classes": data.class_names, "top1": float((fq == y).mean()), "float_top1": float((ff == y).mean())}
 
 
-def describe_file(data: bytes, float_size: int) -> dict:
-    """The report's facts about the written file: size, op histogram, float tensors, coverage."""
-    info = tflite_file.parse(data)
+def describe_file(info, float_size: int) -> dict:
+    """The report's facts about the written file (parsed): size, op histogram, float tensors, coverage."""
     return {
-        "size_bytes": len(data),
-        "size_ratio": round(len(data) / float_size, 4),
+        "size_bytes": info.size_bytes,
+        "size_ratio": round(info.size_bytes / float_size, 4),
         "ops": info.op_histogram(),
         "float_tensors": len(info.float_tensors()),
         "input": {"shape": info.tensors[info.inputs[0]].shape, "dtype": info.tensors[info.inputs[0]].dtype},

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn._tf import quiet_stderr, tensorflow
+from edgecnn._quiet import quiet_stderr
+from edgecnn.models._tf import tensorflow
 from edgecnn.calibration.preprocess import PreprocessSpec
 from edgecnn.errors import InputError
 

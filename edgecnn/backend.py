@@ -14,7 +14,6 @@ ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 _MODULES = {
     "ai_edge_litert": "ai_edge_litert.interpreter",
     "tflite_runtime": "tflite_runtime.interpreter",
-    "tensorflow": "tensorflow.lite",  # through tensorflow.lite.Interpreter / experimental.load_delegate
 }
 
 
@@ -28,9 +27,11 @@ class Backend:
 
 def _load(name: str) -> Backend:
     if name == "tensorflow":
-        from edgecnn._tf import tensorflow
+        # the last resort of the device order (a workstation without LiteRT): imported only here, lazily
+        from edgecnn._quiet import quiet_stderr
 
-        tf = tensorflow()
+        with quiet_stderr():
+            tf = importlib.import_module("tensorflow")
         return Backend("tensorflow", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
     mod = importlib.import_module(_MODULES[name])
     pkg = importlib.import_module(name)

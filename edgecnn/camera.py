@@ -17,8 +17,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
+from edgecnn._progress import progress as progress_bar
 from edgecnn.errors import EdgecnnError, InputError
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
@@ -264,8 +264,12 @@ def run(
     progress=False,
     reconnect: int = 3,
     warn=None,
+    keep_per_frame: bool = False,
 ) -> dict:
-    """Run the loop; returns the summary (frames, dropped, fps, latency, detections, ...)."""
+    """Run the loop; returns the summary (frames, dropped, fps, latency, detections, ...).
+
+    ``keep_per_frame`` adds every frame's detections (memory grows with the run: not for live use).
+    """
     import cv2
 
     from edgecnn.detectors import open_detector
@@ -295,12 +299,11 @@ def run(
                 return
             frame, dets, fps, lat = item
             draw(frame, dets, fps, lat)
-            if writer is not None:
-                try:
-                    writer.write(frame)
-                    written[0] += 1
-                except cv2.error as exc:  # disk full and friends
-                    writer_error.append(str(exc).splitlines()[0])
+            try:
+                writer.write(frame)
+                written[0] += 1
+            except cv2.error as exc:  # disk full and friends
+                writer_error.append(str(exc).splitlines()[0])
 
     wthread = threading.Thread(target=writer_loop, name="edgecnn-writer", daemon=True)
     wthread.start()
@@ -309,56 +312,46 @@ def run(
     quit_reason = "end of source"
     t_start = time.perf_counter()
     recent = deque(maxlen=30)
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        total = max_frames or (int(src.cap.get(7)) if not src.live else None)  # CAP_PROP_FRAME_COUNT
-        bar = Progress(TextColumn("camera"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"), transient=True)
-        bar.start()
-        task = bar.add_task("", total=total or None, fps="")
+    total = max_frames or (int(src.cap.get(7)) if not src.live else None)  # CAP_PROP_FRAME_COUNT
     try:
-        while True:
-            item = src.read()
-            if item is None:
-                break
-            _, frame = item
-            t0 = time.perf_counter()
-            dets = det.detect(frame)
-            if verify is not None and dets:
-                verify.label(frame, dets)
-                smoother.update(dets)
-                names.update(d.name for d in dets)
-            latencies.append((time.perf_counter() - t0) * 1e3)
-            frames += 1
-            now = time.perf_counter()
-            recent.append(now)
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
-            if dets:
-                with_dets += 1
-                total_dets += len(dets)
-            per_frame.append([d.as_dict() for d in dets])
-            if writer is not None or show:
+        with progress_bar("camera", total or None, progress) as tick:
+            while True:
+                item = src.read()
+                if item is None:
+                    break
+                _, frame = item
+                t0 = time.perf_counter()
+                dets = det.detect(frame)
+                if verify is not None and dets:
+                    verify.label(frame, dets)
+                    smoother.update(dets)
+                    names.update(d.name for d in dets)
+                latencies.append((time.perf_counter() - t0) * 1e3)
+                frames += 1
+                recent.append(time.perf_counter())
+                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+                if dets:
+                    with_dets += 1
+                    total_dets += len(dets)
+                if keep_per_frame:
+                    per_frame.append([d.as_dict() for d in dets])
+                shown = (frame.copy() if writer is not None else frame) if show else None  # copy before the writer draws
+                if writer is not None:
+                    out_q.put((frame, dets, fps, latencies[-1]))  # drawn and encoded in the writer thread
                 if show:
-                    shown = draw(frame.copy(), dets, fps, latencies[-1])
-                    cv2.imshow("edgecnn camera", shown)
+                    cv2.imshow("edgecnn camera", draw(shown, dets, fps, latencies[-1]))
                     if (cv2.waitKey(1) & 0xFF) == ord("q"):
                         quit_reason = "q pressed"
-                        out_q.put((frame, dets, fps, latencies[-1]))
                         break
-                out_q.put((frame, dets, fps, latencies[-1]))
-            if bar:
-                bar.update(task, advance=1, fps=f"{fps:.1f} FPS")
-            if max_frames and frames >= max_frames:
-                quit_reason = "max frames"
-                break
+                tick(advance=1, status=f"{fps:.1f} FPS")
+                if max_frames and frames >= max_frames:
+                    quit_reason = "max frames"
+                    break
     except KeyboardInterrupt:
         quit_reason = "interrupted"
     finally:
         out_q.put(_STOP)
         wthread.join()
-        if bar:
-            bar.stop()
         src.close()
         if writer is not None:
             writer.release()
@@ -386,8 +379,9 @@ def run(
         "ended_by": quit_reason,
         "output": str(output) if output else None,
         "frames_written": written[0] if output else 0,
-        "per_frame": per_frame,
     }
+    if keep_per_frame:
+        summary["per_frame"] = per_frame
     if verify is not None:
         summary["identities"] = dict(names)
     return summary

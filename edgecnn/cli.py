@@ -403,10 +403,8 @@ def cmd_camera(args, extra) -> int:
     summary = camera.run(
         source=args.source, detector=detector, target=args.target, threads=args.threads, output=args.output,
         headless=args.headless, max_frames=args.max_frames, realtime=args.realtime, verify=verify, bundle=bundle,
-        min_score=args.min_score, strict=args.strict, progress=not args.json,
+        min_score=args.min_score, strict=args.strict, progress=not args.json, keep_per_frame=args.keep_per_frame,
     )
-    if not args.keep_per_frame:
-        summary.pop("per_frame", None)
     if args.json:
         print_json(summary)
     else:
@@ -459,7 +457,7 @@ def cmd_enroll(args, extra) -> int:
         vectors.append(emb.vector)
         if args.keep_images:
             from edgecnn.faces import align_face
-            from edgecnn.detectors import Detection
+            from edgecnn.detection import Detection
 
             crop = align_face(img, Detection(emb.box, emb.score), 160)
             crops.append(cv2.imencode(".jpg", crop)[1].tobytes())

@@ -5,7 +5,7 @@ Boxes are (x1, y1, x2, y2) in pixels or in [0, 1] image fractions, as stated by 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,12 +15,26 @@ DEFAULT_ANCHORS = ((0.12, 0.12), (0.3, 0.3), (0.6, 0.6))
 
 @dataclass
 class Detection:
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    """One detection: a box (x1, y1, x2, y2: [0, 1] fractions from decoders, frame pixels once mapped
+    back), its score and label, and for faces the keypoints and, once verified, the identity."""
+
+    box: tuple
     score: float
     label: int = 0
+    keypoints: list = field(default_factory=list)  # [(x, y)], same units as the box
+    name: str | None = None  # label text, or the identity once verified
 
-    def as_dict(self):
-        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4), "label": int(self.label)}
+    @property
+    def area(self) -> float:
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+    def as_dict(self) -> dict:
+        d = {"box": [round(float(v), 4) for v in self.box], "score": round(float(self.score), 4), "label": int(self.label)}
+        if self.keypoints:
+            d["keypoints"] = [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints]
+        if self.name is not None:
+            d["name"] = self.name
+        return d
 
 
 def _sigmoid(x):

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.calibration.preprocess import PreprocessSpec
-from edgecnn.detection import DEFAULT_ANCHORS, decode_yolo, nms
+from edgecnn.detection import DEFAULT_ANCHORS, Detection, decode_yolo, nms
 from edgecnn.errors import InputError
 
 BLAZEFACE = {
@@ -26,27 +25,6 @@ BLAZEFACE = {
     "blazeface-full": {"file": "face_detection_full_range.tflite", "size": 192, "strides": (4,), "interpolated": False, "min_score": 0.6},
 }
 KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
-
-
-@dataclass
-class Detection:
-    box: tuple  # x1, y1, x2, y2 in frame pixels
-    score: float
-    label: int = 0
-    keypoints: list = field(default_factory=list)  # [(x, y)] in frame pixels
-    name: str | None = None  # label text, or the identity once verified
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
-
-    def as_dict(self) -> dict:
-        d = {"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4), "label": int(self.label)}
-        if self.keypoints:
-            d["keypoints"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.keypoints]
-        if self.name is not None:
-            d["name"] = self.name
-        return d
 
 
 def ssd_anchors(size: int, strides, interpolated: bool) -> np.ndarray:

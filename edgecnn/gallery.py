@@ -7,7 +7,6 @@ earlier identity intact and no trace of the half-enrolled one.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -230,6 +229,3 @@ class LiveVerifier:
                 d.name = "unknown"
         return detections
 
-
-def export_json(gallery: Gallery) -> str:
-    return json.dumps(gallery.export(), indent=2)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn._progress import progress as progress_bar
 from edgecnn.errors import InputError
 
 
@@ -44,21 +45,10 @@ def sample_input(model) -> np.ndarray:
 
 
 def _test_image():
-    try:
-        import cv2
+    """A real photo that ships inside the package (also on a bare device install)."""
+    import cv2
 
-        from edgecnn.calibration.datasets import _photos
-
-        return _photos()[0]
-    except Exception:  # noqa: BLE001 - no bundled photos on a bare device
-        try:
-            import cv2
-
-            img = np.zeros((240, 320, 3), np.uint8)
-            cv2.circle(img, (160, 120), 80, (40, 160, 220), -1)
-            return img
-        except Exception:  # noqa: BLE001
-            return None
+    return cv2.imread(str(Path(__file__).resolve().parent / "data" / "faces" / "obama.jpg"))
 
 
 def time_invocations(model, x, runs: int | None = None, seconds: float | None = None, warmup: int = 3):
@@ -170,17 +160,9 @@ def profile_model(path, target=None, threads=None, runs=None, seconds=None, warm
     thread_list = parse_threads(threads) or [None]
     results = []
     base = None
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        bar = Progress(TextColumn("profiling {task.description}"), BarColumn(), transient=True)
-        bar.start()
-        task = bar.add_task("", total=len(thread_list))
-    try:
+    with progress_bar("profiling", len(thread_list), progress) as tick:
         for n in thread_list:
-            if bar:
-                bar.update(task, description=f"{n or 'default'} thread(s)")
+            tick(description=f"{n or 'default'} thread(s)")
             t0 = time.perf_counter()
             model = Model(path, target=target, threads=n, strict=strict, warn=warn if base is None else (lambda _m: None))
             load_ms = (time.perf_counter() - t0) * 1e3
@@ -200,11 +182,7 @@ def profile_model(path, target=None, threads=None, runs=None, seconds=None, warm
                 base = model.describe()
                 file = model.file
             del model
-            if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
+            tick(advance=1)
     main = results[0]
     report = {
         "model": str(path),

@@ -45,11 +45,8 @@ class Model:
             raise InputError(f"threads must be a positive integer, got {threads!r}")
         self.threads = threads or self.target.resolved_threads()
         self.backend = get_backend()
-        self._compiled = None
-        if self.target.delegate == "gpu":
-            self.delegate = self._gpu(strict, warn)
-        else:
-            self.delegate = choose_delegates(self.target, strict=strict, warn=warn)
+        self.delegate = choose_delegates(self.target, strict=strict, warn=warn, model_path=self.path)
+        self._compiled = self.delegate.compiled
         try:
             with quiet_stderr():
                 self.interpreter = self.backend.Interpreter(
@@ -61,6 +58,9 @@ class Model:
         self.load_seconds = time.perf_counter() - t0
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
+        if self._compiled is not None:  # WebGPU: buffers made once, outputs read back after each run
+            self._bufs = (self._compiled.create_input_buffers(0), self._compiled.create_output_buffers(0))
+            self._gpu_out: dict = {}
         if preprocess is None and self.metadata.get("preprocess"):
             preprocess = self.metadata["preprocess"]
         if isinstance(preprocess, dict):
@@ -71,34 +71,6 @@ class Model:
                 preprocess = PreprocessSpec.for_input(shape[1], shape[2], shape[3], "unit")
         self.preprocess: PreprocessSpec | None = preprocess
         self.labels = self.metadata.get("labels") or (preprocess.labels if preprocess else None)
-
-    def _gpu(self, strict, warn):
-        """Classic GPU delegate library, else LiteRT's WebGPU accelerator (CompiledModel), else the CPU."""
-        import sys
-
-        from edgecnn.targets.delegates import DelegateUnavailable
-
-        notes = []
-        try:
-            choice = choose_delegates(self.target, strict=True)
-            return choice
-        except DelegateUnavailable as exc:
-            notes.append(str(exc).split(" (or drop --strict")[0])
-        if self.backend.name == "ai_edge_litert":
-            cm, reason = _try_webgpu(self.path)
-            if cm is not None:
-                from edgecnn.targets.delegates import DelegateChoice
-
-                self._compiled = cm
-                return DelegateChoice("gpu", "gpu (LiteRT WebGPU)", [], "libLiteRtWebGpuAccelerator.so")
-            notes.append(f"LiteRT's WebGPU accelerator: {reason}")
-        message = "; ".join(notes) + "; running on the CPU (XNNPACK)"
-        if strict:
-            raise DelegateUnavailable(message.replace("; running on the CPU (XNNPACK)", "") + " (or drop --strict to fall back to the CPU)")
-        (warn or (lambda m: print(f"edgecnn: warning: {m}", file=sys.stderr)))(message)
-        from edgecnn.targets.delegates import DelegateChoice
-
-        return DelegateChoice("gpu", "xnnpack", [], None, message)
 
     # ------------------------------------------------------------------ info
     @property
@@ -168,16 +140,12 @@ class Model:
             self.interpreter.invoke()
             return
         # WebGPU path: the interpreter holds the prepared input; the compiled model runs it
-        if not hasattr(self, "_bufs"):
-            self._bufs = (self._compiled.create_input_buffers(0), self._compiled.create_output_buffers(0))
         ins, outs = self._bufs
         for buf, det in zip(ins, self.inputs):
             buf.write(self.interpreter.get_tensor(det["index"]))
         self._compiled.run_by_index(0, ins, outs)
         for buf, det in zip(outs, self.outputs):
-            n = int(np.prod(det["shape"]))
-            self._gpu_out = getattr(self, "_gpu_out", {})
-            self._gpu_out[det["index"]] = buf.read(n, det["dtype"]).reshape(det["shape"])
+            self._gpu_out[det["index"]] = buf.read(int(np.prod(det["shape"])), det["dtype"]).reshape(det["shape"])
 
     def get_outputs(self) -> list[np.ndarray]:
         outs = []
@@ -221,38 +189,6 @@ class Model:
             results.append(self.run(x))
         stacked = [np.stack([r[k] for r in results]) for k in range(n_out)]
         return stacked[0] if n_out == 1 else stacked
-
-
-def _try_webgpu(path: str):
-    """(CompiledModel, None) when LiteRT's WebGPU accelerator takes the whole graph, else (None, reason).
-
-    The environment is created and, on failure, torn down inside the quiet block: LiteRT logs every
-    accelerator it destroys, which users should not see at exit.
-    """
-    import gc
-
-    reason = None
-    with quiet_stderr():
-        env = None
-        try:
-            from ai_edge_litert.compiled_model import CompiledModel
-            from ai_edge_litert.environment import Environment
-            from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-
-            env = Environment.create()
-            cm = CompiledModel.from_file(path, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU, environment=env)
-            if cm.is_fully_accelerated():
-                return cm, None
-            reason = "it could not take the whole graph"
-            cm = None
-        except Exception as exc:  # noqa: BLE001 - RuntimeError "No adapters found" without a Vulkan GPU
-            text = str(exc).lower()
-            reason = "no GPU adapter (Vulkan) found" if ("adapter" in text or "webgpu" in text or "compiled_model" in text) else _first_line(exc)
-        if env is not None:
-            env.close()
-        env = None
-        gc.collect()
-    return None, reason
 
 
 def _tensor_desc(d: dict) -> dict:

@@ -29,6 +29,7 @@ class DelegateChoice:
     delegates: list = field(default_factory=list)
     library: str | None = None
     message: str | None = None  # the fallback line, when there was one
+    compiled: object = None  # a LiteRT CompiledModel when the WebGPU accelerator runs the model
 
 
 @contextlib.contextmanager
@@ -67,8 +68,12 @@ def _candidates(profile: TargetProfile) -> list[str]:
     return libs
 
 
-def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None) -> DelegateChoice:
-    """Delegates for ``profile``; XNNPACK is the interpreter's built-in default and needs no library."""
+def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None, model_path: str | None = None) -> DelegateChoice:
+    """Delegates for ``profile``; XNNPACK is the interpreter's built-in default and needs no library.
+
+    For a GPU target whose delegate library is absent, LiteRT's WebGPU accelerator (``CompiledModel``)
+    is tried on ``model_path`` before falling back to the CPU.
+    """
     if profile.delegate in ("xnnpack", "none"):
         return DelegateChoice(profile.delegate, profile.delegate if profile.delegate == "xnnpack" else "cpu")
     backend = get_backend()
@@ -79,6 +84,11 @@ def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None) ->
             return DelegateChoice(profile.delegate, profile.delegate, [delegate], lib)
         errors.append(f"{lib} ({reason})")
     tried = ", ".join(errors) or "no library configured"
+    if profile.delegate == "gpu" and model_path and backend.name == "ai_edge_litert":
+        compiled, reason = _try_webgpu(model_path)
+        if compiled is not None:
+            return DelegateChoice("gpu", "gpu (LiteRT WebGPU)", [], "libLiteRtWebGpuAccelerator.so", compiled=compiled)
+        tried += f"; LiteRT's WebGPU accelerator: {reason}"
     how = profile.get_delegate or "install the delegate library"
     message = f"{profile.delegate} delegate for target {profile.name!r} unavailable: {tried}; running on the CPU (XNNPACK). To get it: {how}"
     if strict:
@@ -88,3 +98,38 @@ def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None) ->
     else:
         warn(message)
     return DelegateChoice(profile.delegate, "xnnpack", [], None, message)
+
+
+def _try_webgpu(path: str):
+    """(CompiledModel, None) when LiteRT's WebGPU accelerator takes the whole graph, else (None, reason).
+
+    The environment is created and, on failure, torn down inside the quiet block: LiteRT logs every
+    accelerator it destroys, which users should not see at exit.
+    """
+    import gc
+
+    from edgecnn._quiet import quiet_stderr
+
+    reason = None
+    with quiet_stderr():
+        env = None
+        try:
+            from ai_edge_litert.compiled_model import CompiledModel
+            from ai_edge_litert.environment import Environment
+            from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+            env = Environment.create()
+            cm = CompiledModel.from_file(path, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU, environment=env)
+            if cm.is_fully_accelerated():
+                return cm, None
+            reason = "it could not take the whole graph"
+            cm = None
+        except Exception as exc:  # noqa: BLE001 - RuntimeError "No adapters found" without a Vulkan GPU
+            text = str(exc).lower()
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            reason = "no GPU adapter (Vulkan) found" if ("adapter" in text or "webgpu" in text or "compiled_model" in text) else first[:200]
+        if env is not None:
+            env.close()
+        env = None
+        gc.collect()
+    return None, reason

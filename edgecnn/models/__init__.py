@@ -7,7 +7,7 @@
 This is the TensorFlow side of edgecnn: importing it imports Keras.
 """
 
-from edgecnn._tf import tensorflow as _tensorflow
+from edgecnn.models._tf import tensorflow as _tensorflow
 
 _tensorflow()
 

@@ -6,6 +6,7 @@ import gc
 
 import keras
 
+from edgecnn._progress import progress as progress_bar
 from edgecnn.models.registry import build, get_spec, list_models
 from edgecnn.models.stats import stats
 
@@ -14,36 +15,23 @@ def model_catalog(names=None, progress: bool = False) -> list[dict]:
     """One row per model: name, family, paper, input shape, params, MACs, peak activation bytes, knobs."""
     names = list_models() if names is None else list(names)
     rows = []
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(TextColumn("building {task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-        bar.start()
-        task = bar.add_task("", total=len(names))
-    try:
+    with progress_bar("building", len(names), progress) as tick:
         for name in names:
-            if bar:
-                bar.update(task, description=name)
+            tick(description=name)
             spec = get_spec(name)
             model = build(name)
             st = stats(model)
-            knobs = {k: v for k, v in spec.knobs().items()}
             rows.append(
                 {
                     "name": name,
                     "family": spec.family,
                     "paper": spec.paper,
                     **{k: st[k] for k in ("input_shape", "output_shape", "params", "trainable_params", "macs", "peak_activation_bytes")},
-                    "knobs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in knobs.items()},
+                    "knobs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.knobs().items()},
                 }
             )
             del model
             keras.backend.clear_session()
             gc.collect()
-            if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
+            tick(advance=1)
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from edgecnn.calibration.datasets import digits_images
@@ -27,7 +28,6 @@ def train_lenet_digits(epochs: int = 8, seed: int = 0, classic: bool = True, ver
 
     Returns (model, test ImageSet, test accuracy). A few seconds on two cores.
     """
-    import keras
 
     keras.utils.set_random_seed(seed)
     train, test = digits_split(seed=seed)
@@ -53,7 +53,6 @@ def train_siamese(data, holdout: int | None = None, backbone: str = "lenet5", ba
     ``data``: an ImageSet with labels and class names (one class per identity). The last ``holdout``
     classes (default 30%, at least 2) are held out.
     """
-    import keras
 
     from edgecnn.errors import InputError
     from edgecnn.faces import roc
@@ -192,7 +191,7 @@ def yolo_loss(num_classes: int, coord: float = 5.0, noobj: float = 0.5):
     """YOLO's sum-squared box terms, objectness cross-entropy (no-object cells weighted 0.5), class cross-entropy."""
 
     def loss(y_true, y_pred):
-        ops = keras_ops()
+        ops = keras.ops
         obj = y_true[..., 4]
         xy = ops.sigmoid(y_pred[..., 0:2])
         l_xy = ops.sum(ops.square(xy - y_true[..., 0:2]), axis=-1)
@@ -205,12 +204,6 @@ def yolo_loss(num_classes: int, coord: float = 5.0, noobj: float = 0.5):
         return ops.sum(per_cell) / ops.cast(ops.shape(y_true)[0], "float32")
 
     return loss
-
-
-def keras_ops():
-    import keras
-
-    return keras.ops
 
 
 def average_precision(scores_hits, n_truth: int) -> float:
@@ -260,9 +253,8 @@ def mean_average_precision(detections, truths, num_classes: int, iou_threshold: 
 def train_yolo(n_train: int = 1600, n_val: int = 300, epochs: int = 30, input_size: int = 96, anchors=None, seed: int = 0,
                batch_size: int = 32, progress: bool = False):
     """Train the ``yolo`` builder on generated scenes; returns (model, report with float mAP@0.5, val data)."""
-    import keras
 
-    from edgecnn.detection import DEFAULT_ANCHORS, decode_yolo
+    from edgecnn.detection import decode_yolo
 
     keras.utils.set_random_seed(seed)
     anchors = [tuple(a) for a in (anchors or ((0.22, 0.22), (0.32, 0.32), (0.42, 0.42)))]
@@ -292,7 +284,6 @@ def train_yolo(n_train: int = 1600, n_val: int = 300, epochs: int = 30, input_si
         "ap50_per_class": {SHAPES[c]: round(v, 4) for c, v in m["per_class"].items()},
         "preprocess": spec.to_dict(),
     }
-    del DEFAULT_ANCHORS
     return model, report, (vimgs, vboxes)
 
 
