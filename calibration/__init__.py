@@ -1,5 +1,6 @@
-"""Representative data and the one preprocessing spec (device-safe: numpy and OpenCV)."""
+"""Representative data: image folders, video frames and real images carried by packages (device-safe:
+numpy and OpenCV). The preprocessing spec they are read through lives in :mod:`edgecnn.preprocess`."""
 
-from edgecnn.calibration.preprocess import PRESETS, PreprocessSpec
+from edgecnn.preprocess import PRESETS, PreprocessSpec
 
 __all__ = ["PreprocessSpec", "PRESETS"]

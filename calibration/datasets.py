@@ -1,6 +1,6 @@
 """Representative data for calibration: an image folder, a video file, or real images that ship with
 the project's dependencies. Every source yields OpenCV images (BGR or gray uint8); the model's
-:class:`~edgecnn.calibration.preprocess.PreprocessSpec` turns them into inputs, the same way the
+:class:`~edgecnn.preprocess.PreprocessSpec` turns them into inputs, the same way the
 runtime does on the device. Device-safe: numpy and OpenCV (scikit-learn / scikit-image only for
 the bundled sets).
 """
@@ -89,7 +89,7 @@ def video_frames(path, samples: int = 200, progress: bool = False) -> ImageSet:
     """``samples`` frames spread over the whole video (every frame when it is shorter)."""
     import cv2
 
-    from edgecnn.camera import open_capture
+    from edgecnn.video_io import open_capture
 
     cap = open_capture(path)
     if not cap.isOpened():
@@ -111,7 +111,7 @@ def video_frames(path, samples: int = 200, progress: bool = False) -> ImageSet:
     return out
 
 
-def _photos() -> list[np.ndarray]:
+def sample_photos() -> list[np.ndarray]:
     """Real colour photographs carried by scikit-learn and scikit-image (BGR)."""
     imgs = []
     try:
@@ -188,7 +188,7 @@ def face_images(samples: int | None = None) -> ImageSet:
 
 def bundled(name: str = "photos", samples: int = 200, seed: int = 0) -> ImageSet:
     if name == "photos":
-        return ImageSet(_crops(_photos(), samples, np.random.default_rng(seed)), "bundled photos (scikit-learn, scikit-image)")
+        return ImageSet(_crops(sample_photos(), samples, np.random.default_rng(seed)), "bundled photos (scikit-learn, scikit-image)")
     if name == "digits":
         return digits_images(samples, seed)
     if name == "faces":
@@ -224,4 +224,18 @@ def load_images(source, samples: int = 200, progress: bool = False) -> ImageSet:
             raise InputError(f"calibration source {p} is neither an image folder nor a video ({', '.join(sorted(VIDEO_EXTS))})")
     if not out.images:
         raise InputError(f"no readable images in {out.source or src} ({out.skipped} unreadable files skipped)")
+    return out
+
+
+def identity_images(data: str | None, progress: bool = False) -> ImageSet:
+    """Training data for an embedder: ``bundled:digits`` or a folder with one subfolder per identity."""
+    if not data:
+        raise InputError("train siamese needs --data DIR (one folder per identity) or --data bundled:digits")
+    if data == "bundled:digits":
+        return bundled("digits", None)
+    if not Path(data).is_dir():
+        raise InputError(f"--data {data} is not a folder of identity subfolders")
+    out = image_folder(data, None, progress=progress, with_classes=True)
+    if not out.images:
+        raise InputError(f"--data {data}: no images in identity subfolders")
     return out

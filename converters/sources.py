@@ -3,15 +3,15 @@ frozen graph ``.pb``. Each becomes a :class:`Source` with a static batch-1 input
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgecnn._quiet import quiet_stderr
+from edgecnn.errors import InputError, first_line
 from edgecnn.models._tf import tensorflow
-from edgecnn.calibration.preprocess import PreprocessSpec
-from edgecnn.errors import InputError
+from edgecnn.models.sidecar import read_sidecar
+from edgecnn.preprocess import PreprocessSpec
 
 
 @dataclass
@@ -25,15 +25,10 @@ class Source:
     output_names: list = field(default_factory=list)
     task: str | None = None  # classification | embedding | detection | other
     preprocess: dict = field(default_factory=dict)  # defaults for the spec (normalize preset, colour)
-    extra_metadata: dict = field(default_factory=dict)
+    origin: dict = field(default_factory=dict)  # where the model came from, for the .tflite metadata
     labels: list | None = None
     anchors: list | None = None
-
-
-def sidecar_path(model_path) -> Path:
-    """``model.keras`` -> ``model.edgecnn.json``: task, labels, anchors and preprocessing saved by training."""
-    p = Path(model_path)
-    return p.with_name(p.stem + ".edgecnn.json")
+    export_dir: str | None = None  # the static batch-1 SavedModel exported once from a Keras model
 
 
 # Frozen graphs we know by their signature: (input name, input shape, output name) -> defaults.
@@ -85,10 +80,10 @@ def load_source(source: str, builder_options: dict | None = None, weights: str |
             try:
                 model.load_weights(str(wp))
             except Exception as exc:  # noqa: BLE001
-                raise InputError(f"cannot load weights {wp} into {source}: {str(exc).splitlines()[0][:200]}") from None
+                raise InputError(f"cannot load weights {wp} into {source}: {first_line(exc, 200)}") from None
         shape = tuple(int(d) for d in model.input_shape[1:])
         return Source("keras", source, shape, keras_model=model, task=_task_of_keras(model, source),
-                      extra_metadata={"builder": source, "builder_options": resolved, "paper": spec.paper,
+                      origin={"builder": source, "builder_options": resolved, "paper": spec.paper,
                                       "weights": Path(weights).name if weights else "initialised (untrained)"})
     if builder_options:
         raise InputError(f"builder options ({', '.join('--' + k for k in builder_options)}) only apply to a registry name, not to {source}")
@@ -113,20 +108,16 @@ def _keras_file(p: Path) -> Source:
         with quiet_stderr():
             model = keras.models.load_model(str(p), compile=False)
     except Exception as exc:  # noqa: BLE001 - corrupt zip, wrong format, missing custom objects
-        raise InputError(f"cannot load Keras model {p}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") from None
+        raise InputError(f"cannot load Keras model {p}: {first_line(exc, 200)}") from None
     if len(model.inputs) != 1:
         raise InputError(f"{p} has {len(model.inputs)} inputs; edgecnn converts single-image models")
     shape = tuple(model.input_shape[1:])
     if any(d is None for d in shape):
         raise InputError(f"{p} has a dynamic input shape {shape}; rebuild it with a fixed input size")
     src = Source("keras", p.stem, tuple(int(d) for d in shape), keras_model=model, path=str(p), task=_task_of_keras(model, None))
-    side = sidecar_path(p)
-    if side.is_file():
+    info = read_sidecar(p)
+    if info is not None:
         # what training knew about the model: task, labels, anchors, preprocessing
-        try:
-            info = json.loads(side.read_text())
-        except json.JSONDecodeError:
-            raise InputError(f"{side} is not valid JSON (it describes {p.name}; fix or delete it)") from None
         src.task = info.get("task", src.task)
         src.preprocess = dict(info.get("preprocess") or {})
         src.labels = info.get("labels")
@@ -141,7 +132,7 @@ def _saved_model(p: Path) -> Source:
         with quiet_stderr():
             loaded = tf.saved_model.load(str(p))
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"cannot load SavedModel {p}: {str(exc).strip().splitlines()[0][:200]}") from None
+        raise InputError(f"cannot load SavedModel {p}: {first_line(exc, 200)}") from None
     sigs = getattr(loaded, "signatures", {})
     if "serving_default" not in sigs:
         raise InputError(f"SavedModel {p} has no serving_default signature")
@@ -205,14 +196,14 @@ def _frozen_graph(p: Path, inputs=None, outputs=None) -> Source:
     if known:
         src.name, src.task = known["name"], known["task"]
         src.preprocess = dict(known["preprocess"])
-        src.extra_metadata = dict(known["metadata"])
+        src.origin = dict(known["metadata"])
     return src
 
 
 def _export_static(src: Source) -> str:
     """Export a Keras model once to a SavedModel with a static batch-1 signature (kept for the session)."""
-    if src.extra_metadata.get("_export_dir") and Path(src.extra_metadata["_export_dir"]).exists():
-        return src.extra_metadata["_export_dir"]
+    if src.export_dir and Path(src.export_dir).exists():
+        return src.export_dir
     import atexit
     import shutil
     import tempfile
@@ -225,8 +216,8 @@ def _export_static(src: Source) -> str:
         with quiet_stderr():
             src.keras_model.export(folder, format="tf_saved_model", input_signature=[spec], verbose=False)
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"cannot export {src.name} for conversion: {str(exc).strip().splitlines()[0][:200]}") from None
-    src.extra_metadata["_export_dir"] = folder
+        raise InputError(f"cannot export {src.name} for conversion: {first_line(exc, 200)}") from None
+    src.export_dir = folder
     return folder
 
 

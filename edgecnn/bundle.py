@@ -1,33 +1,54 @@
-"""The deployment bundle: what a device needs to run the camera loop and face verification without
-TensorFlow — detectors, the embedder converted for the target, the gallery — plus a manifest."""
+"""The device-side bundle reader: the one place that turns a bundle folder into file paths.
+
+A bundle (made on a workstation by ``edgecnn bundle``, see :mod:`edgecnn.bundler`) is a folder with a
+``manifest.json`` naming its files and their roles: detectors, the embedder converted for the
+target, the gallery. Every path it lists is confined to the folder.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import time
 from pathlib import Path
 
-from edgecnn import __version__
 from edgecnn.errors import InputError
 
 MANIFEST = "manifest.json"
 
 
-class Manifest(dict):
-    def __init__(self, folder: Path, data: dict):
-        super().__init__(data)
-        self.folder = folder
+class Bundle:
+    """A bundle folder and its manifest; ``file(name)`` and the role properties give checked paths."""
 
-    def path(self, name: str) -> Path:
-        p = self.folder / name
+    def __init__(self, folder: Path, manifest: dict):
+        self.folder = folder
+        self.manifest = manifest
+
+    def get(self, key, default=None):
+        return self.manifest.get(key, default)
+
+    def __getitem__(self, key):
+        return self.manifest[key]
+
+    @property
+    def target(self) -> str | None:
+        return self.manifest.get("target")
+
+    def file(self, name: str) -> Path:
+        """``name`` inside the bundle; a path that leaves the folder or a missing file is an error."""
+        root = self.folder.resolve()
+        p = (root / str(name)).resolve()
+        if root not in p.parents:
+            raise InputError(f"bundle {self.folder} lists {name!r}, which is outside the bundle; make the bundle again")
         if not p.is_file():
             raise InputError(f"bundle {self.folder} lists {name} but the file is missing; make the bundle again")
         return p
 
+    def role(self, key: str) -> Path | None:
+        """The file the manifest names for ``key`` (detector, detector_full, embedder, gallery), or None."""
+        name = self.manifest.get(key)
+        return self.file(name) if name else None
 
-def read_manifest(folder) -> Manifest:
+
+def open_bundle(folder) -> Bundle:
     f = Path(folder)
     if not f.is_dir():
         raise InputError(f"bundle folder not found: {f}")
@@ -35,80 +56,9 @@ def read_manifest(folder) -> Manifest:
     if not m.is_file():
         raise InputError(f"{f} is not an edgecnn bundle (no {MANIFEST}); make one with: edgecnn bundle --target T --output DIR")
     try:
-        return Manifest(f, json.loads(m.read_text()))
-    except json.JSONDecodeError:
+        data = json.loads(m.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError(f"{m} is not valid JSON; make the bundle again") from None
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool = True, progress: bool = False) -> dict:
-    """Gather detector(s), the embedder for ``target`` and the gallery into ``output`` with a manifest."""
-    from edgecnn.detectors import BLAZEFACE, find_model_file
-    from edgecnn.face_models import ensure_facenet
-    from edgecnn.gallery import default_gallery_path
-    from edgecnn.targets import load_target
-
-    prof = load_target(target)
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output {out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise InputError(f"--output {out} is a non-empty folder that is not a bundle; choose an empty or new folder")
-    staging = out.with_name(out.name + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    files = {}
-    manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
-    try:
-        for name in BLAZEFACE:
-            src = find_model_file(name)
-            shutil.copy2(src, staging / src.name)
-            files[src.name] = {"sha256": _sha(staging / src.name), "role": f"detector ({name}, float: BlazeFace ships as a float model)"}
-        manifest["detector"] = BLAZEFACE["blazeface"]["file"]
-        manifest["detector_full"] = BLAZEFACE["blazeface-full"]["file"]
-        if with_embedder:
-            emb = Path(embedder) if embedder else ensure_facenet(prof.name, progress=progress)
-            shutil.copy2(emb, staging / emb.name)
-            files[emb.name] = {"sha256": _sha(staging / emb.name), "role": "face embedder"}
-            manifest["embedder"] = emb.name
-        g = Path(gallery) if gallery else default_gallery_path()
-        if gallery and not g.is_file():
-            raise InputError(f"gallery not found: {g}")
-        if g.is_file() and with_embedder:
-            from edgecnn.faces import Embedder
-            from edgecnn.gallery import Gallery
-
-            gal = Gallery(g, create=False)
-            emb_id = Embedder(staging / manifest["embedder"]).identity
-            have = gal.meta("embedder")
-            gal.close()
-            if have and have != emb_id:
-                raise InputError(
-                    f"gallery {g} was enrolled with {have} but the {prof.name} embedder is {emb_id}: "
-                    f"enrol again with --target {prof.name} (into a new --gallery) and bundle that"
-                )
-        if g.is_file():
-            import sqlite3
-
-            dst = staging / "gallery.db"
-            src_db = sqlite3.connect(str(g))
-            dst_db = sqlite3.connect(str(dst))
-            src_db.backup(dst_db)  # a consistent copy even while the gallery is in use
-            src_db.close()
-            dst_db.close()
-            dst.chmod(0o600)
-            files["gallery.db"] = {"sha256": _sha(dst), "role": "gallery"}
-            manifest["gallery"] = "gallery.db"
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    manifest["output"] = str(out)
-    return manifest
+    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+        raise InputError(f"{m} is not an edgecnn bundle manifest; make the bundle again")
+    return Bundle(f, data)

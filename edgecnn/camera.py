@@ -19,36 +19,10 @@ from pathlib import Path
 
 
 from edgecnn._progress import progress as progress_bar
-from edgecnn.errors import EdgecnnError, InputError
+from edgecnn.errors import EdgecnnError, InputError, first_line
+from edgecnn.video_io import capture_fps, capture_frame_count, default_source, is_live, open_capture, open_writer
 
-CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 _STOP = object()
-
-
-def is_live(source) -> bool:
-    s = str(source)
-    return s.isdigit() or "://" in s or s.startswith("/dev/video")
-
-
-def open_capture(source):
-    import cv2
-
-    from edgecnn._quiet import quiet_stderr
-
-    s = str(source)
-    with quiet_stderr():  # FFmpeg / V4L2 print their own complaints about unreadable sources
-        cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
-    return cap
-
-
-def default_source() -> int:
-    """Camera 0 when one opens (``VideoCapture(0)`` raises nothing when there is none)."""
-    cap = open_capture(0)
-    ok = cap.isOpened()
-    cap.release()
-    if not ok:
-        raise InputError("no camera found (camera 0 does not open); pass --source VIDEO_FILE or a stream URL")
-    return 0
 
 
 class FrameSource:
@@ -69,7 +43,7 @@ class FrameSource:
         self.cap = open_capture(source)
         if not self.cap.isOpened():
             raise InputError(f"cannot open video source {source}: OpenCV cannot read it (unsupported format, missing camera or bad URL)")
-        self.fps = float(self.cap.get(5) or 0.0) or 30.0  # CAP_PROP_FPS
+        self.fps = capture_fps(self.cap, default=30.0)
         self.dropped = 0
         self.reconnects = 0
         self.frames_read = 0
@@ -172,25 +146,6 @@ class FrameSource:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.cap.release()
-
-
-def open_writer(path, fps: float, size: tuple[int, int]):
-    """A VideoWriter whose codec follows the extension; failing to open is an error before the loop."""
-    import cv2
-
-    p = Path(path)
-    codec = CODECS.get(p.suffix.lower())
-    if codec is None:
-        raise InputError(f"unsupported output {p.suffix or p.name!r}: use .mp4 (mp4v) or .avi (MJPG); OpenCV's wheels have no H.264 encoder")
-    if not p.parent.exists():
-        raise InputError(f"output folder does not exist: {p.parent}")
-    existed = p.exists()
-    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*codec), max(1.0, fps), size)
-    if not w.isOpened():
-        if not existed and p.exists():
-            p.unlink()
-        raise InputError(f"cannot write video {p} with codec {codec}")
-    return w
 
 
 def _color(i: int):
@@ -303,7 +258,7 @@ def run(
                 writer.write(frame)
                 written[0] += 1
             except cv2.error as exc:  # disk full and friends
-                writer_error.append(str(exc).splitlines()[0])
+                writer_error.append(first_line(exc))
 
     wthread = threading.Thread(target=writer_loop, name="edgecnn-writer", daemon=True)
     wthread.start()
@@ -312,7 +267,7 @@ def run(
     quit_reason = "end of source"
     t_start = time.perf_counter()
     recent = deque(maxlen=30)
-    total = max_frames or (int(src.cap.get(7)) if not src.live else None)  # CAP_PROP_FRAME_COUNT
+    total = max_frames or (capture_frame_count(src.cap) if not src.live else None)
     try:
         with progress_bar("camera", total or None, progress) as tick:
             while True:

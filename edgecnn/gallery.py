@@ -16,19 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import InputError
+from edgecnn.paths import default_gallery_path
 
 SCHEMA_VERSION = 1
-
-
-def data_dir() -> Path:
-    """The user's edgecnn data folder (``$EDGECNN_HOME``, else ``$XDG_DATA_HOME/edgecnn``)."""
-    if os.environ.get("EDGECNN_HOME"):
-        return Path(os.environ["EDGECNN_HOME"])
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "edgecnn"
-
-
-def default_gallery_path() -> Path:
-    return data_dir() / "gallery.db"
 
 
 @dataclass
@@ -107,7 +97,7 @@ class Gallery:
             raise InputError(f"gallery {self.path} holds {have_dim}-d embeddings, the embedder gives {dim}-d")
 
     # ---------------------------------------------------------------- writes
-    def enroll(self, name: str, vectors, embedder: str, sources=None, images=None, replace: bool = False, _pause: float = 0.0) -> int:
+    def enroll(self, name: str, vectors, embedder: str, sources=None, images=None, replace: bool = False) -> int:
         """Add ``vectors`` for ``name`` in one transaction; returns how many were stored."""
         name = name.strip()
         if not name:
@@ -134,9 +124,6 @@ class Gallery:
                     "INSERT INTO embeddings(identity_id, vector, dim, source, image, created) VALUES (?, ?, ?, ?, ?, ?)",
                     (ident, v.astype("<f4").tobytes(), dim, src, img, now),
                 )
-                if _pause:
-                    print(f"enrolling {name}: {i + 1}/{len(vectors)}", flush=True)
-                    time.sleep(_pause)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -200,6 +187,26 @@ class Gallery:
 # ---------------------------------------------------------------- the face pipeline on a gallery
 
 
+def gallery_path(gallery=None, bundle=None, create: bool = False):
+    """The gallery a command uses: the one given, else the bundle's (the manifest's, or one enrolled on
+    the device into the bundle folder; ``create`` makes it there), else the user's default (None).
+    A bundle without a gallery is an error, never a silent switch to the user's own gallery."""
+    if gallery:
+        return gallery
+    if bundle:
+        from edgecnn.bundle import open_bundle
+
+        b = open_bundle(bundle)
+        path = b.role("gallery")
+        if path is None:
+            local = b.folder / "gallery.db"
+            if not (create or local.is_file()):
+                raise InputError(f"bundle {bundle} has no gallery; enrol on the device with: edgecnn enroll NAME IMG --bundle {bundle}")
+            path = local
+        return str(path)
+    return None
+
+
 class LiveVerifier:
     """Labels faces in the camera loop with their best gallery match or ``unknown``."""
 
@@ -209,14 +216,13 @@ class LiveVerifier:
 
     @classmethod
     def open(cls, gallery=None, embedder=None, bundle=None, target=None):
-        from edgecnn.faces import FaceVerifier
-        from edgecnn.face_models import resolve_embedder
+        from edgecnn.faces import open_verifier
 
-        emb = resolve_embedder(embedder, bundle=bundle, target=target)
-        g = Gallery(gallery or (Path(bundle) / "gallery.db" if bundle and (Path(bundle) / "gallery.db").exists() else None), create=False)
-        g.check_embedder(emb.identity, emb.dim)
-        threshold = float(g.meta("threshold") or emb.threshold)
-        return cls(FaceVerifier(emb), g, threshold)
+        verifier = open_verifier(embedder, bundle, target)
+        g = Gallery(gallery_path(gallery, bundle), create=False)
+        g.check_embedder(verifier.embedder.identity, verifier.embedder.dim)
+        threshold = float(g.meta("threshold") or verifier.embedder.threshold)
+        return cls(verifier, g, threshold)
 
     def label(self, frame, detections):
         for d in detections:

@@ -10,11 +10,9 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from edgecnn.errors import InputError
+from edgecnn.files import atomic_write
 
 
 def _plt():
@@ -26,16 +24,6 @@ def _plt():
     except ImportError:
         raise InputError("plots need matplotlib: pip install matplotlib (or 'edgecnn[convert]')") from None
     return plt
-
-
-def _atomic_bytes(path, data: bytes):
-    p = Path(path)
-    if not p.parent.exists():
-        raise InputError(f"output folder does not exist: {p.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=str(p.parent))
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, p)
 
 
 def _png(fig) -> bytes:
@@ -67,7 +55,7 @@ def plot_profiles(results: list[dict], path) -> None:
         ax2.set_ylabel("p50 ms")
         ax2.set_title("thread sweep")
         ax2.legend()
-    _atomic_bytes(path, _png(fig))
+    atomic_write(path, _png(fig))
     plt.close(fig)
 
 
@@ -106,4 +94,4 @@ def write_convert_html(report: dict, path) -> None:
 <body><h1>{html.escape(str(report.get('name')))} → {html.escape(str(report.get('precision')))} for {html.escape(str(report.get('target')))}</h1>
 <table>{rows}</table><h2>Accuracy against the float model</h2><table>{acc_rows or '<tr><td>not measured</td></tr>'}</table>
 {pics}<h2>Report (JSON)</h2><pre>{html.escape(json.dumps(report, indent=2, default=str))}</pre></body></html>"""
-    _atomic_bytes(path, page.encode("utf-8"))
+    atomic_write(path, page.encode("utf-8"))

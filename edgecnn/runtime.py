@@ -18,8 +18,8 @@ import numpy as np
 from edgecnn import tflite_file
 from edgecnn._quiet import quiet_stderr
 from edgecnn.backend import get_backend
-from edgecnn.calibration.preprocess import PreprocessSpec
-from edgecnn.errors import InputError
+from edgecnn.preprocess import PreprocessSpec
+from edgecnn.errors import InputError, first_line
 from edgecnn.targets.delegates import choose_delegates
 from edgecnn.targets.profile import load_target
 
@@ -54,7 +54,7 @@ class Model:
                 )
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise InputError(f"the {self.backend.name} runtime cannot load {self.path}: {_first_line(exc)}") from None
+            raise InputError(f"the {self.backend.name} runtime cannot load {self.path}: {first_line(exc)}") from None
         self.load_seconds = time.perf_counter() - t0
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
@@ -194,15 +194,6 @@ class Model:
 def _tensor_desc(d: dict) -> dict:
     scale, zero = d.get("quantization", (0.0, 0))
     return {"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name, "scale": float(scale), "zero_point": int(zero)}
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("Traceback"):
-            return line[:300]
-    return type(exc).__name__
 
 
 def load(path, **kw) -> Model:

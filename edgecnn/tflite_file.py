@@ -27,6 +27,43 @@ TENSOR_TYPES = {
 }
 
 
+# Field indices of the tables in TFLite's schema.fbs (the order of the fields in each table).
+class Model_:
+    VERSION, OPERATOR_CODES, SUBGRAPHS, DESCRIPTION, BUFFERS, METADATA = 0, 1, 2, 3, 4, 6
+
+
+class OperatorCode_:
+    DEPRECATED_BUILTIN_CODE, CUSTOM_CODE, VERSION, BUILTIN_CODE = 0, 1, 2, 3
+
+
+class SubGraph_:
+    TENSORS, INPUTS, OUTPUTS, OPERATORS = 0, 1, 2, 3
+
+
+class Tensor_:
+    SHAPE, TYPE, BUFFER, NAME, QUANTIZATION, SHAPE_SIGNATURE = 0, 1, 2, 3, 4, 7
+
+
+class Quantization_:
+    SCALE, ZERO_POINT = 2, 3
+
+
+class Operator_:
+    OPCODE_INDEX, INPUTS, OUTPUTS = 0, 1, 2
+
+
+class Buffer_:
+    DATA, OFFSET, SIZE = 0, 1, 2
+
+
+class Metadata_:
+    NAME, BUFFER = 0, 1
+
+
+BUILTIN_CUSTOM = 32  # BuiltinOperator.CUSTOM
+OFFSET_UNSET = 1  # Buffer.offset: 0 or 1 means "no external data" (1 is the converter's placeholder)
+
+
 class FormatError(InputError):
     """The bytes are not a well-formed TFLite model."""
 
@@ -219,45 +256,45 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
     r = _Reader(data)
     try:
         root = r.deref(0)
-        version = r.scalar(root, 0, "u32")
+        version = r.scalar(root, Model_.VERSION, "u32")
         names = _builtin_names()
         opcodes = []
-        for oc in r.tables(root, 1):
-            code = max(r.scalar(oc, 0, "u8"), r.scalar(oc, 3, "i32"))
-            custom = r.string(oc, 1)
-            if code == 32 and custom:  # BuiltinOperator.CUSTOM
-                opcodes.append((custom, True, r.scalar(oc, 2, "i32", 1)))
+        for oc in r.tables(root, Model_.OPERATOR_CODES):
+            code = max(r.scalar(oc, OperatorCode_.DEPRECATED_BUILTIN_CODE, "u8"), r.scalar(oc, OperatorCode_.BUILTIN_CODE, "i32"))
+            custom = r.string(oc, OperatorCode_.CUSTOM_CODE)
+            if code == BUILTIN_CUSTOM and custom:
+                opcodes.append((custom, True, r.scalar(oc, OperatorCode_.VERSION, "i32", 1)))
             else:
-                opcodes.append((names.get(code, f"BUILTIN_{code}"), False, r.scalar(oc, 2, "i32", 1)))
-        buffers = r.tables(root, 4)
+                opcodes.append((names.get(code, f"BUILTIN_{code}"), False, r.scalar(oc, OperatorCode_.VERSION, "i32", 1)))
+        buffers = r.tables(root, Model_.BUFFERS)
         buffer_sizes = []
         for b in buffers:
-            start, n = r.vector(b, 0)
-            off, size = r.scalar(b, 1, "u64"), r.scalar(b, 2, "u64")
-            if off > 1 and off + size > len(data):
+            start, n = r.vector(b, Buffer_.DATA)
+            off, size = r.scalar(b, Buffer_.OFFSET, "u64"), r.scalar(b, Buffer_.SIZE, "u64")
+            if off > OFFSET_UNSET and off + size > len(data):
                 raise FormatError(f"{where} is truncated: a weight buffer lies past its end")
             buffer_sizes.append(n or size)
-        subgraphs = r.tables(root, 2)
+        subgraphs = r.tables(root, Model_.SUBGRAPHS)
         if not subgraphs:
             raise FormatError(f"{where} has no subgraph")
         tensors: list[TensorInfo] = []
         operators: list[OpInfo] = []
         main = subgraphs[0]
-        for i, t in enumerate(r.tables(main, 0)):
-            q = r.table(t, 4)
-            scale = r.ints(q, 2, "f", 4) if q is not None else []
-            zp = r.ints(q, 3, "q", 8) if q is not None else []
-            buf_index = r.scalar(t, 2, "u32")
+        for i, t in enumerate(r.tables(main, SubGraph_.TENSORS)):
+            q = r.table(t, Tensor_.QUANTIZATION)
+            scale = r.ints(q, Quantization_.SCALE, "f", 4) if q is not None else []
+            zp = r.ints(q, Quantization_.ZERO_POINT, "q", 8) if q is not None else []
+            buf_index = r.scalar(t, Tensor_.BUFFER, "u32")
             if buf_index >= max(1, len(buffers)):
                 raise FormatError(f"{where} is corrupt: tensor {i} names buffer {buf_index} of {len(buffers)}")
-            dtype_code = r.scalar(t, 1, "u8")
+            dtype_code = r.scalar(t, Tensor_.TYPE, "u8")
             tensors.append(
                 TensorInfo(
                     index=i,
-                    name=r.string(t, 3) or f"tensor_{i}",
+                    name=r.string(t, Tensor_.NAME) or f"tensor_{i}",
                     dtype=TENSOR_TYPES.get(dtype_code, f"type_{dtype_code}"),
-                    shape=r.ints(t, 0),
-                    shape_signature=r.ints(t, 7),
+                    shape=r.ints(t, Tensor_.SHAPE),
+                    shape_signature=r.ints(t, Tensor_.SHAPE_SIGNATURE),
                     buffer=buf_index,
                     quantized=bool(scale),
                     scale=scale,
@@ -265,28 +302,30 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
                     is_constant=buf_index > 0 and buffer_sizes[buf_index] > 0,
                 )
             )
-        for i, op in enumerate(r.tables(main, 3)):
-            idx = r.scalar(op, 0, "u32")
+        for i, op in enumerate(r.tables(main, SubGraph_.OPERATORS)):
+            idx = r.scalar(op, Operator_.OPCODE_INDEX, "u32")
             if idx >= len(opcodes):
                 raise FormatError(f"{where} is corrupt: operator {i} uses opcode {idx} of {len(opcodes)}")
-            ins, outs = r.ints(op, 1), r.ints(op, 2)
+            ins, outs = r.ints(op, Operator_.INPUTS), r.ints(op, Operator_.OUTPUTS)
             if any(k >= len(tensors) for k in ins + outs):
                 raise FormatError(f"{where} is corrupt: operator {i} names a tensor that does not exist")
             name, custom, ver = opcodes[idx]
             operators.append(OpInfo(i, name, custom, ver, ins, outs))
-        inputs, outputs = r.ints(main, 1), r.ints(main, 2)
+        inputs, outputs = r.ints(main, SubGraph_.INPUTS), r.ints(main, SubGraph_.OUTPUTS)
         if any(k >= len(tensors) or k < 0 for k in inputs + outputs):
             raise FormatError(f"{where} is corrupt: its inputs/outputs name tensors that do not exist")
         metadata = {}
-        for m in r.tables(root, 6):
-            name = r.string(m, 0) or ""
-            bi = r.scalar(m, 1, "u32")
+        for m in r.tables(root, Model_.METADATA):
+            name = r.string(m, Metadata_.NAME) or ""
+            bi = r.scalar(m, Metadata_.BUFFER, "u32")
             if bi < len(buffers):
-                start, n = r.vector(buffers[bi], 0)
+                start, n = r.vector(buffers[bi], Buffer_.DATA)
                 metadata[name] = bytes(r.buf[start : start + n])
-        description = r.string(root, 3)
-    except FormatError:
-        raise
+        description = r.string(root, Model_.DESCRIPTION)
+    except FormatError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise FormatError(f"{where}: {exc}") from None  # every model error names the file
     except (struct.error, IndexError, ValueError) as exc:
         raise FormatError(f"{where} is not a well-formed TFLite model ({exc})") from None
     return TFLiteFile(path, len(data), version, description, tensors, operators, inputs, outputs, len(subgraphs), metadata)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from edgecnn.backend import get_backend
-from edgecnn.errors import InputError
+from edgecnn.errors import InputError, first_line
 from edgecnn.targets.profile import TargetProfile
 
 
@@ -126,8 +126,7 @@ def _try_webgpu(path: str):
             cm = None
         except Exception as exc:  # noqa: BLE001 - RuntimeError "No adapters found" without a Vulkan GPU
             text = str(exc).lower()
-            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-            reason = "no GPU adapter (Vulkan) found" if ("adapter" in text or "webgpu" in text or "compiled_model" in text) else first[:200]
+            reason = "no GPU adapter (Vulkan) found" if ("adapter" in text or "webgpu" in text or "compiled_model" in text) else first_line(exc, 200)
         if env is not None:
             env.close()
         env = None

@@ -1,7 +1,4 @@
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,30 +10,7 @@ if "EDGECNN_HOME" not in os.environ:
 
     os.environ["EDGECNN_HOME"] = tempfile.mkdtemp(prefix="edgecnn-test-home-")
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args, timeout=600, env=None, cwd=None):
-    """Run the real ``edgecnn`` CLI in a child process; returns the CompletedProcess."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "edgecnn.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-        cwd=cwd,
-    )
-
-
-def assert_one_line_error(proc, code=2, contains=None):
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    err = proc.stderr.strip()
-    assert "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    if contains:
-        assert contains in err, err
-    return err
+from helpers import FACES, make_clip, run_cli  # noqa: E402
 
 
 @pytest.fixture
@@ -47,22 +21,18 @@ def keras_session():
     keras.backend.clear_session()
 
 
-FIXTURES = ROOT / "tests" / "fixtures"
-FACES = ROOT / "edgecnn" / "data" / "faces"
-
-
 @pytest.fixture(scope="session")
 def digits_lenet(tmp_path_factory):
     """LeNet-5 trained on scikit-learn digits, saved as .keras, with the train/test images on disk."""
     import cv2
 
-    from edgecnn.models.training import train_lenet_digits
+    from edgecnn.models.train.digits import train_lenet_digits
 
     folder = tmp_path_factory.mktemp("digits")
     model, test, acc = train_lenet_digits(epochs=8)
     path = folder / "lenet_digits.keras"
     model.save(path)
-    from edgecnn.models.training import digits_split
+    from edgecnn.models.train.digits import digits_split
 
     train, _ = digits_split()
     for name, data, limit in (("train", train, 300), ("test", test, None)):
@@ -71,29 +41,6 @@ def digits_lenet(tmp_path_factory):
             d.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(d / f"{i:04d}.png"), img)
     return {"keras": path, "train": folder / "train", "test": folder / "test", "float_acc": acc, "folder": folder}
-
-
-def make_clip(path, frames=48, size=(320, 240), fps=12, fourcc="mp4v"):
-    """A clip panning across real photographs (scikit-learn / scikit-image), written by OpenCV."""
-    import cv2
-    import numpy as np
-
-    from edgecnn.calibration.datasets import _photos
-
-    photos = _photos()
-    w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    assert writer.isOpened()
-    for i in range(frames):
-        im = photos[(i // 12) % len(photos)]
-        H, W = im.shape[:2]
-        s = max(w / W, h / H) * 1.3
-        big = cv2.resize(im, (int(W * s) + 1, int(H * s) + 1))
-        x = int((big.shape[1] - w) * ((i % 12) / 11))
-        y = int((big.shape[0] - h) * 0.5)
-        writer.write(np.ascontiguousarray(big[y : y + h, x : x + w]))
-    writer.release()
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +75,7 @@ def lenet_int8_uint8(tmp_path_factory, digits_lenet):
 def facenet_models(tmp_path_factory):
     """The real FaceNet frozen graph converted to fp32 (reference), fp16, dynamic range and int8."""
     from edgecnn.converters.convert import ConvertOptions, convert
-    from edgecnn.face_models import facenet_graph
+    from edgecnn.facenet import facenet_graph
 
     folder = tmp_path_factory.mktemp("facenet")
     out = {}

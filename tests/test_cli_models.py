@@ -1,8 +1,13 @@
 import json
 
-from conftest import assert_one_line_error, run_cli
+import pytest
+
+from helpers import assert_one_line_error, run_cli
+
+pytestmark = [pytest.mark.tf]
 
 
+@pytest.mark.slow  # builds every registered model at its default size
 def test_models_table_lists_every_model():
     proc = run_cli("models")
     assert proc.returncode == 0, proc.stderr

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 from edgecnn import tflite_file
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 def test_lenet_digits_int8_within_one_point_of_float(digits_lenet, tmp_path):
@@ -72,7 +74,7 @@ def test_int8_uint8_io_for_coral(lenet_int8_uint8, digits_lenet):
     assert info.tensors[info.inputs[0]].dtype == "uint8" and info.tensors[info.outputs[0]].dtype == "uint8"
     assert rep["coverage"]["edgetpu"]["first_unsupported"] is None  # everything maps; LeNet's TANH/AVG_POOL included
     from edgecnn.runtime import Model
-    from edgecnn.models.training import digits_split
+    from edgecnn.models.train.digits import digits_split
 
     _, test = digits_split()
     m = Model(out)

@@ -3,9 +3,12 @@
 import itertools
 
 import numpy as np
+import pytest
 
 from edgecnn import tflite_file
 from edgecnn.faces import Embedder, FaceVerifier, distance
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 SAME = [("obama", "obama2"), ("obama", "obama3"), ("obama2", "obama3")]
 

@@ -10,6 +10,8 @@ from edgecnn.models import efficientnet as eff
 from edgecnn.models import googlenet as gnet
 from edgecnn.models.layers import make_divisible
 
+pytestmark = [pytest.mark.tf]
+
 
 def trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)

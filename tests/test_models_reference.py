@@ -7,6 +7,8 @@ import pytest
 
 from edgecnn import models
 
+pytestmark = [pytest.mark.tf]
+
 
 def _ref_params(model):
     """Reference parameter count without preprocessing layers (Rescaling/Normalization)."""
@@ -38,7 +40,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,kwargs,reference", CASES, ids=[f"{c[0]}{c[1] or ''}" for c in CASES])
+# The big ones build in seconds each: the full run (.ci/run) checks them, the fast loop the rest.
+HEAVY = {"vgg16", "vgg19", "resnet101", "resnet152"} | {f"efficientnet_b{i}" for i in range(3, 8)}
+
+
+@pytest.mark.parametrize("name,kwargs,reference", [pytest.param(*c, marks=[pytest.mark.slow] if c[0] in HEAVY else [], id=f"{c[0]}{c[1] or ''}")
+                                                   for c in CASES])
 def test_params_equal_keras_applications(name, kwargs, reference, keras_session):
     ours = models.build(name, **kwargs)
     ref = reference()

@@ -3,7 +3,9 @@ import pytest
 from keras import layers
 
 from edgecnn import models
-from edgecnn.models.stats import layer_macs
+from edgecnn.models.measure import layer_macs
+
+pytestmark = [pytest.mark.tf]
 
 
 def test_macs_of_each_layer_kind(keras_session):

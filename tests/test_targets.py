@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 from edgecnn.targets import list_targets, load_target
 from edgecnn.targets.coverage import delegate_coverage
 from edgecnn.targets.edgetpu import check, compile_for_edgetpu, parse_compiler_log
@@ -50,6 +50,8 @@ def four_precisions(tmp_path_factory, digits_lenet):
     return out
 
 
+@pytest.mark.slow
+@pytest.mark.tf
 def test_xnnpack_rules_predict_the_interpreters_partitions(four_precisions):
     """Our XNNPACK table predicts how many delegate partitions the real interpreter makes."""
     from edgecnn.runtime import Model
@@ -62,6 +64,8 @@ def test_xnnpack_rules_predict_the_interpreters_partitions(four_precisions):
     assert real == 0  # int16x8 (last): no XNNPACK kernels at all
 
 
+@pytest.mark.slow
+@pytest.mark.tf
 def test_edgetpu_check_names_first_unsupported_op(four_precisions, lenet_int8_uint8):
     fp32 = check(four_precisions["fp32"])
     assert not fp32["compatible"] and fp32["first_unsupported"]["index"] == 0

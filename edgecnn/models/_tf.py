@@ -33,3 +33,13 @@ def tensorflow():
             "install the workstation side with: pip install 'edgecnn[convert]'"
         ) from None
     return tf
+
+
+def __getattr__(name: str):
+    """``from edgecnn.models._tf import keras`` (or ``layers``): Keras, with TensorFlow loaded quietly first."""
+    if name in ("keras", "layers"):
+        tensorflow()
+        import keras
+
+        return keras if name == "keras" else keras.layers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

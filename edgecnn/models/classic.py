@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from edgecnn.models._tf import keras
+from edgecnn.models._tf import layers
 
 from edgecnn.errors import InputError
 from edgecnn.models.layers import input_tensor

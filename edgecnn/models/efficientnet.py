@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-import keras
+from edgecnn.models._tf import keras
 
 from edgecnn.errors import InputError
 from edgecnn.models.layers import classifier_head, conv_bn, input_tensor, inverted_residual, make_divisible

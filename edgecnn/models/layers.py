@@ -6,8 +6,8 @@ parameter counts match ``keras.applications`` exactly (see the tests).
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from edgecnn.models._tf import keras
+from edgecnn.models._tf import layers
 
 BN_EPS = 1e-3
 

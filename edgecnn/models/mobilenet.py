@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import keras
+from edgecnn.models._tf import keras
 
 from edgecnn.errors import InputError
 from edgecnn.models.layers import (

@@ -1,7 +1,7 @@
 """The name -> builder table (after timm's ``register_model``/``create_model``).
 
 The CLI, the docs and the tests enumerate models from here instead of listing them by hand.
-This module imports no Keras; the builders register themselves when :mod:`edgecnn.models` loads.
+This module imports no Keras; the builders register themselves when their modules load (on first use).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from edgecnn.errors import InputError
+from edgecnn.errors import InputError, first_line
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,15 @@ def register_model(name: str, *, family: str, paper: str, default_input, **fixed
     return deco
 
 
+def _ensure_registered() -> None:
+    """The builders register themselves when their modules load; load them on first use."""
+    from edgecnn.models import _load_registry
+
+    _load_registry()
+
+
 def list_models() -> list[str]:
+    _ensure_registered()
     return sorted(_REGISTRY, key=_natural_key)
 
 
@@ -62,6 +70,7 @@ def _natural_key(name: str):
 
 
 def get_spec(name: str) -> ModelSpec:
+    _ensure_registered()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -99,5 +108,4 @@ def build(name: str, **kwargs):
     except InputError:
         raise
     except (TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot build {name!r} with {resolved}: {first}") from exc
+        raise InputError(f"cannot build {name!r} with {resolved}: {first_line(exc)}") from exc

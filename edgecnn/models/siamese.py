@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import keras
+from edgecnn.models._tf import keras
 import numpy as np
-from keras import layers
+from edgecnn.models._tf import layers
 
 from edgecnn.errors import InputError
 from edgecnn.models.registry import get_spec, register_model

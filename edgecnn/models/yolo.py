@@ -8,8 +8,8 @@ Decoding (sigmoid offsets in the cell, anchor-relative sizes, IoU, NMS) is devic
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from edgecnn.models._tf import keras
+from edgecnn.models._tf import layers
 
 from edgecnn.detection import DEFAULT_ANCHORS
 from edgecnn.errors import InputError

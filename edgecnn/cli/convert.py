@@ -1,0 +1,136 @@
+"""``edgecnn convert``: a model to ``.tflite`` at one precision, with its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecnn.cli._output import check_output_folder, console, human_bytes, parse_knobs, print_json
+from edgecnn.files import write_json
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser(
+        "convert",
+        help="quantize and convert a model to .tflite, with a report",
+        description="Convert SOURCE (a registry name with builder options, a .keras file, a SavedModel folder or a TF1 "
+        "frozen .pb) to TFLite at one precision, calibrated on real data, and report size, op coverage per delegate, "
+        "accuracy lost against the float model and latency.",
+        epilog="Builder options for a registry name: --input-size N, --classes N, --alpha A, ... (see edgecnn inspect).",
+    )
+    sp.add_argument("source")
+    sp.add_argument("--precision", help="fp32 | fp16 | dynamic | int8 | int16x8 (default: the target's)")
+    sp.add_argument("--target", help="cpu | rpi4 | rpi5 | android-gpu | coral (default cpu; see edgecnn targets)")
+    sp.add_argument("--io", help="input/output type of int8 models: float | int8 | uint8")
+    sp.add_argument("--output", help="the .tflite to write (default <name>_<precision>.tflite next to the source)")
+    sp.add_argument("--calibration", default="bundled", help="image folder, video file, 'bundled' (real photos), 'bundled:digits', 'bundled:faces' or 'none'")
+    sp.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
+    sp.add_argument("--held-out", type=int, default=None, help="samples kept out of calibration to measure accuracy (default 20%%, at most 50)")
+    sp.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops where no builtin exists")
+    sp.add_argument("--inputs", help="frozen graph: input tensor name")
+    sp.add_argument("--outputs", help="frozen graph: output tensor name(s), comma-separated")
+    sp.add_argument("--weights", help="weights file for a registry model (.weights.h5)")
+    sp.add_argument("--normalize", help="unit [0,1] | symmetric [-1,1] | imagenet | raw | whiten (per-image, FaceNet)")
+    sp.add_argument("--color", help="rgb | bgr | gray: channel order the model expects")
+    sp.add_argument("--resize", help="stretch | letterbox | crop")
+    sp.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
+    sp.add_argument("--eval", help="folder of class subfolders: report real top-1 of float and converted model")
+    sp.add_argument("--keep-float", help="int8: 'auto' keeps the worst layers in float when accuracy drops, or LAYER,LAYER")
+    sp.add_argument("--no-layers", action="store_true", help="skip the per-layer quantization error analysis")
+    sp.add_argument("--report", help="write the JSON report to this file")
+    sp.add_argument("--html", help="write an HTML report with plots to this file")
+    sp.add_argument("--json", action="store_true", help="print the JSON report")
+
+    sp.set_defaults(run=run, accepts_knobs=True)
+
+
+def labels_arg(value):
+    """``--labels``: a text file (one per line) or a comma-separated list."""
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_file():
+        return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def run(args, extra) -> int:
+    from edgecnn.converters.convert import ConvertOptions, convert
+
+    check_output_folder(args.report, "report")
+    check_output_folder(args.html, "html")
+    opts = ConvertOptions(
+        precision=args.precision,
+        target=args.target,
+        io=args.io,
+        output=args.output,
+        calibration=None if args.calibration == "none" else args.calibration,
+        samples=args.samples,
+        held_out=args.held_out,
+        allow_flex=args.allow_flex,
+        inputs=args.inputs,
+        outputs=args.outputs,
+        weights=args.weights,
+        normalize=args.normalize,
+        color=args.color,
+        resize=args.resize,
+        labels=labels_arg(args.labels),
+        eval_dir=args.eval,
+        keep_float=args.keep_float,
+        debug_layers=False if args.no_layers else None,
+        progress=not args.json,
+        builder_options=parse_knobs(extra),
+    )
+    status = console(stderr=True).status("converting…") if not args.json else None
+    if status:
+        status.start()
+    try:
+        report = convert(args.source, opts)
+    finally:
+        if status:
+            status.stop()
+    if args.report:
+        write_json(args.report, report)
+    if args.html:
+        from edgecnn.report import write_convert_html
+
+        write_convert_html(report, args.html)
+    if args.json:
+        print_json(report)
+    else:
+        print_convert_summary(report)
+    return 0
+
+
+def print_convert_summary(r: dict) -> None:
+    from rich.table import Table
+
+    con = console()
+    con.print(f"[bold]{r['output']}[/bold]  {r['precision']} for {r['target']}  ({r['seconds']:.1f} s conversion, {r.get('total_seconds', 0):.1f} s in all)")
+    con.print(f"size {human_bytes(r['size_bytes'])} = {r['size_ratio']:.2f}x the fp32 {human_bytes(r['float_size_bytes'])} · "
+              f"{sum(r['ops'].values())} ops · input {r['input']['dtype']} {tuple(r['input']['shape'])} · float activations {r['float_tensors']}")
+    t = Table(title="op coverage per delegate")
+    for c in ("delegate", "ops taken", "partitions", "stays on CPU"):
+        t.add_column(c)
+    for name, cov in r["coverage"].items():
+        rest = ", ".join(f"{u['op']}({u['mode']})x{u['count']}" for u in cov["unsupported"][:4]) or "-"
+        t.add_row(name, f"{cov['ops_delegated']}/{cov['ops_total']}", str(cov["partitions"]), rest)
+    con.print(t)
+    acc = r.get("accuracy")
+    if acc:
+        parts = [f"{k} {v:.4f}" for k, v in acc.items() if k in ("top1_agreement", "cosine_mean", "cosine_min", "relative_rmse")]
+        con.print(f"vs float on {acc['samples']} held-out samples: " + ", ".join(parts))
+    if r.get("eval"):
+        e = r["eval"]
+        con.print(f"top-1 on {e['samples']} labelled images: {e['top1']:.4f} (float {e['float_top1']:.4f})")
+    lat = r.get("latency_ms")
+    if lat:
+        con.print(f"latency p50 {lat['p50']:.3f} ms vs fp32 {lat['fp32_p50']:.3f} ms ({lat['speedup_vs_fp32']:.2f}x) on {lat['threads']} threads here")
+    if r.get("layers"):
+        worst = r["layers"][:3]
+        con.print("worst quantized layers (rmse/scale): " + ", ".join(f"{w['layer']} {w['rmse_over_scale'] or 0:.2f}" for w in worst))
+    if r.get("keep_float", {}).get("used"):
+        k = r["keep_float"]
+        con.print(f"kept in float: {', '.join(k['layers'])} ({k['float_ops']} float ops)")
+    if r.get("edgetpu"):
+        e = r["edgetpu"]
+        con.print(f"Edge TPU: {'compiled to ' + e['output'] if e.get('compiled') else e.get('message', '')}")

@@ -1,0 +1,37 @@
+"""The ``.edgecnn.json`` beside a ``.keras`` file: what training knew about the model (task, labels,
+anchors, preprocessing) that ``edgecnn convert`` carries into the ``.tflite`` metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgecnn.errors import InputError
+from edgecnn.files import write_json
+
+
+def sidecar_path(model_path) -> Path:
+    """``model.keras`` -> ``model.edgecnn.json``."""
+    p = Path(model_path)
+    return p.with_name(p.stem + ".edgecnn.json")
+
+
+def read_sidecar(model_path) -> dict | None:
+    """The sidecar of ``model_path`` as a dict, None where there is none."""
+    side = sidecar_path(model_path)
+    if not side.is_file():
+        return None
+    try:
+        info = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{side} is not valid JSON (it describes {Path(model_path).name}; fix or delete it)") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{side} is not an edgecnn sidecar (a JSON object)")
+    return info
+
+
+def save_with_sidecar(model, path, info: dict) -> None:
+    """Save ``model`` as .keras with the sidecar that ``edgecnn convert`` reads."""
+    p = Path(path)
+    model.save(p)
+    write_json(sidecar_path(p), info)

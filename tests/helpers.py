@@ -1,0 +1,73 @@
+"""Helpers the tests share (imported as ``helpers``; no test imports another test module)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+FACES = ROOT / "edgecnn" / "data" / "faces"
+
+
+def run_cli(*args, timeout=600, env=None, cwd=None):
+    """Run the real ``edgecnn`` CLI in a child process; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "edgecnn.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+    )
+
+
+def assert_one_line_error(proc, code=2, contains=None):
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    if contains:
+        assert contains in err, err
+    return err
+
+
+def make_clip(path, frames=48, size=(320, 240), fps=12, fourcc="mp4v"):
+    """A clip panning across real photographs (scikit-learn / scikit-image), written by OpenCV."""
+    import cv2
+    import numpy as np
+
+    from edgecnn.calibration.datasets import sample_photos
+
+    photos = sample_photos()
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(frames):
+        im = photos[(i // 12) % len(photos)]
+        H, W = im.shape[:2]
+        s = max(w / W, h / H) * 1.3
+        big = cv2.resize(im, (int(W * s) + 1, int(H * s) + 1))
+        x = int((big.shape[1] - w) * ((i % 12) / 11))
+        y = int((big.shape[0] - h) * 0.5)
+        writer.write(np.ascontiguousarray(big[y : y + h, x : x + w]))
+    writer.release()
+    return path
+
+
+BLOCK_TF = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class _NoTF(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorboard"):
+                raise ImportError(f"{name} is blocked: this is the device side")
+    sys.meta_path.insert(0, _NoTF())
+    """
+)
+
+
+def run_without_tf(code: str, *args):
+    return subprocess.run([sys.executable, "-c", BLOCK_TF + textwrap.dedent(code), *map(str, args)], capture_output=True, text=True, timeout=300)

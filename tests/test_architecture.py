@@ -1,0 +1,104 @@
+"""The rules of docs/architecture.md, checked by walking every import in the package (lazy imports
+inside functions included): no room imports from a room to its right, and the device rooms never
+import the TensorFlow side."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# import name prefix -> folder in the repository (the package-dir mapping of pyproject.toml)
+FOLDERS = {"edgecnn.calibration": "calibration", "edgecnn.converters": "converters", "edgecnn.targets": "targets", "edgecnn": "edgecnn"}
+
+LOW = {"edgecnn", "edgecnn.errors", "edgecnn._quiet", "edgecnn._progress", "edgecnn.paths", "edgecnn.files", "edgecnn.metrics",
+       "edgecnn.video_io", "edgecnn.tflite_file", "edgecnn.preprocess", "edgecnn.detection", "edgecnn.backend"}
+DEVICE = {"edgecnn.runtime", "edgecnn.detectors", "edgecnn.faces", "edgecnn.gallery", "edgecnn.camera", "edgecnn.profiling", "edgecnn.bundle"}
+APP = {"edgecnn.demo", "edgecnn.demo_data", "edgecnn.report", "edgecnn.bundler", "edgecnn.facenet"}
+ORDER = ["low", "calibration", "models", "targets", "device", "converters", "app"]
+TF_SIDE = ("edgecnn.models", "edgecnn.converters")
+
+
+def room_of(module: str) -> str | None:
+    if module in LOW:
+        return "low"
+    if module in DEVICE:
+        return "device"
+    if module in APP or module == "edgecnn.cli" or module.startswith("edgecnn.cli."):
+        return "app"
+    for room in ("calibration", "models", "targets", "converters"):
+        if module == f"edgecnn.{room}" or module.startswith(f"edgecnn.{room}."):
+            return room
+    return None
+
+
+def package_modules() -> dict[str, Path]:
+    mods = {}
+    for prefix, folder in FOLDERS.items():
+        base = ROOT / folder
+        for f in base.rglob("*.py"):
+            rel = f.relative_to(base).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([prefix, *parts])
+            if prefix == "edgecnn" and parts and parts[0] in ("calibration", "converters", "targets"):
+                continue
+            mods[name] = f
+    return mods
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            out.add(base)
+            for a in node.names:  # ``from edgecnn import models`` imports the submodule
+                if f"{base}.{a.name}" in known:
+                    out.add(f"{base}.{a.name}")
+    return {m for m in out if m == "edgecnn" or m.startswith("edgecnn.")}
+
+
+MODULES = package_modules()
+
+
+def test_every_module_has_a_room():
+    assert len(MODULES) > 60
+    assert [m for m in MODULES if room_of(m) is None] == []
+
+
+def test_imports_point_left_or_down_only():
+    bad = []
+    for name, path in MODULES.items():
+        mine = ORDER.index(room_of(name))
+        for imp in imports_of(name, path, set(MODULES)):
+            theirs = room_of(imp)
+            assert theirs is not None, f"{name} imports {imp}, which is not a module of the package"
+            if ORDER.index(theirs) > mine:
+                bad.append(f"{name} ({room_of(name)}) -> {imp} ({theirs})")
+    assert bad == []
+
+
+@pytest.mark.parametrize("room", ["low", "calibration", "targets", "device"])
+def test_device_rooms_never_import_the_tensorflow_side(room):
+    offenders = [(name, imp) for name, path in MODULES.items() if room_of(name) == room
+                 for imp in imports_of(name, path, set(MODULES)) if imp.startswith(TF_SIDE)]
+    assert offenders == []
+
+
+def test_walker_sees_lazy_and_relative_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from edgecnn.converters.convert import convert\nfrom edgecnn import models\n")
+    assert imports_of("edgecnn.runtime", f, set(MODULES)) == {"edgecnn.converters.convert", "edgecnn", "edgecnn.models"}
+    assert room_of("edgecnn.converters.convert") == "converters"
+
+
+def test_no_package_file_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in MODULES.values() if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}
