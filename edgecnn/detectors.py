@@ -73,7 +73,26 @@ def find_model_file(name: str, bundle: str | None = None) -> Path:
     )
 
 
-class FaceDetector:
+class _Stages:
+    """Detection in two steps, so the camera loop can prepare frame n+1 while frame n runs:
+    ``prepare(frame, out)`` (pixels only: safe in another thread) and ``infer(frame, x, transform)``."""
+
+    model = None
+
+    def prepare(self, frame: np.ndarray, out: np.ndarray | None = None):
+        return self.model.preprocess.apply(frame, with_transform=True, out=out)
+
+    def input_buffer(self) -> np.ndarray:
+        """A new buffer of the prepared input's shape and type (for a ring of them)."""
+        spec = self.model.preprocess
+        return np.empty((spec.height, spec.width, spec.channels), np.uint8 if spec.normalize == "pixels" else np.float32)
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        x, tr = self.model.prepare(frame, reuse=True, with_transform=True)
+        return self.infer(frame, x, tr)
+
+
+class FaceDetector(_Stages):
     """BlazeFace on any target: ``detect(frame)`` -> faces with boxes and six keypoints in frame pixels."""
 
     def __init__(self, model: str = "blazeface", target=None, threads=None, min_score: float | None = None, iou: float = 0.3, bundle=None, strict=False, warn=None):
@@ -94,6 +113,8 @@ class FaceDetector:
         self.size = self.model.input_shape[1]
         self.anchors = ssd_anchors(self.size, info["strides"], info["interpolated"])
         self.min_score = info["min_score"] if min_score is None else min_score
+        p = min(max(float(self.min_score), 1e-7), 1 - 1e-7)
+        self._min_logit = np.float32(np.log(p / (1 - p)))
         self.iou = iou
         outs = self.model.outputs
         self._reg = next(i for i, d in enumerate(outs) if d["shape"][-1] == 16)
@@ -101,15 +122,14 @@ class FaceDetector:
         if outs[self._reg]["shape"][1] != len(self.anchors):
             raise InputError(f"{path} has {outs[self._reg]['shape'][1]} anchors, expected {len(self.anchors)} for {self.kind}")
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        x, tr = self.model.preprocess.apply(frame, with_transform=True)
+    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
         outs = self.model.run(x)
         raw, logits = outs[self._reg], outs[self._cls][:, 0]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
-        keep = scores >= self.min_score
+        keep = logits >= self._min_logit  # the threshold in logit space: no sigmoid over every anchor
         if not keep.any():
             return []
-        raw, scores, anchors = raw[keep], scores[keep], self.anchors[keep]
+        raw, anchors = raw[keep], self.anchors[keep]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80, 80)))
         s = float(self.size)
         cx = raw[:, 0] / s + anchors[:, 0]
         cy = raw[:, 1] / s + anchors[:, 1]
@@ -118,16 +138,17 @@ class FaceDetector:
         kps = np.stack([raw[:, 4::2] / s + anchors[:, :1], raw[:, 5::2] / s + anchors[:, 1:2]], -1)
         idx = nms(boxes, scores, self.iou)
         fh, fw = frame.shape[:2]
-        faces = []
-        for i in idx:
-            x1, y1, x2, y2 = tr.to_frame(boxes[i])
-            box = (max(0.0, x1), max(0.0, y1), min(float(fw), x2), min(float(fh), y2))
-            pts = [tr.to_frame((px, py, px, py))[:2] for px, py in kps[i]]
-            faces.append(Detection(box, float(scores[i]), 0, pts, None))
-        return faces
+        # back to frame pixels, all kept faces at once: pixel = (fraction * input - pad) / scale
+        sx, sy = tr.input_w / tr.scale_x, tr.input_h / tr.scale_y
+        ox, oy = -tr.pad_x / tr.scale_x, -tr.pad_y / tr.scale_y
+        b = boxes[idx] * (sx, sy, sx, sy) + (ox, oy, ox, oy)
+        np.clip(b, 0.0, (fw, fh, fw, fh), out=b)
+        k = kps[idx] * (sx, sy) + (ox, oy)
+        return [Detection(tuple(map(float, b[j])), float(scores[i]), 0, [tuple(map(float, p)) for p in k[j]], None)
+                for j, i in enumerate(idx)]
 
 
-class GridDetector:
+class GridDetector(_Stages):
     """A YOLO-style grid model converted by edgecnn (anchors and labels from its metadata)."""
 
     def __init__(self, path, target=None, threads=None, min_score: float = 0.5, iou: float = 0.45, strict=False, warn=None):
@@ -142,8 +163,7 @@ class GridDetector:
         self.labels = meta.get("labels")
         self.min_score, self.iou = min_score, iou
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        x, tr = self.model.preprocess.apply(frame, with_transform=True)
+    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
         grid = self.model.run(x)[0]
         fh, fw = frame.shape[:2]
         out = []
@@ -154,8 +174,29 @@ class GridDetector:
         return out
 
 
+class Classifier(_Stages):
+    """An image classifier in the camera loop: one whole-frame label per frame, named by the model's
+    labels (edgecnn's metadata or the label file packed into a third-party model)."""
+
+    def __init__(self, path, target=None, threads=None, min_score: float = 0.0, strict=False, warn=None):
+        from edgecnn.runtime import Model
+
+        self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
+        self.min_score = min_score
+
+    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
+        scores = np.asarray(self.model.run(x)[0]).reshape(-1)
+        i = int(scores.argmax())
+        if scores[i] < self.min_score:
+            return []
+        labels = self.model.labels or []
+        fh, fw = frame.shape[:2]
+        return [Detection((0.0, 0.0, float(fw), float(fh)), float(scores[i]), i, [], labels[i] if i < len(labels) else str(i))]
+
+
 def open_detector(spec: str, target=None, threads=None, bundle=None, strict=False, warn=None, min_score=None):
-    """``blazeface``, ``blazeface-full`` or a ``.tflite`` path (BlazeFace-shaped or an edgecnn YOLO grid)."""
+    """``blazeface``, ``blazeface-full`` or a ``.tflite`` path: BlazeFace-shaped, an edgecnn YOLO grid,
+    or an image classifier (one label per frame)."""
     if spec in BLAZEFACE:
         return FaceDetector(spec, target=target, threads=threads, bundle=bundle, strict=strict, warn=warn, min_score=min_score)
     p = Path(spec)
@@ -169,4 +210,6 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
         return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=min_score or 0.5)
     if sorted(s[-1] for s in out_shapes) == [1, 16]:
         return FaceDetector(str(p), target=target, threads=threads, strict=strict, warn=warn, min_score=min_score)
-    raise InputError(f"{p} is not a detector edgecnn can decode (outputs {out_shapes}); expected BlazeFace or a YOLO grid from edgecnn")
+    if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
+        return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=min_score or 0.0)
+    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected BlazeFace, a YOLO grid from edgecnn or a classifier")

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from edgecnn import tflite_file
+from edgecnn import tflite_file, tflite_metadata
 from edgecnn._quiet import quiet_stderr
 from edgecnn.backend import get_backend
 from edgecnn.preprocess import PreprocessSpec
@@ -61,16 +61,22 @@ class Model:
         if self._compiled is not None:  # WebGPU: buffers made once, outputs read back after each run
             self._bufs = (self._compiled.create_input_buffers(0), self._compiled.create_output_buffers(0))
             self._gpu_out: dict = {}
+        self.standard = None  # the standard TFLITE_METADATA, for files edgecnn did not make
+        self.preprocess_note = None  # what was assumed for a file with no preprocessing metadata at all
         if preprocess is None and self.metadata.get("preprocess"):
             preprocess = self.metadata["preprocess"]
         if isinstance(preprocess, dict):
             preprocess = PreprocessSpec.from_dict(preprocess)
         if preprocess is None:
-            shape = self.inputs[0]["shape"]
-            if len(shape) == 4 and shape[-1] in (1, 3):
-                preprocess = PreprocessSpec.for_input(shape[1], shape[2], shape[3], "unit")
+            self.standard = tflite_metadata.parse(self.file.metadata.get(tflite_metadata.NAME), self.path)
+            preprocess, self.preprocess_note = spec_for_input(self.inputs[0], self.standard, self.path)
+            if self.preprocess_note:
+                (warn or _warn_once)(self.preprocess_note)
         self.preprocess: PreprocessSpec | None = preprocess
-        self.labels = self.metadata.get("labels") or (preprocess.labels if preprocess else None)
+        self.labels = (self.metadata.get("labels") or (preprocess.labels if preprocess else None)
+                       or (self.standard.labels if self.standard else None))
+        self._in_buf = None  # the prepared input, preallocated on first use
+        self.invoke_seconds = 0.0
 
     # ------------------------------------------------------------------ info
     @property
@@ -95,15 +101,24 @@ class Model:
         }
 
     # ------------------------------------------------------------------ running
-    def prepare(self, image) -> np.ndarray:
-        """One image (OpenCV BGR/gray uint8) -> the float input tensor (H, W, C) by the spec."""
+    def prepare(self, image, reuse: bool = False, with_transform: bool = False):
+        """One image (OpenCV BGR/gray uint8) -> the input tensor (H, W, C) by the spec. ``reuse`` writes
+        into one preallocated buffer (valid until the next call): what ``predict`` and the camera use."""
         if self.preprocess is None:
             raise InputError(f"{self.path} has no preprocessing metadata; pass preprocess=PreprocessSpec(...)")
-        return self.preprocess.apply(image)
+        out = None
+        if reuse:
+            if self._in_buf is None:
+                dtype = np.uint8 if self.preprocess.normalize == "pixels" else np.float32
+                self._in_buf = np.empty((self.preprocess.height, self.preprocess.width, self.preprocess.channels), dtype)
+            out = self._in_buf
+        return self.preprocess.apply(image, with_transform=with_transform, out=out)
 
     def _is_prepared(self, x: np.ndarray) -> bool:
         shape = self.input_shape[1:]
-        return x.dtype != np.uint8 and tuple(x.shape[-len(shape) :]) == shape
+        if tuple(x.shape[-len(shape) :]) != shape:
+            return False
+        return x.dtype != np.uint8 or (self.preprocess is not None and self.preprocess.normalize == "pixels")
 
     def set_input(self, x: np.ndarray, index: int = 0) -> None:
         """Quantize a float tensor (batch 1) for the model's input type and hand it to the interpreter."""
@@ -112,7 +127,9 @@ class Model:
         x = np.asarray(x)
         if x.ndim == len(det["shape"]) - 1:
             x = x[None]
-        if dtype in (np.int8, np.uint8, np.int16) and x.dtype not in (np.int8, np.uint8, np.int16):
+        if x.dtype == np.uint8 and dtype == np.int8:  # raw pixels into an int8 input: the usual -128 shift
+            x = (x.astype(np.int16) - 128).astype(np.int8)
+        elif dtype in (np.int8, np.uint8, np.int16) and x.dtype not in (np.int8, np.uint8, np.int16):
             x = self._quantize(x, index)
         elif x.dtype != dtype:
             x = x.astype(dtype)
@@ -137,7 +154,9 @@ class Model:
 
     def invoke(self) -> None:
         if self._compiled is None:
+            t0 = time.perf_counter()
             self.interpreter.invoke()
+            self.invoke_seconds = time.perf_counter() - t0  # what the camera loop subtracts to report its own overhead
             return
         # WebGPU path: the interpreter holds the prepared input; the compiled model runs it
         ins, outs = self._bufs
@@ -174,8 +193,8 @@ class Model:
             if images.dtype != np.uint8 and images.ndim == len(self.input_shape) - 1 and images.shape == self.input_shape[1:]:
                 outs = self.run(images)  # the fast path: one prepared tensor
                 return outs[0] if n_out == 1 else outs
-            if images.dtype == np.uint8 and images.ndim in (2, 3):
-                outs = self.run(self.prepare(images))
+            if images.dtype == np.uint8 and images.ndim in (2, 3) and not self._is_prepared(images):
+                outs = self.run(self.prepare(images, reuse=True))  # a raw frame: into the preallocated input
                 return outs[0] if n_out == 1 else outs
             batch = list(images)
         else:
@@ -189,6 +208,54 @@ class Model:
             results.append(self.run(x))
         stacked = [np.stack([r[k] for r in results]) for k in range(n_out)]
         return stacked[0] if n_out == 1 else stacked
+
+
+    def classify(self, image, top_k: int = 5) -> list[tuple[str, float]]:
+        """Top-k (label, score) of a classifier, labels from the model's metadata (its packed label
+        file for third-party models), else the class index."""
+        scores = np.asarray(self.predict(image)).reshape(-1)
+        order = np.argsort(-scores)[:top_k]
+        names = self.labels or []
+        return [(names[i] if i < len(names) else str(int(i)), float(scores[i])) for i in order]
+
+
+_WARNED: set = set()
+
+
+def _warn_once(message: str) -> None:
+    import sys
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"edgecnn: note: {message}", file=sys.stderr)
+
+
+def spec_for_input(detail: dict, standard, path: str):
+    """The preprocessing of a file edgecnn did not make, read the way the TFLite Task Library reads it:
+    quantized (uint8/int8) inputs take the raw pixels, float inputs the declared NormalizationOptions
+    (or the Stats range). Returns (spec or None, a one-line note where nothing was declared)."""
+    shape = [int(d) for d in detail["shape"]]
+    if len(shape) != 4 or shape[-1] not in (1, 3):
+        return None, None
+    h, w, c = shape[1:]
+    tm = standard.input if standard else None
+    color = ((tm.color if tm and tm.color else "rgb") if c == 3 else "gray")
+    labels = standard.labels if standard else None
+    quantized = np.dtype(detail["dtype"]) in (np.dtype(np.uint8), np.dtype(np.int8))
+    if quantized:
+        spec, basis = PreprocessSpec(h, w, c, color=color, normalize="pixels", labels=labels), "raw uint8 pixels (quantized input)"
+    elif tm and tm.mean and tm.std:
+        spec = PreprocessSpec(h, w, c, color=color, scale=1.0, mean=list(tm.mean), std=list(tm.std), labels=labels)
+        basis = f"(pixel - {tm.mean}) / {tm.std}"
+    elif tm and tm.min and tm.max:
+        lo, hi = float(tm.min[0]), float(tm.max[0])
+        spec = PreprocessSpec(h, w, c, color=color, scale=(hi - lo) / 255.0, mean=[-lo], std=[1.0], labels=labels)
+        basis = f"pixels mapped to [{lo:g}, {hi:g}]"
+    else:
+        spec, basis = PreprocessSpec.for_input(h, w, c, "unit", color=color, labels=labels), "pixels scaled to [0, 1]"
+    note = None if standard else (f"{path} carries no preprocessing metadata: assuming {color.upper()}, stretched to {w}x{h}, "
+                                  f"{basis}; pass a preprocessing spec if the model expects otherwise")
+    return spec, note
 
 
 def _tensor_desc(d: dict) -> dict:

@@ -106,8 +106,8 @@ def test_runtime_order_and_forced_runtime(lenet_int8_uint8):
     [
         (b"", "too small"),
         (b"hello, I am a text file pretending to be a model\n" * 3, "not a TFLite model"),
-        (None, "truncated"),  # the real model cut in half
-        (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "outside the file"),  # the identifier, then offsets that point nowhere
+        (None, "truncated or damaged"),  # the real model cut in half
+        (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "points past its end"),  # the identifier, then offsets that point nowhere
     ],
 )
 def test_malformed_model_files_are_exit_2_not_a_crash(tmp_path, mnv2_int8, content, expect):

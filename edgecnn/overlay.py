@@ -1,0 +1,62 @@
+"""What the camera loop draws on a frame (boxes, labels, scores, keypoints, the FPS line) and the
+label smoothing of verified faces. Device-side: OpenCV."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+
+def _color(i: int):
+    palette = [(80, 200, 80), (60, 140, 255), (255, 160, 60), (200, 80, 220), (60, 220, 220)]
+    return palette[i % len(palette)]
+
+
+def draw(frame, detections, fps: float, latency_ms: float, extra: str = ""):
+    import cv2
+
+    for d in detections:
+        x1, y1, x2, y2 = (int(round(v)) for v in d.box)
+        col = _color(d.label)
+        cv2.rectangle(frame, (x1, y1), (x2, y2), col, 2)
+        text = f"{d.name or d.label} {d.score:.2f}" if d.name or d.label else f"{d.score:.2f}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        cv2.rectangle(frame, (x1, max(0, y1 - th - 6)), (x1 + tw + 4, y1), col, -1)
+        cv2.putText(frame, text, (x1 + 2, max(th, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        for kx, ky in d.keypoints[:6]:
+            cv2.circle(frame, (int(kx), int(ky)), 2, col, -1)
+    hud = f"{fps:5.1f} FPS  model {latency_ms:5.1f} ms {extra}"
+    cv2.putText(frame, hud, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(frame, hud, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@dataclass
+class LabelSmoother:
+    """Majority vote of a face's identity over its last few frames (faces matched by IoU), so labels
+    do not flicker."""
+
+    window: int = 5
+    tracks: list = field(default_factory=list)  # [(box, deque of names)]
+
+    def update(self, detections):
+        from edgecnn.detection import iou
+
+        new_tracks = []
+        for d in detections:
+            best, best_iou = None, 0.3
+            for t in self.tracks:
+                v = float(iou(d.box, [t[0]])[0])
+                if v > best_iou:
+                    best, best_iou = t, v
+            hist = best[1] if best else deque(maxlen=self.window)
+            hist.append(d.name)
+            d.name = Counter(hist).most_common(1)[0][0]
+            new_tracks.append((d.box, hist))
+        self.tracks = new_tracks
+        return detections
