@@ -55,10 +55,24 @@ class ImageSet:
         return pick(True), pick(False)
 
 
-def image_folder(path, samples: int | None = None, progress: bool = False, with_classes: bool = False) -> ImageSet:
+def shrink(img: np.ndarray, min_side: int | None) -> np.ndarray:
+    """Downsize (area average) so the short side is ``min_side``: a 4000x3000 photo kept for a
+    224-pixel model takes 0.6 MB instead of 36 MB."""
+    if not min_side or min(img.shape[:2]) <= min_side:
+        return img
+    import cv2
+
+    h, w = img.shape[:2]
+    s = min_side / min(h, w)
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def image_folder(path, samples: int | None = None, progress: bool = False, with_classes: bool = False, min_side: int | None = None) -> ImageSet:
     """Images under ``path`` (recursive), spread evenly when there are more than ``samples``.
 
     ``with_classes``: the first-level subfolders are classes (sorted names -> indices).
+    ``min_side``: each image is downsized as it is read (see :func:`shrink`), so memory follows the
+    model's input size, not the photos'.
     """
     import cv2
 
@@ -81,11 +95,11 @@ def image_folder(path, samples: int | None = None, progress: bool = False, with_
                 img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, float(img.max())))
             if with_classes:
                 out.labels.append(class_names.index(rel[0]))
-            out.images.append(img)
+            out.images.append(shrink(img, min_side))
     return out
 
 
-def video_frames(path, samples: int = 200, progress: bool = False) -> ImageSet:
+def video_frames(path, samples: int = 200, progress: bool = False, min_side: int | None = None) -> ImageSet:
     """``samples`` frames spread over the whole video (every frame when it is shorter)."""
     import cv2
 
@@ -104,7 +118,7 @@ def video_frames(path, samples: int = 200, progress: bool = False) -> ImageSet:
             if not ok:
                 break
             if want is None or i in want:
-                out.images.append(frame)
+                out.images.append(shrink(frame, min_side))
                 tick(advance=1)
             i += 1
     cap.release()
@@ -196,8 +210,9 @@ def bundled(name: str = "photos", samples: int = 200, seed: int = 0) -> ImageSet
     raise InputError(f"unknown bundled set {name!r}; choose one of {', '.join(BUNDLED)}")
 
 
-def load_images(source, samples: int = 200, progress: bool = False) -> ImageSet:
-    """``source``: ``bundled`` (or ``bundled:digits`` ...), an image folder, or a video file.
+def load_images(source, samples: int = 200, progress: bool = False, min_side: int | None = None) -> ImageSet:
+    """``source``: ``bundled`` (or ``bundled:digits`` ...), an image folder, or a video file; each
+    image downsized to ``min_side`` as it is read.
 
     An empty result is an :class:`InputError` (exit 2) naming what was skipped.
     """
@@ -212,9 +227,9 @@ def load_images(source, samples: int = 200, progress: bool = False) -> ImageSet:
         if not p.exists():
             raise InputError(f"calibration source not found: {p} (give an image folder, a video file or 'bundled')")
         if p.is_dir():
-            out = image_folder(p, samples, progress)
+            out = image_folder(p, samples, progress, min_side=min_side)
         elif p.suffix.lower() in VIDEO_EXTS:
-            out = video_frames(p, samples, progress)
+            out = video_frames(p, samples, progress, min_side=min_side)
         elif p.suffix.lower() in IMAGE_EXTS:
             import cv2
 

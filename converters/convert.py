@@ -22,7 +22,8 @@ import numpy as np
 from edgecnn import __version__, tflite_file
 from edgecnn.calibration.datasets import ImageSet, load_images
 from edgecnn.errors import EdgecnnError, InputError, first_line
-from edgecnn.files import atomic_write
+from edgecnn.files import atomic_write, check_clashes
+from edgecnn.loader import record_verdict, sha256_of
 from edgecnn.preprocess import PreprocessSpec
 from edgecnn.targets.profile import IO_TYPES, PRECISIONS, TargetProfile, load_target
 
@@ -127,6 +128,9 @@ def plan(source: str, opts: ConvertOptions) -> Conversion:
     src = load_source(source, opts.builder_options, opts.weights, opts.inputs, opts.outputs)
     out = Path(opts.output) if opts.output else default_output(src, source, precision)
     _check_writable(out)
+    existing = lambda v: v if v and Path(v).exists() else None  # noqa: E731
+    check_clashes({"--output": out}, {"SOURCE": existing(source), "--calibration": existing(opts.calibration), "--eval": existing(opts.eval_dir),
+                                      "--weights": existing(opts.weights)})
     spec = default_preprocess(src, opts.normalize, opts.color, opts.resize, opts.labels)
     return Conversion(source, opts, target, precision, io, src, out, spec)
 
@@ -135,7 +139,8 @@ def read_data(c: Conversion) -> None:
     """Calibration and held-out images, through the same preprocessing the device runtime applies."""
     opts = c.opts
     if opts.calibration:
-        c.images = load_images(opts.calibration, opts.samples + (opts.held_out or min(50, max(4, opts.samples // 5))), progress=opts.progress)
+        c.images = load_images(opts.calibration, opts.samples + (opts.held_out or min(50, max(4, opts.samples // 5))), progress=opts.progress,
+                               min_side=2 * max(c.spec.height, c.spec.width))  # memory follows the input size, not the photos
     elif c.precision in NEEDS_CALIBRATION:
         raise InputError(f"--precision {c.precision} needs calibration data: --calibration DIR|VIDEO|bundled")
     held = opts.held_out if opts.held_out is not None else min(50, max(2, len(c.images) // 5)) if len(c.images) >= 4 else 0
@@ -255,18 +260,38 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     """Convert ``source`` by ``opts``; writes the model (atomically) and returns the report."""
     opts = opts or ConvertOptions(**kw)
     t_start = time.perf_counter()
+    stage = _stage_printer(opts.progress)
     c = plan(source, opts)
+    stage(f"reading calibration data ({opts.calibration})" if opts.calibration else "no calibration data")
     read_data(c)
+    stage(f"converting {c.src.name} to {c.precision} (and fp32 to compare)")
     start_report(c, run_recipe(c))
+    stage("measuring against the float model in the device interpreter")
     evaluate(c)
+    if opts.debug_layers is not False and c.precision in NEEDS_CALIBRATION:
+        stage("per-layer quantization error")
     debug_layers(c)
     atomic_write(c.out, c.data)
+    stage(f"wrote {c.out}")
+    if not c.flex:  # it loaded and ran in the device interpreter above: no child-process test load later
+        record_verdict(sha256_of(c.data), True, "made and run by edgecnn convert")
     c.report["total_seconds"] = round(time.perf_counter() - t_start, 2)
     if c.target.compile == "edgetpu_compiler":
         from edgecnn.targets.edgetpu import compile_for_edgetpu
 
         c.report["edgetpu"] = compile_for_edgetpu(c.out)
     return c.report
+
+
+def _stage_printer(enabled: bool):
+    """One line per stage on stderr (a terminal user sees where the time goes and where files went)."""
+    import sys
+
+    def stage(message: str) -> None:
+        if enabled:
+            print(f"convert: {message}", file=sys.stderr, flush=True)
+
+    return stage
 
 
 def _any_image(c: Conversion):

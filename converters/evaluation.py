@@ -23,7 +23,9 @@ def bytes_to_model(data: bytes, folder: Path, name: str):
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     try:
-        return Model(tmp, target="cpu", warn=lambda _m: None), tmp
+        # bytes the TFLite converter made a moment ago: loaded here directly (a crash would be the
+        # converter's bug, not a user's damaged file); the verdict is recorded once it ran
+        return Model(tmp, target="cpu", warn=lambda _m: None, isolate=False), tmp
     except BaseException:
         os.unlink(tmp)
         raise
@@ -62,7 +64,7 @@ def lost(task: str, acc: dict) -> bool:
 
 def evaluate_folder(folder, spec, q_model, f_model, limit: int) -> dict:
     """Real top-1 of the float and converted models on a folder of class subfolders."""
-    data = image_folder(folder, limit, with_classes=True)
+    data = image_folder(folder, limit, with_classes=True, min_side=2 * max(spec.height, spec.width))
     if not data.images:
         raise InputError(f"--eval {folder}: no images in class subfolders")
     xs = [spec.apply(im) for im in data.images]

@@ -21,6 +21,7 @@ class Bundle:
     def __init__(self, folder: Path, manifest: dict):
         self.folder = folder
         self.manifest = manifest
+        self._verified: set = set()  # files whose sha256 was checked (the gallery changes: never checked)
 
     def get(self, key, default=None):
         return self.manifest.get(key, default)
@@ -40,6 +41,14 @@ class Bundle:
             raise InputError(f"bundle {self.folder} lists {name!r}, which is outside the bundle; make the bundle again")
         if not p.is_file():
             raise InputError(f"bundle {self.folder} lists {name} but the file is missing; make the bundle again")
+        entry = self.manifest.get("files", {}).get(name) or {}
+        if entry.get("sha256") and entry.get("role") != "gallery" and name not in self._verified:
+            import hashlib
+
+            if hashlib.sha256(p.read_bytes()).hexdigest() != entry["sha256"]:
+                raise InputError(f"bundle {self.folder}: {name} does not match its sha256 in the manifest (changed or damaged); "
+                                 "copy the bundle again")
+            self._verified.add(name)
         return p
 
     def role(self, key: str) -> Path | None:
@@ -59,6 +68,6 @@ def open_bundle(folder) -> Bundle:
         data = json.loads(m.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError(f"{m} is not valid JSON; make the bundle again") from None
-    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or "edgecnn_version" not in data or "target" not in data:
         raise InputError(f"{m} is not an edgecnn bundle manifest; make the bundle again")
     return Bundle(f, data)

@@ -5,14 +5,17 @@ the gallery and a manifest with each file's sha256, in one folder that a device 
 from __future__ import annotations
 
 import hashlib
+import sys
 import json
+import os
 import shutil
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 
 from edgecnn import __version__
-from edgecnn.bundle import MANIFEST
+from edgecnn.bundle import MANIFEST, open_bundle
 from edgecnn.detectors import BLAZEFACE, find_model_file
 from edgecnn.errors import InputError
 from edgecnn.faces import Embedder
@@ -26,37 +29,68 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool = True, progress: bool = False) -> dict:
-    """Gather detector(s), the embedder for ``target`` and the gallery into ``output`` with a manifest."""
-    prof = load_target(target)
-    out = Path(output)
+def _prepare_output(out: Path, force: bool):
+    """The folder a bundle goes to: new, empty, or (with ``force``) an earlier bundle whose own files
+    are replaced. Returns the earlier bundle's file names (to remove) or an empty list."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise InputError(f"--output {out} is a non-empty folder that is not a bundle; choose an empty or new folder")
-    staging = out.with_name(out.name + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"the folder for --output does not exist: {parent}")
+    if not os.access(parent, os.W_OK) or (out.is_dir() and not os.access(out, os.W_OK)):
+        raise InputError(f"cannot write a bundle to {out} (permission denied); choose another --output")
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
+    if not force:
+        raise InputError(f"--output {out} is not empty; choose a new folder, or pass --force to replace the bundle there "
+                         "(only the files its manifest lists)")
+    try:
+        previous = open_bundle(out)
+    except InputError:
+        raise InputError(f"--output {out} is not empty and holds no edgecnn bundle; --force only replaces a bundle's own files: "
+                         "choose another folder") from None
+    names = [n for n in previous.manifest.get("files", {}) if (out / n).resolve().parent == out.resolve()]
+    return names + [MANIFEST]
+
+
+def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool = True, progress: bool = False, force: bool = False) -> dict:
+    """Gather detector(s), the embedder for ``target`` and the gallery into ``output`` with a manifest.
+
+    Nothing is deleted that this run did not create, except (with ``force``) the files an earlier
+    bundle's manifest lists in that same folder. The bundle is assembled in a unique temporary folder
+    beside ``output``, then moved in file by file, the manifest last."""
+    prof = load_target(target)
+    out = Path(output)
+    replace = _prepare_output(out, force)
+    if embedder and not Path(embedder).is_file():
+        raise InputError(f"--embedder not found: {embedder}")
+    if gallery and not Path(gallery).is_file():
+        raise InputError(f"gallery not found: {gallery}")
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent if str(out.parent) else ".")))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
+    def stage(message):
+        if progress:
+            print(f"bundle: {message}", file=sys.stderr, flush=True)
+
     try:
+        stage(f"assembling in {staging}")
         for name in BLAZEFACE:
             src = find_model_file(name)
-            shutil.copy2(src, staging / src.name)
+            _copy(src, staging / src.name)
             files[src.name] = {"sha256": _sha(staging / src.name), "role": f"detector ({name}, float: BlazeFace ships as a float model)"}
         manifest["detector"] = BLAZEFACE["blazeface"]["file"]
         manifest["detector_full"] = BLAZEFACE["blazeface-full"]["file"]
         if with_embedder:
+            if not embedder:
+                stage(f"FaceNet for {prof.name} (converted once, then cached)")
             emb = Path(embedder) if embedder else ensure_facenet(prof.name, progress=progress)
-            shutil.copy2(emb, staging / emb.name)
+            _copy(emb, staging / emb.name)
             files[emb.name] = {"sha256": _sha(staging / emb.name), "role": "face embedder"}
             manifest["embedder"] = emb.name
         g = Path(gallery) if gallery else default_gallery_path()
-        if gallery and not g.is_file():
-            raise InputError(f"gallery not found: {g}")
         if g.is_file() and with_embedder:
-            gal = Gallery(g, create=False)
+            gal = Gallery(g, create=False, readonly=True)
             emb_id = Embedder(staging / manifest["embedder"]).identity
             have = gal.meta("embedder")
             gal.close()
@@ -67,7 +101,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
                 )
         if g.is_file():
             dst = staging / "gallery.db"
-            src_db = sqlite3.connect(str(g))
+            src_db = sqlite3.connect(f"file:{g}?mode=ro", uri=True)
             dst_db = sqlite3.connect(str(dst))
             src_db.backup(dst_db)  # a consistent copy even while the gallery is in use
             src_db.close()
@@ -76,11 +110,21 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
             files["gallery.db"] = {"sha256": _sha(dst), "role": "gallery"}
             manifest["gallery"] = "gallery.db"
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
+        (staging / MANIFEST).chmod(0o644)
+        out.mkdir(exist_ok=True)
+        for name in replace:
+            (out / name).unlink(missing_ok=True)
+        for f in sorted(staging.iterdir(), key=lambda f: f.name == MANIFEST):  # the manifest last
+            os.replace(f, out / f.name)
+            stage(f"wrote {out / f.name}")
+    except OSError as exc:
+        raise InputError(f"cannot write the bundle to {out}: {exc.strerror or exc}") from None
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     manifest["output"] = str(out)
     return manifest
+
+
+def _copy(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
+    dst.chmod(0o644)

@@ -9,6 +9,7 @@ Device-side: numpy, OpenCV and LiteRT.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -147,6 +148,12 @@ class FrameSource:
         self.cap.release()
 
 
+def _note(message: str) -> None:
+    import sys
+
+    print(f"edgecnn: note: {message}", file=sys.stderr)
+
+
 def run(
     source=None,
     detector="blazeface",
@@ -179,14 +186,19 @@ def run(
         raise InputError(f"--max-frames must be a positive integer, got {max_frames}")
     det = open_detector(detector, target=target, threads=threads, bundle=bundle, strict=strict, warn=warn, min_score=min_score)
     src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime, reconnect=reconnect)
-    writer = None
+    writer = partial = None
     try:
         if output:
-            writer = open_writer(output, src.fps, src.frame_size)
+            # the video is written under a temporary name beside the output and renamed when it is
+            # finalised (end, q, Ctrl-C, SIGTERM): the output path never holds a half-written video
+            partial = Path(output).with_name(f".{Path(output).stem}.{os.getpid()}.partial{Path(output).suffix}")
+            writer = open_writer(partial, src.fps, src.frame_size)
     except BaseException:
         src.close()
         raise
     show = not headless and has_display()
+    if not headless and not show and os.environ.get("DISPLAY"):
+        (warn or _note)(f"display {os.environ['DISPLAY']} does not answer: running headless (pass --headless to say so)")
     smoother = LabelSmoother() if verify is not None else None
     # Three stages overlap: decoding (the capture thread of a live source, a reader thread for a file),
     # inference with detection decoding (this thread), drawing with encoding (the writer thread).
@@ -298,7 +310,12 @@ def run(
                 waited = hand_to_writer((frame, dets, fps, latencies[-1])) if writer is not None else 0.0  # drawn, encoded there
                 stage_seconds += time.perf_counter() - t0 - waited
                 if show:
-                    cv2.imshow("edgecnn camera", draw(shown, dets, fps, latencies[-1]))
+                    try:
+                        cv2.imshow("edgecnn camera", draw(shown, dets, fps, latencies[-1]))
+                    except cv2.error:  # an OpenCV without a GUI (opencv-python-headless)
+                        show = False
+                        (warn or _note)("this OpenCV has no window support (opencv-python-headless): running headless")
+                        continue
                     if (cv2.waitKey(1) & 0xFF) == ord("q"):
                         quit_reason = "q pressed"
                         break
@@ -307,8 +324,14 @@ def run(
                 if max_frames and frames >= max_frames:
                     quit_reason = "max frames"
                     break
-    except KeyboardInterrupt:
-        quit_reason = "interrupted"
+    except KeyboardInterrupt as exc:
+        quit_reason = "terminated" if type(exc).__name__ == "Terminated" else "interrupted"
+    except BaseException:
+        if writer is not None:
+            writer.release()
+            partial.unlink(missing_ok=True)
+            writer = None
+        raise
     finally:
         stop.set()
         out_q.put(_STOP)
@@ -318,6 +341,11 @@ def run(
         src.close()
         if writer is not None:
             writer.release()
+            if writer_error:
+                partial.unlink(missing_ok=True)
+            else:
+                os.chmod(partial, 0o644)
+                os.replace(partial, output)
         if show:
             cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t_start

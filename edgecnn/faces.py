@@ -107,7 +107,7 @@ class FaceVerifier:
         if not faces:
             raise InputError(f"no face found in {where}")
         if len(faces) > 1 and self.strict:
-            raise InputError(f"{len(faces)} faces in {where}; give an image with one face (or drop --strict to use the largest)")
+            raise InputError(f"{len(faces)} faces in {where}; give a photo with one face (enroll --largest, or verify without --strict, takes the largest)")
         face = max(faces, key=lambda d: d.area)
         crop = align_face(image, face, self.embedder.size, self.margin)
         return FaceEmbedding(self.embedder.embed_crop(crop), face.box, face.score, len(faces))
@@ -117,14 +117,25 @@ class FaceVerifier:
 
 
 def read_image(path) -> np.ndarray:
+    """An image file as BGR uint8. A truncated or corrupt file is an error (libjpeg would warn on
+    stderr and hand back a half-grey picture), and the decoder's chatter stays off the terminal."""
     import cv2
+
+    from edgecnn._quiet import quiet_stderr
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"image not found: {p}")
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror}") from None
+    if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-4096:].rstrip(b"\x00"):
+        raise InputError(f"{p} is a truncated JPEG (no end-of-image marker); use the complete file")
+    with quiet_stderr():
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise InputError(f"cannot read {p} as an image")
+        raise InputError(f"cannot read {p} as an image (not an image, or a corrupt one)")
     return img
 
 

@@ -53,3 +53,35 @@ def json_default(o):
 def write_json(path, obj) -> Path:
     """``obj`` as indented JSON, written atomically."""
     return atomic_write(path, (json.dumps(obj, indent=2, default=json_default) + "\n").encode("utf-8"))
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    try:
+        return folder.is_dir() and child.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def check_clashes(outputs: dict, inputs: dict) -> None:
+    """Before any work: no output may be one of the inputs (same file, same inode, or inside an input
+    folder), and no two outputs may be the same file. ``outputs`` and ``inputs`` map an option name
+    (``--output``) to a path or None. A clash is exit 2 naming both."""
+    outs = [(k, Path(v)) for k, v in outputs.items() if v is not None]
+    ins = [(k, Path(v)) for k, v in inputs.items() if v is not None and str(v) and "://" not in str(v) and not str(v).isdigit()]
+    for ko, po in outs:
+        for ki, pi in ins:
+            if _same(po, pi) or (po.exists() and _inside(po, pi)):
+                raise InputError(f"{ko} {po} would overwrite {ki} {pi}: choose another {ko}")
+    for i, (ka, pa) in enumerate(outs):
+        for kb, pb in outs[i + 1 :]:
+            if _same(pa, pb):
+                raise InputError(f"{ka} and {kb} are the same file ({pa}): give each its own path")

@@ -33,49 +33,87 @@ class Match:
 
 
 class Gallery:
-    def __init__(self, path=None, create: bool = True):
+    """The gallery file. ``readonly`` opens it for reading only: no journal-mode change, no chmod,
+    nothing written (a read-only file or folder works). A SQLite file that is not a gallery is refused
+    untouched."""
+
+    def __init__(self, path=None, create: bool = True, readonly: bool = False):
         self.path = Path(path) if path else default_gallery_path()
+        created = False
         if not self.path.exists():
-            if not create:
+            if not create or readonly:
                 raise InputError(f"gallery not found: {self.path} (enrol someone first: edgecnn enroll NAME IMAGE)")
             if not self.path.parent.exists():
                 if path is not None:
                     raise InputError(f"gallery folder does not exist: {self.path.parent}")
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            except OSError as exc:
+                raise InputError(f"cannot create the gallery {self.path}: {exc.strerror}") from None
             os.close(fd)
+            created = True
         elif self.path.is_dir():
             raise InputError(f"gallery {self.path} is a folder, not a SQLite file")
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None)
+            if readonly:
+                self.db = self._connect_readonly()
+                self._check_schema(allow_new=False)
+                return
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self._check_schema(allow_new=True)  # before anything is written: a foreign file stays untouched
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+        except sqlite3.OperationalError as exc:
+            raise InputError(f"cannot open the gallery {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path} is not an edgecnn gallery ({exc})") from None
-        os.chmod(self.path, 0o600)
+        if created:
+            os.chmod(self.path, 0o600)
 
-    def _migrate(self):
+    def _connect_readonly(self):
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError:  # a WAL file in a read-only folder: read it as an immutable snapshot
+            return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+
+    def _check_schema(self, allow_new: bool):
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise InputError(f"gallery {self.path} has schema {version}, newer than this edgecnn ({SCHEMA_VERSION}): upgrade edgecnn")
-        if version == 0:
-            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if tables:
-                raise InputError(f"{self.path} is a SQLite file but not an edgecnn gallery")
-            self.db.executescript(
-                """
-                BEGIN IMMEDIATE;
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE identities (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL);
-                CREATE TABLE embeddings (
-                    id INTEGER PRIMARY KEY,
-                    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-                    vector BLOB NOT NULL, dim INTEGER NOT NULL, source TEXT, image BLOB, created REAL NOT NULL);
-                PRAGMA user_version = 1;
-                COMMIT;
-                """
-            )
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == 0 and tables:
+            raise InputError(f"{self.path} is a SQLite file but not an edgecnn gallery; it was left untouched")
+        if version == 0 and not allow_new:
+            raise InputError(f"{self.path} is an empty file, not an edgecnn gallery (enrol someone first: edgecnn enroll NAME IMAGE)")
+
+    def _migrate(self):
+        """Create the schema once, race-free: several processes enrolling into a new gallery at once
+        serialise on the write lock and re-check the version inside it."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables:
+                    raise InputError(f"{self.path} is a SQLite file but not an edgecnn gallery; it was left untouched")
+                self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self.db.execute("CREATE TABLE identities (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL)")
+                self.db.execute(
+                    "CREATE TABLE embeddings (id INTEGER PRIMARY KEY, identity_id INTEGER NOT NULL REFERENCES identities(id) "
+                    "ON DELETE CASCADE, vector BLOB NOT NULL, dim INTEGER NOT NULL, source TEXT, image BLOB, created REAL NOT NULL)"
+                )
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def close(self):
         self.db.close()
@@ -183,6 +221,31 @@ class Gallery:
             "identities": [{"name": n, "embedding": [round(float(x), 6) for x in v]} for n, v in zip(names, mat)],
         }
 
+    def import_export(self, data: dict) -> int:
+        """Restore what :meth:`export` wrote (into this gallery, one transaction per identity); the
+        embedder must match. Returns the embeddings added."""
+        if not isinstance(data, dict) or not isinstance(data.get("identities"), list) or not data.get("embedder"):
+            raise InputError("not a gallery export (edgecnn gallery export FILE writes one)")
+        by_name: dict = {}
+        for item in data["identities"]:
+            try:
+                vec = np.asarray(item["embedding"], np.float32)
+                name = str(item["name"])
+            except (KeyError, TypeError, ValueError):
+                raise InputError("a gallery export entry lacks a name or an embedding") from None
+            if vec.ndim != 1 or not vec.size or not np.all(np.isfinite(vec)):
+                raise InputError(f"the embedding of {name} in the export is not a finite vector")
+            by_name.setdefault(name, []).append(vec)
+        dims = {v.size for vs in by_name.values() for v in vs}
+        if len(dims) > 1:
+            raise InputError(f"the export mixes embeddings of {sorted(dims)} dimensions")
+        for vs in by_name.values():
+            self.check_embedder(data["embedder"], int(vs[0].size))
+        n = sum(self.enroll(name, vs, data["embedder"], sources=["gallery import"] * len(vs)) for name, vs in by_name.items())
+        if data.get("threshold") is not None and self.meta("threshold") is None:
+            self.set_threshold(float(data["threshold"]))
+        return n
+
 
 # ---------------------------------------------------------------- the face pipeline on a gallery
 
@@ -219,7 +282,7 @@ class LiveVerifier:
         from edgecnn.faces import open_verifier
 
         verifier = open_verifier(embedder, bundle, target)
-        g = Gallery(gallery_path(gallery, bundle), create=False)
+        g = Gallery(gallery_path(gallery, bundle), create=False, readonly=True)
         g.check_embedder(verifier.embedder.identity, verifier.embedder.dim)
         threshold = float(g.meta("threshold") or verifier.embedder.threshold)
         return cls(verifier, g, threshold)

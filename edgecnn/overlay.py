@@ -33,7 +33,31 @@ def draw(frame, detections, fps: float, latency_ms: float, extra: str = ""):
 
 
 def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """A display that answers: a Wayland socket, or an X server reachable at ``$DISPLAY`` (an
+    unreachable one would make Qt abort the process at the first window)."""
+    import socket
+
+    if os.environ.get("WAYLAND_DISPLAY"):
+        run = os.environ.get("XDG_RUNTIME_DIR", "")
+        return os.path.exists(os.path.join(run, os.environ["WAYLAND_DISPLAY"]))
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        return False
+    host, _, rest = display.rpartition(":")
+    try:
+        number = int(rest.split(".")[0])
+    except ValueError:
+        return False
+    try:
+        if host in ("", "unix", "localhost") and os.path.exists(f"/tmp/.X11-unix/X{number}"):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(0.5)
+                s.connect(f"/tmp/.X11-unix/X{number}")
+            return True
+        with socket.create_connection((host or "localhost", 6000 + number), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass

@@ -15,11 +15,12 @@ import time
 
 import numpy as np
 
-from edgecnn import tflite_file, tflite_metadata
+from edgecnn import tflite_metadata
 from edgecnn._quiet import quiet_stderr
 from edgecnn.backend import get_backend
 from edgecnn.preprocess import PreprocessSpec
 from edgecnn.errors import InputError, first_line
+from edgecnn.loader import check_model
 from edgecnn.targets.delegates import choose_delegates
 from edgecnn.targets.profile import load_target
 
@@ -33,12 +34,15 @@ class Model:
         threads: overrides the profile's thread count.
         preprocess: a :class:`PreprocessSpec` (or dict) for files without edgecnn metadata.
         strict: an absent delegate is an error instead of a CPU fallback.
+        isolate: test-load a file not seen before in a child process first (default on; see
+            :mod:`edgecnn.loader`).
     """
 
-    def __init__(self, path, target=None, threads: int | None = None, preprocess=None, strict: bool = False, warn=None):
+    def __init__(self, path, target=None, threads: int | None = None, preprocess=None, strict: bool = False, warn=None,
+                 isolate: bool | None = None):
         self.path = str(path)
         t0 = time.perf_counter()
-        self.file = tflite_file.read(path)  # validates the bytes before any interpreter sees them
+        self.file = check_model(path, isolate)  # validated, and a first load of an unseen file survived in a child
         self.metadata = self.file.edgecnn or {}
         self.target = load_target(target)
         if threads is not None and (not isinstance(threads, int) or threads < 1):

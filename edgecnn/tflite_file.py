@@ -1,9 +1,11 @@
 """Read (and, on the workstation, annotate) ``.tflite`` files without an interpreter.
 
-A bounds-checked reader of the TFLite flatbuffer (schema.fbs): operator codes, tensors with their
-types, shapes and quantization, operators, buffers and the model metadata. The runtime validates a
-file with it *before* an interpreter sees the bytes, so a truncated or foreign file is a clear
-error, not a crash. Device-safe: standard library and numpy only.
+The TFLite flatbuffer read through the schema bindings LiteRT ships (``schema_py_generated``, lazy
+API: no copy of the weights): operator codes, tensors with their types, shapes and quantization,
+operators, buffers and the model metadata. :func:`validate_graph` checks everything the interpreter
+trusts without checking (indices, optional inputs, quantization parameters, constant buffer sizes,
+shapes) *before* an interpreter sees the bytes, so a damaged file is a clear error, not a crash.
+Device-safe: numpy and the LiteRT wheel.
 
 The preprocessing spec and other edgecnn facts travel in a metadata entry named ``edgecnn``
 holding UTF-8 JSON (:func:`read_metadata`, :func:`with_metadata`).
@@ -23,143 +25,39 @@ METADATA_NAME = "edgecnn"
 TENSOR_TYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool", 7: "int16",
     8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64", 13: "resource", 14: "variant",
-    15: "uint32", 16: "uint16", 17: "int4",
+    15: "uint32", 16: "uint16", 17: "int4", 18: "bfloat16",
 }
 
 
-# Field indices of the tables in TFLite's schema.fbs (the order of the fields in each table).
-class Model_:
-    VERSION, OPERATOR_CODES, SUBGRAPHS, DESCRIPTION, BUFFERS, METADATA = 0, 1, 2, 3, 4, 6
-
-
-class OperatorCode_:
-    DEPRECATED_BUILTIN_CODE, CUSTOM_CODE, VERSION, BUILTIN_CODE = 0, 1, 2, 3
-
-
-class SubGraph_:
-    TENSORS, INPUTS, OUTPUTS, OPERATORS = 0, 1, 2, 3
-
-
-class Tensor_:
-    SHAPE, TYPE, BUFFER, NAME, QUANTIZATION, SHAPE_SIGNATURE = 0, 1, 2, 3, 4, 7
-
-
-class Quantization_:
-    SCALE, ZERO_POINT = 2, 3
-
-
-class Operator_:
-    OPCODE_INDEX, INPUTS, OUTPUTS = 0, 1, 2
-
-
-class Buffer_:
-    DATA, OFFSET, SIZE = 0, 1, 2
-
-
-class Metadata_:
-    NAME, BUFFER = 0, 1
-
-
-BUILTIN_CUSTOM = 32  # BuiltinOperator.CUSTOM
-OFFSET_UNSET = 1  # Buffer.offset: 0 or 1 means "no external data" (1 is the converter's placeholder)
-
-
 class FormatError(InputError):
-    """The bytes are not a well-formed TFLite model."""
+    """The bytes are not a well-formed TFLite model, or hold values the interpreter would trust and
+    crash on."""
 
 
 @lru_cache(maxsize=1)
 def _builtin_names() -> dict[int, str]:
     """Builtin operator code -> name, from the schema module the installed runtime ships."""
-    for mod in ("ai_edge_litert.schema_py_generated", "tflite_runtime.schema_py_generated", "tensorflow.lite.python.schema_py_generated"):
-        try:
-            schema = __import__(mod, fromlist=["BuiltinOperator"])
-            ops = schema.BuiltinOperator
-            return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
-        except Exception:  # noqa: BLE001 - try the next runtime
-            continue
-    return {}
+    ops = _schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-class _Reader:
-    def __init__(self, buf: bytes):
-        self.buf = memoryview(buf)
-        self.n = len(buf)
-
-    def _check(self, pos: int, size: int):
-        if pos < 0 or pos + size > self.n:
-            raise FormatError(f"offset {pos}+{size} outside the file ({self.n} bytes): the file is truncated or not a TFLite model")
-
-    def u8(self, p):
-        self._check(p, 1)
-        return self.buf[p]
-
-    def u16(self, p):
-        self._check(p, 2)
-        return struct.unpack_from("<H", self.buf, p)[0]
-
-    def i32(self, p):
-        self._check(p, 4)
-        return struct.unpack_from("<i", self.buf, p)[0]
-
-    def u32(self, p):
-        self._check(p, 4)
-        return struct.unpack_from("<I", self.buf, p)[0]
-
-    def u64(self, p):
-        self._check(p, 8)
-        return struct.unpack_from("<Q", self.buf, p)[0]
-
-    def field(self, table: int, index: int) -> int:
-        """Absolute position of field ``index`` of the table at ``table``, or 0 when absent."""
-        vtable = table - self.i32(table)
-        vsize = self.u16(vtable)
-        slot = 4 + 2 * index
-        if slot + 2 > vsize:
-            return 0
-        off = self.u16(vtable + slot)
-        return table + off if off else 0
-
-    def deref(self, p: int) -> int:
-        return p + self.u32(p)
-
-    def table(self, t: int, i: int) -> int | None:
-        p = self.field(t, i)
-        return self.deref(p) if p else None
-
-    def vector(self, t: int, i: int) -> tuple[int, int]:
-        """(start, length) of a vector field; (0, 0) when absent."""
-        p = self.field(t, i)
-        if not p:
-            return 0, 0
-        v = self.deref(p)
-        length = self.u32(v)
-        self._check(v + 4, length)  # at least a byte per element
-        return v + 4, length
-
-    def tables(self, t: int, i: int) -> list[int]:
-        start, n = self.vector(t, i)
-        return [self.deref(start + 4 * k) for k in range(n)]
-
-    def ints(self, t: int, i: int, fmt="i", size=4) -> list:
-        start, n = self.vector(t, i)
-        self._check(start, n * size)
-        return list(struct.unpack_from(f"<{n}{fmt}", self.buf, start)) if n else []
-
-    def string(self, t: int, i: int) -> str | None:
-        p = self.field(t, i)
-        if not p:
-            return None
-        s = self.deref(p)
-        n = self.u32(s)
-        self._check(s + 4, n)
-        return bytes(self.buf[s + 4 : s + 4 + n]).decode("utf-8", "replace")
-
-    def scalar(self, t: int, i: int, kind: str, default=0):
-        p = self.field(t, i)
-        if not p:
-            return default
-        return {"u8": self.u8, "i32": self.i32, "u32": self.u32, "u64": self.u64}[kind](p)
+# Inputs an operator may leave out (index -1), by operator: bias of the convolutions and fully
+# connected; the LSTM/RNN families have many optional inputs (any but the first).
+OPTIONAL_INPUTS = {"CONV_2D": {2}, "DEPTHWISE_CONV_2D": {2}, "FULLY_CONNECTED": {2}, "TRANSPOSE_CONV": {3}, "CONV_3D": {2},
+                   "CONV_3D_TRANSPOSE": {3}, "SVDF": {3}, "BATCH_MATMUL": set()}
+ANY_OPTIONAL = ("LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN",
+                "BIDIRECTIONAL_SEQUENCE_RNN", "RNN")
+ITEM_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "complex64": 8, "int8": 1,
+              "float64": 8, "complex128": 16, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2}
+ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535), "int4": (-8, 7)}
+MAX_RANK, MAX_ELEMENTS = 8, 2**31 - 1
+# Operators whose output has their first input's shape: a file that declares otherwise makes the
+# interpreter allocate one size and read another (found by the fuzzer: a DEQUANTIZE output feeding a
+# depthwise filter, declared 65536 wide, crashed the host at random)
+SAME_SHAPE_OPS = {"DEQUANTIZE", "QUANTIZE", "CAST", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LOGISTIC", "TANH", "HARD_SWISH",
+                  "LEAKY_RELU", "ELU", "GELU", "ABS", "NEG", "EXP", "SQRT", "RSQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "CEIL",
+                  "ROUND", "SIGN", "LOGICAL_NOT"}
+OFFSET_UNSET = 1  # Buffer.offset: 0 or 1 means "no external data" (1 is the converter's placeholder)
 
 
 @dataclass
@@ -174,6 +72,7 @@ class TensorInfo:
     scale: list[float] = field(default_factory=list)
     zero_point: list[int] = field(default_factory=list)
     is_constant: bool = False
+    quantized_dimension: int = 0
 
 
 @dataclass
@@ -246,89 +145,175 @@ class TFLiteFile:
             return None
 
 
+def _vec(obj, name: str, n_max: int) -> list:
+    """A vector field through the schema's lazy API, its length checked before anything is read."""
+    n = getattr(obj, name + "Length")()
+    if n < 0 or n > n_max:
+        raise FormatError(f"a {name} vector claims {n} entries")
+    if n == 0:
+        return []
+    return getattr(obj, name + "AsNumpy")().tolist()
+
+
 def parse(data: bytes, path: str | None = None) -> TFLiteFile:
-    """Parse and validate TFLite bytes; raises :class:`FormatError` with a one-line reason."""
+    """Read TFLite bytes through the schema bindings LiteRT ships, then :func:`validate` everything the
+    interpreter will trust; raises :class:`FormatError` with a one-line reason naming the file."""
     where = path or "the model"
     if len(data) < 16:
         raise FormatError(f"{where} is too small ({len(data)} bytes) to be a TFLite model")
     if bytes(data[4:8]) != b"TFL3":
         raise FormatError(f"{where} is not a TFLite model (no 'TFL3' identifier); convert it with: edgecnn convert")
-    r = _Reader(data)
+    S = _schema()
+    n_max = len(data)
     try:
-        root = r.deref(0)
-        version = r.scalar(root, Model_.VERSION, "u32")
+        m = S.Model.GetRootAs(data, 0)
         names = _builtin_names()
         opcodes = []
-        for oc in r.tables(root, Model_.OPERATOR_CODES):
-            code = max(r.scalar(oc, OperatorCode_.DEPRECATED_BUILTIN_CODE, "u8"), r.scalar(oc, OperatorCode_.BUILTIN_CODE, "i32"))
-            custom = r.string(oc, OperatorCode_.CUSTOM_CODE)
-            if code == BUILTIN_CUSTOM and custom:
-                opcodes.append((custom, True, r.scalar(oc, OperatorCode_.VERSION, "i32", 1)))
+        for i in range(_count(m.OperatorCodesLength(), n_max, "operator code")):
+            oc = m.OperatorCodes(i)
+            code = max(oc.DeprecatedBuiltinCode(), oc.BuiltinCode())
+            custom = oc.CustomCode()
+            if code == S.BuiltinOperator.CUSTOM and custom:
+                opcodes.append((custom.decode("utf-8", "replace"), True, oc.Version()))
             else:
-                opcodes.append((names.get(code, f"BUILTIN_{code}"), False, r.scalar(oc, OperatorCode_.VERSION, "i32", 1)))
-        buffers = r.tables(root, Model_.BUFFERS)
-        buffer_sizes = []
-        for b in buffers:
-            start, n = r.vector(b, Buffer_.DATA)
-            off, size = r.scalar(b, Buffer_.OFFSET, "u64"), r.scalar(b, Buffer_.SIZE, "u64")
-            if off > OFFSET_UNSET and off + size > len(data):
-                raise FormatError(f"{where} is truncated: a weight buffer lies past its end")
-            buffer_sizes.append(n or size)
-        subgraphs = r.tables(root, Model_.SUBGRAPHS)
-        if not subgraphs:
-            raise FormatError(f"{where} has no subgraph")
-        tensors: list[TensorInfo] = []
-        operators: list[OpInfo] = []
-        main = subgraphs[0]
-        for i, t in enumerate(r.tables(main, SubGraph_.TENSORS)):
-            q = r.table(t, Tensor_.QUANTIZATION)
-            scale = r.ints(q, Quantization_.SCALE, "f", 4) if q is not None else []
-            zp = r.ints(q, Quantization_.ZERO_POINT, "q", 8) if q is not None else []
-            buf_index = r.scalar(t, Tensor_.BUFFER, "u32")
-            if buf_index >= max(1, len(buffers)):
-                raise FormatError(f"{where} is corrupt: tensor {i} names buffer {buf_index} of {len(buffers)}")
-            dtype_code = r.scalar(t, Tensor_.TYPE, "u8")
-            tensors.append(
-                TensorInfo(
+                opcodes.append((names.get(code, f"BUILTIN_{code}"), False, oc.Version()))
+        buffers = []  # (data length, external offset, external size)
+        for i in range(_count(m.BuffersLength(), n_max, "buffer")):
+            bf = m.Buffers(i)
+            buffers.append((_count(bf.DataLength(), n_max, "buffer data") if bf is not None else 0,
+                            bf.Offset() if bf is not None else 0, bf.Size() if bf is not None else 0))
+        n_sub = _count(m.SubgraphsLength(), n_max, "subgraph")
+        if not n_sub:
+            raise FormatError("it has no subgraph")
+        graphs = []
+        for g in range(n_sub):
+            sg = m.Subgraphs(g)
+            tensors = []
+            for i in range(_count(sg.TensorsLength(), n_max, "tensor")):
+                t = sg.Tensors(i)
+                q = t.Quantization()
+                scale = _vec(q, "Scale", n_max) if q is not None else []
+                zp = _vec(q, "ZeroPoint", n_max) if q is not None else []
+                dtype_code = t.Type()
+                buf_index = t.Buffer()
+                tensors.append(TensorInfo(
                     index=i,
-                    name=r.string(t, Tensor_.NAME) or f"tensor_{i}",
+                    name=(t.Name() or b"").decode("utf-8", "replace") or f"tensor_{i}",
                     dtype=TENSOR_TYPES.get(dtype_code, f"type_{dtype_code}"),
-                    shape=r.ints(t, Tensor_.SHAPE),
-                    shape_signature=r.ints(t, Tensor_.SHAPE_SIGNATURE),
+                    shape=_vec(t, "Shape", n_max),
+                    shape_signature=_vec(t, "ShapeSignature", n_max),
                     buffer=buf_index,
                     quantized=bool(scale),
                     scale=scale,
                     zero_point=zp,
-                    is_constant=buf_index > 0 and buffer_sizes[buf_index] > 0,
-                )
-            )
-        for i, op in enumerate(r.tables(main, SubGraph_.OPERATORS)):
-            idx = r.scalar(op, Operator_.OPCODE_INDEX, "u32")
-            if idx >= len(opcodes):
-                raise FormatError(f"{where} is corrupt: operator {i} uses opcode {idx} of {len(opcodes)}")
-            ins, outs = r.ints(op, Operator_.INPUTS), r.ints(op, Operator_.OUTPUTS)
-            if any(k >= len(tensors) for k in ins + outs):
-                raise FormatError(f"{where} is corrupt: operator {i} names a tensor that does not exist")
-            name, custom, ver = opcodes[idx]
-            operators.append(OpInfo(i, name, custom, ver, ins, outs))
-        inputs, outputs = r.ints(main, SubGraph_.INPUTS), r.ints(main, SubGraph_.OUTPUTS)
-        if any(k >= len(tensors) or k < 0 for k in inputs + outputs):
-            raise FormatError(f"{where} is corrupt: its inputs/outputs name tensors that do not exist")
+                    is_constant=0 < buf_index < len(buffers) and (buffers[buf_index][0] > 0 or buffers[buf_index][1] > OFFSET_UNSET),
+                    quantized_dimension=q.QuantizedDimension() if q is not None else 0,
+                ))
+            operators = []
+            for i in range(_count(sg.OperatorsLength(), n_max, "operator")):
+                op = sg.Operators(i)
+                idx = op.OpcodeIndex()
+                if idx >= len(opcodes):
+                    raise FormatError(f"operator {i} uses opcode {idx} of {len(opcodes)}")
+                name, custom, ver = opcodes[idx]
+                operators.append(OpInfo(i, name, custom, ver, _vec(op, "Inputs", n_max), _vec(op, "Outputs", n_max)))
+            graphs.append((tensors, operators, _vec(sg, "Inputs", n_max), _vec(sg, "Outputs", n_max)))
         metadata = {}
-        for m in r.tables(root, Model_.METADATA):
-            name = r.string(m, Metadata_.NAME) or ""
-            bi = r.scalar(m, Metadata_.BUFFER, "u32")
-            if bi < len(buffers):
-                start, n = r.vector(buffers[bi], Buffer_.DATA)
-                metadata[name] = bytes(r.buf[start : start + n])
-        description = r.string(root, Model_.DESCRIPTION)
+        for i in range(_count(m.MetadataLength(), n_max, "metadata")):
+            md = m.Metadata(i)
+            bi = md.Buffer()
+            if bi >= len(buffers):
+                raise FormatError(f"metadata {i} names buffer {bi} of {len(buffers)}")
+            bf = m.Buffers(bi)
+            metadata[(md.Name() or b"").decode("utf-8", "replace")] = bf.DataAsNumpy().tobytes() if buffers[bi][0] else b""
+        description = m.Description()
+        info = TFLiteFile(path, len(data), m.Version(), description.decode("utf-8", "replace") if description else None,
+                          graphs[0][0], graphs[0][1], graphs[0][2], graphs[0][3], n_sub, metadata)
+        for g, (tensors, operators, ins, outs) in enumerate(graphs):
+            validate_graph(g, tensors, operators, ins, outs, buffers, len(data))
     except FormatError as exc:
-        if str(exc).startswith(where):
-            raise
-        raise FormatError(f"{where}: {exc}") from None  # every model error names the file
-    except (struct.error, IndexError, ValueError) as exc:
-        raise FormatError(f"{where} is not a well-formed TFLite model ({exc})") from None
-    return TFLiteFile(path, len(data), version, description, tensors, operators, inputs, outputs, len(subgraphs), metadata)
+        raise FormatError(f"{where} is corrupt: {exc}") from None  # every model error names the file
+    except struct.error:
+        raise FormatError(f"{where} is truncated or damaged: an offset in it points past its end ({len(data)} bytes)") from None
+    except (IndexError, ValueError, TypeError, AttributeError, OverflowError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{where} is not a well-formed TFLite model ({type(exc).__name__}: {str(exc)[:120]})") from None
+    return info
+
+
+def _count(n: int, n_max: int, what: str) -> int:
+    if n < 0 or n > n_max:
+        raise FormatError(f"it claims {n} {what} entries")
+    return n
+
+
+def validate_graph(g: int, tensors, operators, inputs, outputs, buffers, file_size: int) -> None:
+    """What the interpreter trusts without checking, checked: tensor and opcode indices, optional
+    inputs, quantization parameters, constant buffer sizes against shape x type, shapes and ranks."""
+    n = len(tensors)
+    sub = f" in subgraph {g}" if g else ""
+    for t in tensors:
+        if t.dtype.startswith("type_"):
+            raise FormatError(f"tensor {t.index}{sub} has an unknown type code {t.dtype[5:]}")
+        if len(t.shape) > MAX_RANK or any(d < 0 for d in t.shape) or any(d < -1 for d in t.shape_signature):
+            raise FormatError(f"tensor {t.index}{sub} has an impossible shape {t.shape}")
+        count = 1
+        for d in t.shape:
+            count *= d
+        if count > MAX_ELEMENTS:
+            raise FormatError(f"tensor {t.index}{sub} claims {count} elements")
+        if t.buffer < 0 or t.buffer >= max(1, len(buffers)):
+            raise FormatError(f"tensor {t.index}{sub} names buffer {t.buffer} of {len(buffers)}")
+        if t.scale or t.zero_point:
+            _check_quantization(t, sub)
+        if 0 < t.buffer < len(buffers):
+            length, offset, size = buffers[t.buffer]
+            if offset > OFFSET_UNSET:
+                if offset + size > file_size:
+                    raise FormatError(f"tensor {t.index}{sub}: its weights lie past the end of the file (truncated)")
+                length = size
+            want = _bytes_for(t.dtype, count)
+            if length and want is not None and length != want:
+                raise FormatError(f"tensor {t.index}{sub} is {t.dtype}{t.shape} ({want} bytes) but its buffer holds {length}")
+    for op in operators:
+        optional = OPTIONAL_INPUTS.get(op.name, set())
+        for pos, k in enumerate(op.inputs):
+            if k == -1 and (pos in optional or (pos > 0 and op.name in ANY_OPTIONAL)):
+                continue
+            if not 0 <= k < n:
+                raise FormatError(f"operator {op.index} ({op.name}){sub} input {pos} names tensor {k} of {n}")
+        for pos, k in enumerate(op.outputs):
+            if not 0 <= k < n:
+                raise FormatError(f"operator {op.index} ({op.name}){sub} output {pos} names tensor {k} of {n}")
+        if op.name in SAME_SHAPE_OPS and op.inputs and op.outputs and op.inputs[0] >= 0:
+            src, dst = tensors[op.inputs[0]].shape, tensors[op.outputs[0]].shape
+            if src and dst and src != dst:
+                raise FormatError(f"operator {op.index} ({op.name}){sub} turns shape {src} into {dst}")
+    for k in inputs + outputs:
+        if not 0 <= k < n:
+            raise FormatError(f"subgraph {g} inputs/outputs name tensor {k} of {n}")
+
+
+def _check_quantization(t, sub: str) -> None:
+    import math
+
+    if any(not math.isfinite(s) or s <= 0 for s in t.scale):
+        raise FormatError(f"tensor {t.index}{sub} has a quantization scale that is not a finite positive number")
+    if t.zero_point and len(t.zero_point) != len(t.scale):
+        raise FormatError(f"tensor {t.index}{sub} has {len(t.scale)} scales but {len(t.zero_point)} zero points")
+    lo, hi = ZERO_POINT_RANGE.get(t.dtype, (-(2**63), 2**63 - 1))
+    if any(not lo <= z <= hi for z in t.zero_point):
+        raise FormatError(f"tensor {t.index}{sub} has a zero point outside the {t.dtype} range")
+    if len(t.scale) > 1:
+        qd = t.quantized_dimension
+        if not 0 <= qd < len(t.shape) or t.shape[qd] != len(t.scale):
+            raise FormatError(f"tensor {t.index}{sub} has {len(t.scale)} per-channel scales for dimension {qd} of shape {t.shape}")
+
+
+def _bytes_for(dtype: str, count: int) -> int | None:
+    if dtype == "int4":
+        return (count + 1) // 2
+    item = ITEM_BYTES.get(dtype)
+    return item * count if item else None
 
 
 def read(path) -> TFLiteFile:
@@ -350,13 +335,15 @@ def read_metadata(path) -> dict | None:
     return read(path).edgecnn
 
 
+@lru_cache(maxsize=1)
 def _schema():
-    for mod in ("tensorflow.lite.python.schema_py_generated", "ai_edge_litert.schema_py_generated"):
+    """The TFLite schema bindings: LiteRT's on the device side, TensorFlow's only where LiteRT is absent."""
+    for mod in ("ai_edge_litert.schema_py_generated", "tflite_runtime.schema_py_generated", "tensorflow.lite.python.schema_py_generated"):
         try:
             return __import__(mod, fromlist=["ModelT"])
         except ImportError:
             continue
-    raise InputError("writing model metadata needs ai-edge-litert or tensorflow installed")
+    raise InputError("reading .tflite files needs the LiteRT runtime: pip install ai-edge-litert")
 
 
 def with_metadata(model_bytes: bytes, meta: dict, name: str = METADATA_NAME) -> bytes:

@@ -172,20 +172,25 @@ def test_camera_json_reports_its_own_overhead(face_clip):
     assert s["frames"] == 40 and s["dropped"] == 0  # a file through the pipelined loop: every frame, in order
 
 
-def test_sigint_ends_cleanly_with_summary_and_a_playable_video(tmp_path):
-    import signal
-
+@pytest.mark.parametrize("sig,ended_by", [(2, "interrupted"), (15, "terminated")], ids=["SIGINT", "SIGTERM"])
+def test_signal_ends_cleanly_with_summary_and_a_playable_video(tmp_path, sig, ended_by):
     clip, out_video = tmp_path / "long.mp4", tmp_path / "out.avi"
     make_face_clip(clip, frames=400)
     p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "camera", "--source", str(clip), "--headless", "--json", "--realtime",
                           "--output", str(out_video)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (out_video.exists() and out_video.stat().st_size > 50_000):  # frames are being encoded: the loop runs
+
+    def partial():
+        return list(tmp_path.glob(".out.*.partial.avi"))
+
+    while not (partial() and partial()[0].stat().st_size > 50_000):  # frames are being encoded: the loop runs
         assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else "no frames written"
+        assert not out_video.exists()  # the output path never holds a half-written video
         time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     s = json.loads(out)
-    assert s["ended_by"] == "interrupted" and 0 < s["frames"] < 400
+    assert s["ended_by"] == ended_by and 0 < s["frames"] < 400
     assert _count(out_video) == s["frames_written"] > 0  # finalised: every written frame plays back
+    assert partial() == [] and oct(out_video.stat().st_mode & 0o777) == "0o644"

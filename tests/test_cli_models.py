@@ -8,8 +8,20 @@ pytestmark = [pytest.mark.tf]
 
 
 @pytest.mark.slow  # builds every registered model at its default size
-def test_models_table_lists_every_model():
+def test_shipped_catalog_matches_the_builders():
+    from edgecnn.models.catalog import model_catalog
+    from edgecnn.models.known import catalog
+
+    assert json.loads(json.dumps(model_catalog())) == catalog()  # regenerate: python -m edgecnn.models.known
+
+
+def test_models_table_lists_every_model_without_tensorflow():
+    import time
+
+    t0 = time.perf_counter()
     proc = run_cli("models")
+    assert time.perf_counter() - t0 < 2.0
+    assert proc.returncode == 0, proc.stderr
     assert proc.returncode == 0, proc.stderr
     for name in ("lenet5", "vgg16", "efficientnet_b7", "yolo", "siamese", "googlenet"):
         assert name in proc.stdout
@@ -34,8 +46,18 @@ def test_inspect_table_with_phi():
     assert "top_conv" in proc.stdout and "params" in proc.stdout
 
 
+def test_unknown_model_name_is_rejected_in_under_a_second():
+    import time
+
+    for args in (("inspect", "mobilenet_v9"), ("convert", "resnet5O")):
+        t0 = time.perf_counter()
+        err = assert_one_line_error(run_cli(*args), 2, "unknown model")
+        assert time.perf_counter() - t0 < 1.0 and "did you mean" in err
+
+
 def test_inspect_bad_name_and_knob_are_exit_2_one_line():
-    assert_one_line_error(run_cli("inspect", "mobilenet_v9"), 2, "known models:")
+    assert_one_line_error(run_cli("inspect", "mobilenet_v9"), 2, "did you mean mobilenet_v2")
+    assert_one_line_error(run_cli("inspect", "zzz"), 2, "known models: alexnet")
     err = assert_one_line_error(run_cli("inspect", "lenet5", "--alpha", "2"), 2, "valid options:")
     assert "classic" in err
     assert_one_line_error(run_cli("inspect", "mobilenet_v2", "--alpha", "-1"), 2, "alpha")

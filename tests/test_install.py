@@ -21,7 +21,7 @@ PROBE = (
 )
 ROOMS = ("edgecnn/converters/convert.py", "edgecnn/calibration/datasets.py", "edgecnn/targets/profile.py", "edgecnn/cli/__main__.py",
          "edgecnn/models/train/yolo.py", "edgecnn/runtime.py")
-DATA = ("edgecnn/targets/profiles/cpu.toml", "edgecnn/targets/ops/xnnpack.toml", "edgecnn/data/faces/obama.jpg")
+DATA = ("edgecnn/targets/profiles/cpu.toml", "edgecnn/targets/ops/xnnpack.toml", "edgecnn/data/faces/obama.jpg", "edgecnn/models/catalog.json")
 
 
 def test_editable_install_maps_each_room_to_its_one_folder(tmp_path):

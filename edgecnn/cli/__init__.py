@@ -18,8 +18,16 @@ from edgecnn.errors import EdgecnnError, first_line
 GROUPS = (models, convert, profile, camera, faces, demo, train)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the house rule: a usage error is one line on stderr and exit 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="edgecnn",
         description="Build, quantize, convert and measure CNNs for phones, Raspberry Pi and Coral Edge TPU.",
     )
@@ -30,8 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, like Ctrl-C: temporary files are removed, a video being
+    written is finalised, then the process exits 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
@@ -44,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     except EdgecnnError as exc:
         print(f"edgecnn {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print(f"edgecnn {args.command}: terminated; nothing half-written was left", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print(f"edgecnn {args.command}: interrupted", file=sys.stderr)
+        print(f"edgecnn {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if os.environ.get("EDGECNN_DEBUG"):

@@ -87,3 +87,90 @@ def check_output_folder(path, what: str = "output") -> None:
     folder = Path(path).parent
     if str(folder) and not folder.is_dir():
         raise InputError(f"{what} folder does not exist: {folder}")
+
+
+# ---------------------------------------------------------------- argument types: checked before any work
+def _number(kind, text: str, what: str):
+    import argparse
+    import math
+
+    try:
+        v = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    v = _number(int, text, "a positive integer")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    import argparse
+
+    v = _number(int, text, "a whole number >= 0")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return v
+
+
+def positive_float(text: str) -> float:
+    import argparse
+
+    v = _number(float, text, "a positive number")
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    import argparse
+
+    v = _number(float, text, "a number >= 0")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return v
+
+
+def fraction(text: str) -> float:
+    import argparse
+
+    v = _number(float, text, "a number from 0 to 1")
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return v
+
+
+def image_size(text: str) -> int:
+    import argparse
+
+    v = _number(int, text, "an input size in pixels")
+    if not 8 <= v <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an input size from 8 to 4096 pixels")
+    return v
+
+
+# Builder options checked before TensorFlow is imported: a typo costs under a second.
+KNOB_RULES = {
+    "alpha": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 4, "a width multiplier in (0, 4]"),
+    "input_size": (lambda v: (isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096)
+                   or (isinstance(v, (tuple, list)) and all(isinstance(d, int) and d > 0 for d in v)), "an input size from 8 to 4096"),
+    "phi": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 12, "a compound coefficient from 0 to 12"),
+    "num_classes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive number of classes"),
+    "classes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive number of classes"),
+}
+
+
+def check_knobs(knobs: dict) -> dict:
+    for key, value in knobs.items():
+        rule = KNOB_RULES.get(key)
+        if rule and not rule[0](value):
+            raise InputError(f"--{key.replace('_', '-')} {value!r} is not {rule[1]}")
+    return knobs

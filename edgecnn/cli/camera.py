@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from edgecnn.cli._output import check_output_folder, console, no_extra, print_json
+from edgecnn.cli._output import check_output_folder, console, fraction, no_extra, positive_int, print_json
 from edgecnn.errors import InputError
+from edgecnn.files import check_clashes
 
 
 def add_parser(sub) -> None:
@@ -18,16 +19,16 @@ def add_parser(sub) -> None:
     sp.add_argument("--source", help="camera index (default 0), video file or stream URL")
     sp.add_argument("--detector", default="blazeface", help="blazeface | blazeface-full | MODEL.tflite (an edgecnn YOLO grid)")
     sp.add_argument("--target", help="target profile (default cpu)")
-    sp.add_argument("--threads", type=int, help="interpreter threads (default: the target's)")
+    sp.add_argument("--threads", type=positive_int, help="interpreter threads (default: the target's)")
     sp.add_argument("--verify", action="store_true", help="label each face with its gallery match (edgecnn enroll)")
     sp.add_argument("--gallery", help="gallery file for --verify (default in the user data folder)")
     sp.add_argument("--embedder", help="embedding .tflite for --verify (default: the converted FaceNet)")
     sp.add_argument("--bundle", help="a folder made by 'edgecnn bundle': detector, embedder and gallery from there")
     sp.add_argument("--output", help="write the annotated video (.mp4 with mp4v, .avi with MJPG)")
     sp.add_argument("--headless", action="store_true", help="no window even where there is a display")
-    sp.add_argument("--max-frames", type=int, help="stop after this many frames")
+    sp.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     sp.add_argument("--realtime", action="store_true", help="pace a file like a camera (frames may be dropped)")
-    sp.add_argument("--min-score", type=float, help="detection score threshold")
+    sp.add_argument("--min-score", type=fraction, help="detection score threshold")
     sp.add_argument("--strict", action="store_true", help="fail when the target's delegate is absent")
     sp.add_argument("--keep-per-frame", action="store_true", help="include every frame's detections in --json")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -39,6 +40,8 @@ def run(args, extra) -> int:
 
     no_extra(extra)
     check_output_folder(args.output)
+    check_clashes({"--output": args.output}, {"--source": args.source, "--detector": args.detector if os.path.exists(str(args.detector)) else None,
+                                              "--embedder": args.embedder, "--gallery": args.gallery, "--bundle": args.bundle})
     if args.source is not None and not str(args.source).isdigit() and not os.path.exists(str(args.source)) and "://" not in str(args.source):
         raise InputError(f"video source not found: {args.source}")
     verify = None

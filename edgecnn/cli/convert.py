@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.cli._output import check_output_folder, console, human_bytes, parse_knobs, print_json
-from edgecnn.files import write_json
+from edgecnn.cli._output import check_knobs, check_output_folder, console, human_bytes, nonneg_int, parse_knobs, positive_int, print_json
+from edgecnn.files import check_clashes, write_json
 
 
 def add_parser(sub) -> None:
@@ -23,8 +23,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--io", help="input/output type of int8 models: float | int8 | uint8")
     sp.add_argument("--output", help="the .tflite to write (default <name>_<precision>.tflite next to the source)")
     sp.add_argument("--calibration", default="bundled", help="image folder, video file, 'bundled' (real photos), 'bundled:digits', 'bundled:faces' or 'none'")
-    sp.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
-    sp.add_argument("--held-out", type=int, default=None, help="samples kept out of calibration to measure accuracy (default 20%%, at most 50)")
+    sp.add_argument("--samples", type=positive_int, default=200, help="calibration samples (default 200)")
+    sp.add_argument("--held-out", type=nonneg_int, default=None, help="samples kept out of calibration to measure accuracy (default 20%%, at most 50)")
     sp.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops where no builtin exists")
     sp.add_argument("--inputs", help="frozen graph: input tensor name")
     sp.add_argument("--outputs", help="frozen graph: output tensor name(s), comma-separated")
@@ -43,6 +43,10 @@ def add_parser(sub) -> None:
     sp.set_defaults(run=run, accepts_knobs=True)
 
 
+def _path_or_none(value):
+    return value if value and Path(value).exists() else None
+
+
 def labels_arg(value):
     """``--labels``: a text file (one per line) or a comma-separated list."""
     if value is None:
@@ -56,8 +60,16 @@ def labels_arg(value):
 def run(args, extra) -> int:
     from edgecnn.converters.convert import ConvertOptions, convert
 
+    if not Path(args.source).exists() and Path(args.source).suffix not in (".keras", ".h5", ".pb", ".onnx") and "/" not in args.source:
+        from edgecnn.models.known import check_name
+
+        check_name(args.source)  # a registry name: checked before TensorFlow loads
     check_output_folder(args.report, "report")
     check_output_folder(args.html, "html")
+    check_clashes({"--output": args.output, "--report": args.report, "--html": args.html},
+                  {"SOURCE": args.source if Path(args.source).exists() else None, "--calibration": _path_or_none(args.calibration),
+                   "--eval": args.eval, "--labels": args.labels if args.labels and Path(args.labels).is_file() else None,
+                   "--weights": args.weights})
     opts = ConvertOptions(
         precision=args.precision,
         target=args.target,
@@ -78,16 +90,9 @@ def run(args, extra) -> int:
         keep_float=args.keep_float,
         debug_layers=False if args.no_layers else None,
         progress=not args.json,
-        builder_options=parse_knobs(extra),
+        builder_options=check_knobs(parse_knobs(extra)),
     )
-    status = console(stderr=True).status("converting…") if not args.json else None
-    if status:
-        status.start()
-    try:
-        report = convert(args.source, opts)
-    finally:
-        if status:
-            status.stop()
+    report = convert(args.source, opts)  # stage lines on stderr unless --json
     if args.report:
         write_json(args.report, report)
     if args.html:

@@ -4,9 +4,9 @@ once and cached."""
 
 from __future__ import annotations
 
-from edgecnn.cli._output import console, no_extra, print_json
+from edgecnn.cli._output import console, fraction, no_extra, nonneg_float, print_json
 from edgecnn.errors import InputError
-from edgecnn.files import write_json
+from edgecnn.files import check_clashes, write_json
 
 
 def add_parser(sub) -> None:
@@ -22,27 +22,28 @@ def add_parser(sub) -> None:
     sp = sub.add_parser("enroll", help="add a person's face(s) to the gallery")
     sp.add_argument("name")
     sp.add_argument("images", nargs="+")
+    sp.add_argument("--largest", action="store_true", help="a photo with several faces enrols the largest (default: an error)")
     sp.add_argument("--keep-images", action="store_true", help="also store the aligned face crops")
     sp.add_argument("--replace", action="store_true", help="replace this person's earlier embeddings")
     face_opts(sp)
 
     sp = sub.add_parser("gallery", help="list, remove or export the enrolled identities")
-    sp.add_argument("action", choices=["list", "remove", "export"])
-    sp.add_argument("name", nargs="?", help="NAME for remove, FILE for export")
+    sp.add_argument("action", choices=["list", "remove", "export", "import"])
+    sp.add_argument("name", nargs="?", help="NAME for remove, FILE for export and import")
     sp.add_argument("--gallery")
     sp.add_argument("--bundle")
     sp.add_argument("--json", action="store_true")
 
     sp = sub.add_parser("verify", help="are two face photos the same person? (or --calibrate a threshold)")
     sp.add_argument("images", nargs="*")
-    sp.add_argument("--threshold", type=float, help="distance threshold (default: the embedder's)")
+    sp.add_argument("--threshold", type=nonneg_float, help="distance threshold (default: the embedder's)")
     sp.add_argument("--calibrate", metavar="DIR", help="choose a threshold from a folder of identity subfolders")
-    sp.add_argument("--far", type=float, help="with --calibrate: the largest threshold with false-accept rate <= FAR (default: equal error rate)")
+    sp.add_argument("--far", type=fraction, help="with --calibrate: the largest threshold with false-accept rate <= FAR (default: equal error rate)")
     face_opts(sp)
 
     sp = sub.add_parser("identify", help="who is in this photo? (gallery match or null)")
     sp.add_argument("image")
-    sp.add_argument("--threshold", type=float)
+    sp.add_argument("--threshold", type=nonneg_float)
     face_opts(sp)
 
     sp = sub.add_parser("bundle", help="gather what a device needs (detector, embedder, gallery) for a target")
@@ -51,6 +52,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--gallery", help="gallery to include (default: the user's, if any)")
     sp.add_argument("--embedder", help="a ready embedder .tflite instead of converting FaceNet")
     sp.add_argument("--no-embedder", action="store_true", help="detectors only")
+    sp.add_argument("--force", action="store_true", help="replace the bundle already in --output (only the files its manifest lists)")
     sp.add_argument("--json", action="store_true")
     for name, fn in (("enroll", run_enroll), ("gallery", run_gallery), ("verify", run_verify), ("identify", run_identify), ("bundle", run_bundle)):
         sub.choices[name].set_defaults(run=fn)
@@ -71,13 +73,18 @@ def _verifier(args):
 def run_enroll(args, extra) -> int:
     from edgecnn.faces import aligned_crop_jpeg, read_image
     from edgecnn.gallery import Gallery, gallery_path
+    from edgecnn.paths import default_gallery_path
 
     no_extra(extra)
+    target_gallery = gallery_path(args.gallery, args.bundle, create=True)
+    check_clashes({"--gallery": target_gallery or default_gallery_path()},
+                  {**{f"image {p}": p for p in args.images}, "--embedder": args.embedder})
     images = [read_image(p) for p in args.images]  # every file checked before anything is written
+    args.strict = not args.largest  # several faces in an enrolment photo: an error unless --largest
     v = _verifier(args)
     embeddings = [v.embed(img, str(path)) for path, img in zip(args.images, images)]
     crops = [aligned_crop_jpeg(img, e) for img, e in zip(images, embeddings)] if args.keep_images else None
-    g = Gallery(gallery_path(args.gallery, args.bundle, create=True))
+    g = Gallery(target_gallery)
     n = g.enroll(args.name, [e.vector for e in embeddings], v.embedder.identity, sources=[str(p) for p in args.images],
                  images=crops, replace=args.replace)
     result = {"name": args.name, "enrolled": n, "gallery": str(g.path), "embedder": v.embedder.identity}
@@ -89,7 +96,9 @@ def run_gallery(args, extra) -> int:
     from edgecnn.gallery import Gallery, gallery_path
 
     no_extra(extra)
-    g = Gallery(gallery_path(args.gallery, args.bundle), create=False)
+    if args.action == "import":
+        return _import(args)
+    g = Gallery(gallery_path(args.gallery, args.bundle), create=False, readonly=args.action in ("list", "export"))
     if args.action == "list":
         rows = g.list()
         if args.json:
@@ -106,11 +115,36 @@ def run_gallery(args, extra) -> int:
         g.remove(args.name)
         print_json({"removed": args.name}) if args.json else console().print(f"removed {args.name}")
         return 0
+    if args.name:
+        check_clashes({"export FILE": args.name}, {"--gallery": str(g.path)})
     data = g.export()
     if args.name:
         write_json(args.name, data)
     else:
         print_json(data)
+    return 0
+
+
+def _import(args) -> int:
+    import json
+    from pathlib import Path
+
+    from edgecnn.gallery import Gallery, gallery_path
+
+    if not args.name:
+        raise InputError("gallery import needs the FILE that gallery export wrote")
+    src = Path(args.name)
+    if not src.is_file():
+        raise InputError(f"gallery import: file not found: {src}")
+    target = gallery_path(args.gallery, args.bundle, create=True)
+    check_clashes({"--gallery": target}, {"FILE": str(src)})
+    try:
+        data = json.loads(src.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"gallery import: {src} is not JSON from edgecnn gallery export") from None
+    g = Gallery(target)
+    n = g.import_export(data)
+    print_json({"imported": n, "gallery": str(g.path)}) if args.json else console().print(f"imported {n} embedding(s) into {g.path}")
     return 0
 
 
@@ -160,7 +194,7 @@ def run_identify(args, extra) -> int:
 
     no_extra(extra)
     img = read_image(args.image)
-    g = Gallery(gallery_path(args.gallery, args.bundle), create=False)
+    g = Gallery(gallery_path(args.gallery, args.bundle), create=False, readonly=True)
     v = _verifier(args)
     g.check_embedder(v.embedder.identity, v.embedder.dim)
     e = v.embed(img, str(args.image))
@@ -176,7 +210,9 @@ def run_bundle(args, extra) -> int:
     from edgecnn.bundler import make_bundle
 
     no_extra(extra)
-    m = make_bundle(args.target, args.output, gallery=args.gallery, embedder=args.embedder, with_embedder=not args.no_embedder, progress=not args.json)
+    check_clashes({"--output": args.output}, {"--gallery": args.gallery, "--embedder": args.embedder})
+    m = make_bundle(args.target, args.output, gallery=args.gallery, embedder=args.embedder, with_embedder=not args.no_embedder,
+                    progress=not args.json, force=args.force)
     print_json(m) if args.json else console().print(
         f"bundle for {m['target']} in {m['output']}: " + ", ".join(m["files"]) + f"\non the device: edgecnn camera --bundle {m['output']} --verify"
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgecnn.cli._output import check_output_folder, console, human_bytes, no_extra, print_json
+from edgecnn.cli._output import check_output_folder, console, human_bytes, no_extra, nonneg_int, positive_float, positive_int, print_json
 from edgecnn.errors import InputError
-from edgecnn.files import write_json
+from edgecnn.files import check_clashes, write_json
 
 
 def add_parser(sub) -> None:
@@ -25,9 +25,9 @@ def add_parser(sub) -> None:
     sp.add_argument("model", nargs="?", help="the .tflite file")
     sp.add_argument("--target", help="target profile (delegate, threads); default cpu")
     sp.add_argument("--threads", help="thread counts to sweep, e.g. 1,2,4 (default: the target's)")
-    sp.add_argument("--runs", type=int, help="counted runs (default 50)")
-    sp.add_argument("--seconds", type=float, help="run for this long instead of a run count")
-    sp.add_argument("--warmup", type=int, default=3, help="warm-up runs before counting (default 3)")
+    sp.add_argument("--runs", type=positive_int, help="counted runs (default 50)")
+    sp.add_argument("--seconds", type=positive_float, help="run for this long instead of a run count")
+    sp.add_argument("--warmup", type=nonneg_int, default=3, help="warm-up runs before counting (default 3)")
     sp.add_argument("--strict", action="store_true", help="fail (exit 2) when the target's delegate is absent")
     sp.add_argument("--predict", help="also estimate latency on rpi4 | rpi5 | coral from the model's MACs")
     sp.add_argument("--compare", nargs="+", metavar="RESULT.json", help="line up saved results (from --json/--save) in one table and plot")
@@ -61,6 +61,8 @@ def run_profile(args, extra) -> int:
     no_extra(extra)
     check_output_folder(args.save, "--save")
     check_output_folder(args.plot, "--plot")
+    check_clashes({"--save": args.save, "--plot": args.plot},
+                  {"MODEL": args.model, **{f"--compare {f}": f for f in (args.compare or [])}})
     from edgecnn import profiling
 
     if args.runs is not None and args.seconds is not None:

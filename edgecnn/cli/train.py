@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.cli._output import check_output_folder, console, no_extra, print_json
+from edgecnn.cli._output import check_output_folder, console, image_size, no_extra, positive_int, print_json
 from edgecnn.errors import InputError
-from edgecnn.files import write_json
+from edgecnn.files import check_clashes, write_json
 
 
 def add_parser(sub) -> None:
@@ -14,12 +14,12 @@ def add_parser(sub) -> None:
     sp.add_argument("what", choices=["yolo", "siamese"])
     sp.add_argument("--output", help="the .keras to write (a .edgecnn.json beside it carries labels/anchors/preprocessing)")
     sp.add_argument("--data", help="siamese: folder with one subfolder per identity, or bundled:digits")
-    sp.add_argument("--holdout", type=int, help="siamese: identities held out for the verification test (default 30%%)")
+    sp.add_argument("--holdout", type=positive_int, help="siamese: identities held out for the verification test (default 30%%)")
     sp.add_argument("--backbone", default="lenet5", help="siamese: registered backbone (default lenet5)")
-    sp.add_argument("--embedding-dim", type=int, default=32)
-    sp.add_argument("--images", type=int, default=1600, help="yolo: generated training scenes (default 1600)")
-    sp.add_argument("--epochs", type=int)
-    sp.add_argument("--input-size", type=int)
+    sp.add_argument("--embedding-dim", type=positive_int, default=32)
+    sp.add_argument("--images", type=positive_int, default=1600, help="yolo: generated training scenes (default 1600)")
+    sp.add_argument("--epochs", type=positive_int)
+    sp.add_argument("--input-size", type=image_size)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--report", help="write the JSON report to this file")
     sp.add_argument("--json", action="store_true")
@@ -32,6 +32,10 @@ def _check(args) -> Path:
         raise InputError(f"--output must end in .keras, got {out}")
     check_output_folder(out)
     check_output_folder(args.report, "report")
+    from edgecnn.models.sidecar import sidecar_path
+
+    data = args.data if args.data and Path(args.data).exists() else None
+    check_clashes({"--output": out, "--report": args.report, "sidecar": sidecar_path(out)}, {"--data": data})
     for name in ("epochs", "images", "input_size", "embedding_dim"):
         value = getattr(args, name)
         if value is not None and value < 1:
