@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn import __version__, tflite_file
+from edgecnn._progress import stage_printer
 from edgecnn.calibration.datasets import ImageSet, load_images
 from edgecnn.errors import EdgecnnError, InputError, first_line
 from edgecnn.files import atomic_write, check_clashes
@@ -260,7 +261,7 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     """Convert ``source`` by ``opts``; writes the model (atomically) and returns the report."""
     opts = opts or ConvertOptions(**kw)
     t_start = time.perf_counter()
-    stage = _stage_printer(opts.progress)
+    stage = stage_printer("convert", opts.progress)
     c = plan(source, opts)
     stage(f"reading calibration data ({opts.calibration})" if opts.calibration else "no calibration data")
     read_data(c)
@@ -281,17 +282,6 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
 
         c.report["edgetpu"] = compile_for_edgetpu(c.out)
     return c.report
-
-
-def _stage_printer(enabled: bool):
-    """One line per stage on stderr (a terminal user sees where the time goes and where files went)."""
-    import sys
-
-    def stage(message: str) -> None:
-        if enabled:
-            print(f"convert: {message}", file=sys.stderr, flush=True)
-
-    return stage
 
 
 def _any_image(c: Conversion):

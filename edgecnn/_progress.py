@@ -39,3 +39,18 @@ def progress(label: str, total: int | None, enabled: bool = True):
         yield tick
     finally:
         bar.stop()
+
+
+def stage_printer(prefix: str, enabled: bool = True):
+    """One line per stage on stderr (``convert: converting …``), for a person at a terminal (or
+    ``EDGECNN_PROGRESS=1``); silent under ``--json`` and in pipes, where only errors are written."""
+    import os
+    import sys
+
+    on = enabled and (sys.stderr.isatty() or os.environ.get("EDGECNN_PROGRESS") == "1")
+
+    def stage(message: str) -> None:
+        if on:
+            print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+
+    return stage

@@ -5,7 +5,6 @@ the gallery and a manifest with each file's sha256, in one folder that a device 
 from __future__ import annotations
 
 import hashlib
-import sys
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 from edgecnn import __version__
+from edgecnn._progress import stage_printer
 from edgecnn.bundle import MANIFEST, open_bundle
 from edgecnn.detectors import BLAZEFACE, find_model_file
 from edgecnn.errors import InputError
@@ -69,9 +69,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent if str(out.parent) else ".")))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
-    def stage(message):
-        if progress:
-            print(f"bundle: {message}", file=sys.stderr, flush=True)
+    stage = stage_printer("bundle", progress)
 
     try:
         stage(f"assembling in {staging}")

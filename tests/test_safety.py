@@ -205,7 +205,7 @@ def test_sigterm_mid_convert_leaves_nothing_behind(tmp_path, clip):
     out.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "convert", "mobilenet_v2", "--alpha", "0.35", "--input-size", "96",
                           "--precision", "int8", "--calibration", str(clip), "--samples", "8", "--output", str(out / "m.tflite")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp), "EDGECNN_PROGRESS": "1"})
     lines = []
     while (line := p.stderr.readline()) and "measuring against the float model" not in line:
         lines.append(line)
@@ -221,7 +221,7 @@ def test_sigterm_mid_convert_leaves_nothing_behind(tmp_path, clip):
 @pytest.mark.slow
 @pytest.mark.tf
 def test_sigterm_mid_bundle_leaves_no_staging_and_no_half_bundle(tmp_path):
-    env = {**os.environ, "EDGECNN_HOME": str(tmp_path / "home")}  # no cached FaceNet: the bundle converts it
+    env = {**os.environ, "EDGECNN_HOME": str(tmp_path / "home"), "EDGECNN_PROGRESS": "1"}  # no cached FaceNet: the bundle converts it
     out = tmp_path / "b"
     p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "bundle", "--target", "cpu", "--output", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
