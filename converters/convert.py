@@ -215,14 +215,12 @@ def evaluate(c: Conversion) -> None:
     tmp_files = []
     try:
         try:
-            q_model, tq = evaluation.bytes_to_model(c.data, c.out.parent, c.src.name)
+            q_model, _ = evaluation.bytes_to_model(c.data, c.out.parent, c.src.name, tmp_files)
         except InputError as exc:
             hint = " (16x8 on untrained weights can make activation scales vanish: calibrate a trained model)" if c.precision == "int16x8" else ""
             raise EdgecnnError(f"the converted {c.precision} model does not run in the device interpreter: {str(exc).split(': ', 1)[-1]}{hint}") from None
-        tmp_files.append(tq)
         if c.precision != "fp32":
-            f_model, tf_ = evaluation.bytes_to_model(c.float_data, c.out.parent, c.src.name + "_float")
-            tmp_files.append(tf_)
+            f_model, _ = evaluation.bytes_to_model(c.float_data, c.out.parent, c.src.name + "_float", tmp_files)
         if len(c.held_out) and f_model is not None:
             c.xs = [c.spec.apply(im) for im in c.held_out.images]
             c.float_ref = evaluation.outputs(f_model, c.xs)

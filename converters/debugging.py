@@ -89,12 +89,17 @@ def keep_float(c) -> dict:
     float_ops = sum(1 for op in parsed.operators if op.name not in ("QUANTIZE", "DEQUANTIZE") and op_mode(parsed, op) == "float")
     result = {"used": True, "layers": deny, "float_ops": float_ops, "size_bytes": len(data), "accuracy_before": acc}
     if c.xs:
-        q, tq = bytes_to_model(data, out.parent, src.name + "_sel")
+        temp: list = []
         try:
+            q, _ = bytes_to_model(data, out.parent, src.name + "_sel", temp)
             result["accuracy_after"] = compare_outputs(src.task or "other", c.float_ref, outputs(q, c.xs))
         finally:
             q = None
-            os.unlink(tq)
+            for t in temp:
+                try:
+                    os.unlink(t)
+                except OSError:
+                    pass
     result["_bytes"] = data
     return result
 

@@ -17,9 +17,12 @@ from edgecnn.runtime import Model
 TOLERANCE = {"classification": 0.98, "embedding": 0.98}  # top-1 agreement / cosine below which int8 "loses"
 
 
-def bytes_to_model(data: bytes, folder: Path, name: str):
-    """Load converted bytes through the device runtime (the real interpreter) via a temp file."""
+def bytes_to_model(data: bytes, folder: Path, name: str, temp_files: list | None = None):
+    """Load converted bytes through the device runtime (the real interpreter) via a temp file, whose
+    path goes into ``temp_files`` the moment it exists (so an interrupt can never leak it)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tflite", dir=str(folder))
+    if temp_files is not None:
+        temp_files.append(tmp)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     try:

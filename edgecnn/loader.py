@@ -174,5 +174,10 @@ def check_model(path, isolate: bool | None = None) -> tflite_file.TFLiteFile:
             record_verdict(digest, ok, reason)
             verdict = {"ok": ok, "reason": reason}
         if not verdict["ok"]:
-            raise InputError(f"{p}: {verdict['reason']}; the file is damaged or needs a runtime this one is not")
+            reason = verdict["reason"]
+            if reason.startswith("the model "):  # crashed or hung in the test load
+                raise InputError(f"{p}: {reason}; the file is damaged")
+            from edgecnn.backend import get_backend
+
+            raise InputError(f"the {get_backend().name} runtime cannot load {p}: {reason}")
     return info

@@ -100,6 +100,10 @@ def test_several_faces_largest_or_strict_error(tmp_path):
     same = json.loads(run_cli("verify", group, FACES / "obama.jpg", "--json").stdout)
     assert same["same"] is True  # the largest face is Obama's
     assert_one_line_error(run_cli("verify", group, FACES / "obama.jpg", "--strict"), 2, "2 faces")
+    # enrolment is stricter: a photo with two people enrols nobody unless --largest says which
+    assert_one_line_error(run_cli("enroll", "obama", group, "--gallery", tmp_path / "g.db"), 2, "2 faces")
+    assert not (tmp_path / "g.db").exists()
+    assert run_cli("enroll", "obama", group, "--gallery", tmp_path / "g.db", "--largest").returncode == 0
 
 
 KILL_MID_ENROLMENT = """

@@ -233,3 +233,21 @@ def test_sigterm_mid_bundle_leaves_no_staging_and_no_half_bundle(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 143, err
     assert not out.exists() and [q.name for q in tmp_path.iterdir() if q.name != "home"] == []  # no staging folder left
+
+
+def test_bad_numbers_are_one_line_and_instant():
+    for args, needle in ((("verify", "a.jpg", "b.jpg", "--threshold", "-1"), "--threshold"), (("verify", "--calibrate", "d", "--far", "5"), "--far"),
+                         (("train", "yolo", "--epochs", "0"), "--epochs"), (("train", "yolo", "--images", "0"), "--images"),
+                         (("profile", "m.tflite", "--runs", "0"), "--runs"), (("convert", "mobilenet_v2", "--samples", "0"), "--samples"),
+                         (("inspect", "efficientnet", "--phi", "-2"), "--phi"), (("camera", "--threads", "0"), "--threads")):
+        t0 = time.perf_counter()
+        assert_one_line_error(run_cli(*args), 2, needle)
+        assert time.perf_counter() - t0 < 2.0
+
+
+def test_an_unreachable_display_runs_headless_with_one_line(clip, tmp_path):
+    proc = run_cli("camera", "--source", clip, "--json", env={"DISPLAY": ":97"})  # no X server there
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["frames"] == 12
+    notes = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(notes) == 1 and "does not answer" in notes[0]
