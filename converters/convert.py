@@ -23,7 +23,7 @@ from edgecnn import __version__, tflite_file
 from edgecnn._progress import stage_printer
 from edgecnn.calibration.datasets import ImageSet, load_images
 from edgecnn.errors import EdgecnnError, InputError, first_line
-from edgecnn.files import atomic_write, check_clashes
+from edgecnn.files import atomic_write, check_clashes, remove_temp
 from edgecnn.loader import record_verdict, sha256_of
 from edgecnn.preprocess import PreprocessSpec
 from edgecnn.targets.profile import IO_TYPES, PRECISIONS, TargetProfile, load_target
@@ -231,12 +231,9 @@ def evaluate(c: Conversion) -> None:
             x = c.xs[0] if c.xs else c.spec.apply(_any_image(c))
             c.report["latency_ms"] = evaluation.latency_vs_fp32(q_model, f_model or q_model, x)
     finally:
+        for t in tmp_files:  # first the files (the interpreters' teardown takes longer)
+            remove_temp(t)
         q_model = f_model = None
-        for t in tmp_files:
-            try:
-                os.unlink(t)
-            except OSError:
-                pass
 
 
 def debug_layers(c: Conversion) -> None:

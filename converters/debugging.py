@@ -3,13 +3,13 @@ with chosen layers kept in float (``--keep-float auto|LAYER,…``)."""
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
 from edgecnn import tflite_file
 from edgecnn._quiet import quiet_stderr
 from edgecnn.errors import InputError, first_line
+from edgecnn.files import remove_temp
 from edgecnn.models._tf import tensorflow
 from edgecnn.targets.coverage import op_mode
 
@@ -94,12 +94,9 @@ def keep_float(c) -> dict:
             q, _ = bytes_to_model(data, out.parent, src.name + "_sel", temp)
             result["accuracy_after"] = compare_outputs(src.task or "other", c.float_ref, outputs(q, c.xs))
         finally:
-            q = None
             for t in temp:
-                try:
-                    os.unlink(t)
-                except OSError:
-                    pass
+                remove_temp(t)
+            q = None
     result["_bytes"] = data
     return result
 

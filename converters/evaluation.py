@@ -11,6 +11,7 @@ import numpy as np
 
 from edgecnn.calibration.datasets import image_folder
 from edgecnn.errors import InputError
+from edgecnn.files import remove_temp, track_temp
 from edgecnn.profiling import summarize, time_invocations
 from edgecnn.runtime import Model
 
@@ -21,6 +22,7 @@ def bytes_to_model(data: bytes, folder: Path, name: str, temp_files: list | None
     """Load converted bytes through the device runtime (the real interpreter) via a temp file, whose
     path goes into ``temp_files`` the moment it exists (so an interrupt can never leak it)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tflite", dir=str(folder))
+    track_temp(tmp)  # removed at exit even if an interrupt cuts the caller's cleanup short
     if temp_files is not None:
         temp_files.append(tmp)
     with os.fdopen(fd, "wb") as f:
@@ -30,7 +32,7 @@ def bytes_to_model(data: bytes, folder: Path, name: str, temp_files: list | None
         # converter's bug, not a user's damaged file); the verdict is recorded once it ran
         return Model(tmp, target="cpu", warn=lambda _m: None, isolate=False), tmp
     except BaseException:
-        os.unlink(tmp)
+        remove_temp(tmp)
         raise
 
 

@@ -19,6 +19,7 @@ from edgecnn.bundle import MANIFEST, open_bundle
 from edgecnn.detectors import BLAZEFACE, find_model_file
 from edgecnn.errors import InputError
 from edgecnn.faces import Embedder
+from edgecnn.files import remove_temp, track_temp
 from edgecnn.facenet import ensure_facenet
 from edgecnn.gallery import Gallery
 from edgecnn.paths import default_gallery_path
@@ -66,7 +67,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         raise InputError(f"--embedder not found: {embedder}")
     if gallery and not Path(gallery).is_file():
         raise InputError(f"gallery not found: {gallery}")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent if str(out.parent) else ".")))
+    staging = Path(track_temp(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent if str(out.parent) else "."))))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
     stage = stage_printer("bundle", progress)
@@ -118,7 +119,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
     except OSError as exc:
         raise InputError(f"cannot write the bundle to {out}: {exc.strerror or exc}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_temp(staging)
     manifest["output"] = str(out)
     return manifest
 

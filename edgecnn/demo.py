@@ -17,6 +17,20 @@ from edgecnn.errors import InputError
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 
 
+MARK = ".edgecnn-demo"
+DEMO_FILES = ("demo_input.mp4", "demo_output.mp4", "gallery.db")
+
+
+def check_output(output) -> Path:
+    """The demo's folder: new, empty, or an earlier demo's (its marker file says so)."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
+        raise InputError(f"--output {out} is not empty and not an earlier demo's folder; choose a new folder (the demo replaces only its own files)")
+    return out
+
+
 def run_demo(output="edgecnn-demo", target=None, progress: bool = False) -> dict:
     from edgecnn import camera
     from edgecnn.demo_data import make_face_clip
@@ -24,18 +38,16 @@ def run_demo(output="edgecnn-demo", target=None, progress: bool = False) -> dict
     from edgecnn.faces import Embedder, FaceVerifier, read_image
     from edgecnn.gallery import Gallery, LiveVerifier
 
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output {out} exists and is not a folder")
+    out = check_output(output)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).write_text("made by edgecnn demo; a later demo replaces only: " + ", ".join(DEMO_FILES) + "\n")
     clip = out / "demo_input.mp4"
     truth = make_face_clip(clip, frames=72, extra_faces=[(read_image(FACES / "obama2.jpg"), "obama"), (read_image(FACES / "biden.jpg"), "biden")])
     embedder = Embedder(ensure_facenet(target, progress=progress), target=target)  # converted on first use, then cached
     verifier = FaceVerifier(embedder)
     gpath = out / "gallery.db"
     for f in (gpath, gpath.with_name("gallery.db-wal"), gpath.with_name("gallery.db-shm")):
-        if f.exists():
-            f.unlink()
+        f.unlink(missing_ok=True)  # an earlier demo's gallery (the marker file says this folder is the demo's)
     gallery = Gallery(gpath)
     enrol = [FACES / "obama.jpg", FACES / "obama3.jpg"]
     gallery.enroll("obama", [verifier.embed(read_image(p), p.name).vector for p in enrol], embedder.identity, sources=[p.name for p in enrol])

@@ -12,6 +12,38 @@ from pathlib import Path
 from edgecnn.errors import InputError
 
 FILE_MODE = 0o644
+_TEMPS: set = set()  # temporary files and folders this process made and has not removed yet
+
+
+def track_temp(path) -> str:
+    """Remember a temporary path: if an interrupt cuts a cleanup short (Ctrl-C or SIGTERM can land
+    inside a ``finally``), the exit hook removes it."""
+    _TEMPS.add(str(path))
+    return str(path)
+
+
+def remove_temp(path) -> None:
+    import shutil
+
+    p = str(path)
+    try:
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
+        elif os.path.lexists(p):
+            os.unlink(p)
+    except OSError:
+        pass
+    _TEMPS.discard(p)
+
+
+def _remove_all_temps() -> None:
+    for p in list(_TEMPS):
+        remove_temp(p)
+
+
+import atexit  # noqa: E402
+
+atexit.register(_remove_all_temps)
 
 
 def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
@@ -23,6 +55,7 @@ def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
     if p.is_dir():
         raise InputError(f"{p} is a folder; give a file name")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=str(folder))
+    track_temp(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -30,11 +63,9 @@ def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, p)
+        _TEMPS.discard(tmp)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        remove_temp(tmp)
         raise
     return p
 

@@ -61,16 +61,29 @@ class Gallery:
                 self._check_schema(allow_new=False)
                 return
             self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-            self._check_schema(allow_new=True)  # before anything is written: a foreign file stays untouched
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._retry_locked(lambda: self._check_schema(allow_new=True))  # before anything is written: a foreign file stays untouched
+            self._retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
             self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self._retry_locked(self._migrate)
         except sqlite3.OperationalError as exc:
             raise InputError(f"cannot open the gallery {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path} is not an edgecnn gallery ({exc})") from None
         if created:
             os.chmod(self.path, 0o600)
+
+    @staticmethod
+    def _retry_locked(step, seconds: float = 30.0):
+        """SQLite answers "database is locked" at once, without its busy handler, when several
+        processes switch a new file to WAL or create its schema together: wait and try again."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _connect_readonly(self):
         from urllib.parse import quote
@@ -84,10 +97,14 @@ class Gallery:
             return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
 
     def _check_schema(self, allow_new: bool):
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        self.db.execute("BEGIN")  # one snapshot: another process may be creating the schema right now
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            self.db.execute("COMMIT")
         if version > SCHEMA_VERSION:
             raise InputError(f"gallery {self.path} has schema {version}, newer than this edgecnn ({SCHEMA_VERSION}): upgrade edgecnn")
-        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if version == 0 and tables:
             raise InputError(f"{self.path} is a SQLite file but not an edgecnn gallery; it was left untouched")
         if version == 0 and not allow_new:

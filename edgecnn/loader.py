@@ -155,14 +155,7 @@ def check_model(path, isolate: bool | None = None) -> tflite_file.TFLiteFile:
     file in a child process; the verdict is cached by sha256.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"model file not found: {p}")
-    if p.is_dir():
-        raise InputError(f"{p} is a folder, not a .tflite file")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror}") from None
+    data = tflite_file.read_bytes(p)
     info = tflite_file.parse(data, str(p))
     if isolate is None:
         isolate = os.environ.get("EDGECNN_ISOLATE", "1") != "0"

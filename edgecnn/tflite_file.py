@@ -316,18 +316,22 @@ def _bytes_for(dtype: str, count: int) -> int | None:
     return item * count if item else None
 
 
-def read(path) -> TFLiteFile:
-    """Parse a ``.tflite`` file; missing or unreadable files are :class:`InputError`."""
+def read_bytes(path) -> bytes:
+    """A model file's bytes; missing, folder or unreadable is :class:`InputError` naming it."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"model file not found: {p}")
     if p.is_dir():
         raise InputError(f"{p} is a folder, not a .tflite file")
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror}") from None
-    return parse(data, str(p))
+
+
+def read(path) -> TFLiteFile:
+    """Parse a ``.tflite`` file; missing or unreadable files are :class:`InputError`."""
+    return parse(read_bytes(path), str(path))
 
 
 def read_metadata(path) -> dict | None:

@@ -14,9 +14,10 @@ def add_parser(sub) -> None:
 
 
 def run(args, extra) -> int:
-    from edgecnn.demo import run_demo
+    from edgecnn.demo import check_output, run_demo
 
     no_extra(extra)
+    check_output(args.output)
     if not args.json:
         console(stderr=True).print("edgecnn demo: clip from real photos -> BlazeFace + FaceNet (converted once, cached) -> gallery -> camera loop")
     r = run_demo(args.output, target=args.target, progress=not args.json)
