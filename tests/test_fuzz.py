@@ -78,3 +78,24 @@ def test_damaged_files_through_the_cli_paths(models, tmp_path):
             assert proc.returncode in (0, 2), (cls, args[0], proc.returncode, proc.stderr)  # never a signal, never "internal error"
             if proc.returncode:
                 assert len(proc.stderr.strip().splitlines()) == 1 and "internal error" not in proc.stderr, proc.stderr
+
+
+def test_a_damaged_cached_conversion_and_identify_embedder_are_one_line(models, tmp_path):
+    """The FaceNet cached in the data folder, damaged on disk: the workstation's default embedder path."""
+    from fuzzing import Model as Mutable
+
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    damaged = Mutable(models["efficientnet-lite0 (uint8 classifier)"]).mutate("subgraph_io", __import__("random").Random(5))
+    cached = home / "models" / "facenet_fp16.tflite"
+    cached.write_bytes(damaged)
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes((__import__("helpers").FACES / "obama.jpg").read_bytes())
+    from edgecnn.gallery import Gallery
+
+    Gallery(home / "gallery.db").enroll("ada", [np.ones(8, np.float32)], "toy:fp32:abc")
+    for args in (("verify", photo, photo), ("identify", photo, "--embedder", cached)):
+        proc = run_cli(*args, env={"EDGECNN_HOME": str(home)})
+        assert proc.returncode in (1, 2) and proc.returncode > 0, proc.stderr
+        err = proc.stderr.strip()
+        assert len(err.splitlines()) == 1 and "internal error" not in err and str(cached) in err, err
