@@ -90,71 +90,31 @@ def check_output_folder(path, what: str = "output") -> None:
 
 
 # ---------------------------------------------------------------- argument types: checked before any work
-def _number(kind, text: str, what: str):
-    import argparse
-    import math
+def _bounded(kind, ok, what: str):
+    """An argparse type: ``kind(text)``, finite, and ``ok(value)``; otherwise one line naming ``what``."""
 
-    try:
-        v = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-    if isinstance(v, float) and not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-    return v
+    def parse(text: str):
+        import argparse
+        import math
 
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if (isinstance(v, float) and not math.isfinite(v)) or not ok(v):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return v
 
-def positive_int(text: str) -> int:
-    import argparse
-
-    v = _number(int, text, "a positive integer")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return v
+    parse.__name__ = what
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    import argparse
-
-    v = _number(int, text, "a whole number >= 0")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return v
-
-
-def positive_float(text: str) -> float:
-    import argparse
-
-    v = _number(float, text, "a positive number")
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return v
-
-
-def nonneg_float(text: str) -> float:
-    import argparse
-
-    v = _number(float, text, "a number >= 0")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
-    return v
-
-
-def fraction(text: str) -> float:
-    import argparse
-
-    v = _number(float, text, "a number from 0 to 1")
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
-    return v
-
-
-def image_size(text: str) -> int:
-    import argparse
-
-    v = _number(int, text, "an input size in pixels")
-    if not 8 <= v <= 4096:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an input size from 8 to 4096 pixels")
-    return v
+positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+nonneg_int = _bounded(int, lambda v: v >= 0, "a whole number >= 0")
+positive_float = _bounded(float, lambda v: v > 0, "a positive number")
+nonneg_float = _bounded(float, lambda v: v >= 0, "a number >= 0")
+fraction = _bounded(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+image_size = _bounded(int, lambda v: 8 <= v <= 4096, "an input size from 8 to 4096 pixels")
 
 
 # Builder options checked before TensorFlow is imported: a typo costs under a second.
