@@ -43,9 +43,9 @@ class Bundle:
             raise InputError(f"bundle {self.folder} lists {name} but the file is missing; make the bundle again")
         entry = self.manifest.get("files", {}).get(name) or {}
         if entry.get("sha256") and entry.get("role") != "gallery" and name not in self._verified:
-            import hashlib
+            from edgecnn.loader import sha256_of
 
-            if hashlib.sha256(p.read_bytes()).hexdigest() != entry["sha256"]:
+            if sha256_of(p.read_bytes()) != entry["sha256"]:
                 raise InputError(f"bundle {self.folder}: {name} does not match its sha256 in the manifest (changed or damaged); "
                                  "copy the bundle again")
             self._verified.add(name)

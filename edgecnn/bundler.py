@@ -4,7 +4,6 @@ the gallery and a manifest with each file's sha256, in one folder that a device 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,12 +21,13 @@ from edgecnn.faces import Embedder
 from edgecnn.files import remove_temp, track_temp
 from edgecnn.facenet import ensure_facenet
 from edgecnn.gallery import Gallery
+from edgecnn.loader import sha256_of
 from edgecnn.paths import default_gallery_path
 from edgecnn.targets import load_target
 
 
 def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_of(path.read_bytes())
 
 
 def _prepare_output(out: Path, force: bool):

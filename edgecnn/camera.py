@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 from edgecnn._progress import progress as progress_bar
-from edgecnn.errors import EdgecnnError, InputError, first_line
+from edgecnn.errors import EdgecnnError, InputError, first_line, note
 from edgecnn.overlay import LabelSmoother, draw, has_display  # noqa: F401
 from edgecnn.video_io import capture_fps, capture_frame_count, default_source, is_live, open_capture, open_writer
 
@@ -148,12 +148,6 @@ class FrameSource:
         self.cap.release()
 
 
-def _note(message: str) -> None:
-    import sys
-
-    print(f"edgecnn: note: {message}", file=sys.stderr)
-
-
 def run(
     source=None,
     detector="blazeface",
@@ -198,7 +192,7 @@ def run(
         raise
     show = not headless and has_display()
     if not headless and not show and os.environ.get("DISPLAY"):
-        (warn or _note)(f"display {os.environ['DISPLAY']} does not answer: running headless (pass --headless to say so)")
+        (warn or note)(f"display {os.environ['DISPLAY']} does not answer: running headless (pass --headless to say so)")
     smoother = LabelSmoother() if verify is not None else None
     # Three stages overlap: decoding (the capture thread of a live source, a reader thread for a file),
     # inference with detection decoding (this thread), drawing with encoding (the writer thread).
@@ -314,7 +308,7 @@ def run(
                         cv2.imshow("edgecnn camera", draw(shown, dets, fps, latencies[-1]))
                     except cv2.error:  # an OpenCV without a GUI (opencv-python-headless)
                         show = False
-                        (warn or _note)("this OpenCV has no window support (opencv-python-headless): running headless")
+                        (warn or note)("this OpenCV has no window support (opencv-python-headless): running headless")
                         continue
                     if (cv2.waitKey(1) & 0xFF) == ord("q"):
                         quit_reason = "q pressed"

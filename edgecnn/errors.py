@@ -17,6 +17,18 @@ class InputError(EdgecnnError, ValueError):
     exit_code = 2
 
 
+_NOTED: set = set()
+
+
+def note(message: str) -> None:
+    """A one-line note on stderr (what was assumed or degraded), once per message per process."""
+    import sys
+
+    if message not in _NOTED:
+        _NOTED.add(message)
+        print(f"edgecnn: note: {message}", file=sys.stderr)
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first non-empty line of an exception's message (its type name where it has none)."""
     for line in str(exc).strip().splitlines():

@@ -24,6 +24,7 @@ import signal
 from pathlib import Path
 
 from edgecnn import tflite_file
+from edgecnn._quiet import quiet_stderr
 from edgecnn.errors import InputError
 from edgecnn.paths import data_dir
 
@@ -112,7 +113,7 @@ def probe(path) -> tuple[bool, str]:
     os.close(fd)
     try:
         proc = ctx.Process(target=_probe_child, args=(str(path), report), daemon=True)
-        with _quiet_child():
+        with quiet_stderr():  # the child inherits stderr: LiteRT's start-up lines stay off the terminal
             proc.start()
         proc.join(PROBE_TIMEOUT_S)
         if proc.is_alive():
@@ -133,19 +134,6 @@ def probe(path) -> tuple[bool, str]:
         return False, f"the model did not finish a test load (exit {code})"
     finally:
         os.unlink(report)
-
-
-class _quiet_child:
-    """The child inherits stderr: keep LiteRT's start-up lines off the user's terminal."""
-
-    def __enter__(self):
-        from edgecnn._quiet import quiet_stderr
-
-        self._cm = quiet_stderr()
-        self._cm.__enter__()
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
 
 
 def check_model(path, isolate: bool | None = None) -> tflite_file.TFLiteFile:

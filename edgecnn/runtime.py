@@ -19,7 +19,7 @@ from edgecnn import tflite_metadata
 from edgecnn._quiet import quiet_stderr
 from edgecnn.backend import get_backend
 from edgecnn.preprocess import PreprocessSpec
-from edgecnn.errors import InputError, first_line
+from edgecnn.errors import InputError, first_line, note
 from edgecnn.loader import check_model
 from edgecnn.targets.delegates import choose_delegates
 from edgecnn.targets.profile import load_target
@@ -75,7 +75,7 @@ class Model:
             self.standard = tflite_metadata.parse(self.file.metadata.get(tflite_metadata.NAME), self.path)
             preprocess, self.preprocess_note = spec_for_input(self.inputs[0], self.standard, self.path)
             if self.preprocess_note:
-                (warn or _warn_once)(self.preprocess_note)
+                (warn or note)(self.preprocess_note)
         self.preprocess: PreprocessSpec | None = preprocess
         self.labels = (self.metadata.get("labels") or (preprocess.labels if preprocess else None)
                        or (self.standard.labels if self.standard else None))
@@ -221,17 +221,6 @@ class Model:
         order = np.argsort(-scores)[:top_k]
         names = self.labels or []
         return [(names[i] if i < len(names) else str(int(i)), float(scores[i])) for i in order]
-
-
-_WARNED: set = set()
-
-
-def _warn_once(message: str) -> None:
-    import sys
-
-    if message not in _WARNED:
-        _WARNED.add(message)
-        print(f"edgecnn: note: {message}", file=sys.stderr)
 
 
 def spec_for_input(detail: dict, standard, path: str):
