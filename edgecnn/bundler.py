@@ -54,8 +54,27 @@ def _prepare_output(out: Path, force: bool):
     return names + [MANIFEST]
 
 
-def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool = True, progress: bool = False, force: bool = False) -> dict:
+def parse_enrolments(specs) -> dict:
+    """``NAME=IMG[,IMG…]`` (``bundle --enroll``) as {name: [image paths]}, every image checked to exist."""
+    people: dict = {}
+    for spec in specs or ():
+        name, sep, images = str(spec).partition("=")
+        paths = [p for p in images.split(",") if p]
+        if not sep or not name.strip() or not paths:
+            raise InputError(f"--enroll {spec!r}: expected NAME=IMG[,IMG…]")
+        for p in paths:
+            if not Path(p).is_file():
+                raise InputError(f"--enroll {name}: image not found: {p}")
+        people.setdefault(name.strip(), []).extend(paths)
+    return people
+
+
+def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool = True, progress: bool = False,
+                force: bool = False, enroll=None, with_gallery: bool = True) -> dict:
     """Gather detector(s), the embedder for ``target`` and the gallery into ``output`` with a manifest.
+
+    ``enroll`` ({name: [images]}) enrols those people with the bundle's own embedder into the bundle's
+    gallery (after the copied ``gallery``, if any); ``with_gallery=False`` leaves the user's gallery out.
 
     Nothing is deleted that this run did not create, except (with ``force``) the files an earlier
     bundle's manifest lists in that same folder. The bundle is assembled in a unique temporary folder
@@ -67,6 +86,10 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         raise InputError(f"--embedder not found: {embedder}")
     if gallery and not Path(gallery).is_file():
         raise InputError(f"gallery not found: {gallery}")
+    if enroll and not with_embedder:
+        raise InputError("--enroll needs the bundle's embedder; drop --no-embedder")
+    if gallery and not with_gallery:
+        raise InputError("--gallery and --no-gallery contradict each other; pass one")
     staging = Path(track_temp(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent if str(out.parent) else "."))))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
@@ -88,6 +111,8 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
             files[emb.name] = {"sha256": _sha(staging / emb.name), "role": "face embedder"}
             manifest["embedder"] = emb.name
         g = Path(gallery) if gallery else default_gallery_path()
+        if not with_gallery or (enroll and not gallery):  # --enroll alone: a gallery of just those people
+            g = Path("/nonexistent/edgecnn-no-gallery")
         if g.is_file() and with_embedder:
             gal = Gallery(g, create=False, readonly=True)
             emb_id = Embedder(staging / manifest["embedder"]).identity
@@ -95,8 +120,9 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
             gal.close()
             if have and have != emb_id:
                 raise InputError(
-                    f"gallery {g} was enrolled with {have} but the {prof.name} embedder is {emb_id}: "
-                    f"enrol again with --target {prof.name} (into a new --gallery) and bundle that"
+                    f"gallery {g} was enrolled with {have} but the {prof.name} embedder is {emb_id}, and a gallery holds "
+                    f"embeddings, not photos: enrol into the bundle with --enroll NAME=IMG[,IMG…], or pass --no-gallery "
+                    f"and enrol on the device (edgecnn enroll NAME IMG… --bundle DIR)"
                 )
         if g.is_file():
             dst = staging / "gallery.db"
@@ -105,6 +131,10 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
             src_db.backup(dst_db)  # a consistent copy even while the gallery is in use
             src_db.close()
             dst_db.close()
+        if enroll:
+            manifest["enrolled"] = _enroll_into(staging, manifest, enroll, prof.name, stage)
+        if (staging / "gallery.db").is_file():
+            dst = staging / "gallery.db"
             dst.chmod(0o600)
             files["gallery.db"] = {"sha256": _sha(dst), "role": "gallery"}
             manifest["gallery"] = "gallery.db"
@@ -122,6 +152,25 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         remove_temp(staging)
     manifest["output"] = str(out)
     return manifest
+
+
+def _enroll_into(staging: Path, manifest: dict, people: dict, target: str, stage) -> dict:
+    """Enrol ``people`` with the staged bundle's own detector and embedder into its gallery."""
+    from edgecnn.detectors import FaceDetector
+    from edgecnn.faces import FaceVerifier, read_image
+
+    emb = Embedder(staging / manifest["embedder"], target=target)
+    verifier = FaceVerifier(emb, detector=FaceDetector(str(staging / manifest["detector"])), strict=True)
+    gal = Gallery(staging / "gallery.db")
+    counts = {}
+    try:
+        for name, paths in people.items():
+            stage(f"enrolling {name} ({len(paths)} photo(s)) with {emb.identity}")
+            vectors = [verifier.embed(read_image(p), str(p)).vector for p in paths]
+            counts[name] = gal.enroll(name, vectors, emb.identity, sources=[str(p) for p in paths])
+    finally:
+        gal.close()
+    return counts
 
 
 def _copy(src: Path, dst: Path) -> None:

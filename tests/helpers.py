@@ -9,6 +9,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 FACES = ROOT / "edgecnn" / "data" / "faces"
+if not FACES.is_dir():  # tests run beside an installed wheel (the emulated Pi stage): its copy of the photos
+    import importlib.util
+
+    _spec = importlib.util.find_spec("edgecnn")
+    FACES = Path(list(_spec.submodule_search_locations)[0]) / "data" / "faces" if _spec else FACES
 
 
 def run_cli(*args, timeout=600, env=None, cwd=None):
@@ -32,6 +37,28 @@ def assert_one_line_error(proc, code=2, contains=None):
     if contains:
         assert contains in err, err
     return err
+
+
+def make_portrait_clip(path, photos, frames_each=4, size=(224, 320), fps=8):
+    """A clip of the shipped face photos (``edgecnn/data/faces``, in the wheel too), each held for
+    ``frames_each`` frames and letterboxed into ``size``; needs OpenCV only (runs on the device)."""
+    import cv2
+    import numpy as np
+
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    for name in photos:
+        im = cv2.imread(str(FACES / name))
+        s = min(w / im.shape[1], h / im.shape[0])
+        small = cv2.resize(im, (int(im.shape[1] * s), int(im.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        frame = np.zeros((h, w, 3), np.uint8)
+        y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+        frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+        for _ in range(frames_each):
+            writer.write(frame)
+    writer.release()
+    return path
 
 
 def make_clip(path, frames=48, size=(320, 240), fps=12, fourcc="mp4v"):

@@ -187,6 +187,45 @@ def test_live_verification_labels_faces_and_bundle_runs_without_tensorflow(tmp_p
     obama = [n for t, n in zip(truth, names) if t is None and n]
     assert astronaut and all(n == ["unknown"] for n in astronaut)
     assert obama and sum(n == ["obama"] for n in obama) >= 0.8 * len(obama)
-    # a gallery enrolled with another embedder is refused, not silently mixed
-    assert_one_line_error(run_cli("bundle", "--target", "rpi5", "--output", tmp_path / "b2", "--gallery", g), 2, "enrol again with --target rpi5")
+    # a gallery enrolled with another embedder is refused, not silently mixed, and the line offers the ways on
+    proc = run_cli("bundle", "--target", "rpi5", "--output", tmp_path / "b2", "--gallery", g)
+    assert_one_line_error(proc, 2, "--enroll NAME=IMG")
+    assert "--no-gallery" in proc.stderr
     assert not (tmp_path / "b2").exists()
+
+
+def test_bundle_enrols_with_its_own_embedder_or_leaves_the_gallery_out(tmp_path):
+    """The README's ways forward when the workstation gallery was made with another embedder."""
+    g = tmp_path / "g.db"
+    assert run_cli("enroll", "obama", FACES / "obama.jpg", "--gallery", g).returncode == 0  # cpu: fp16 FaceNet
+    b = tmp_path / "b"
+    proc = run_cli("bundle", "--target", "rpi5", "--enroll", f"obama={FACES / 'obama.jpg'},{FACES / 'obama2.jpg'}",
+                   "--enroll", f"biden={FACES / 'biden.jpg'}", "--output", b, "--json")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout)
+    assert m["enrolled"] == {"obama": 2, "biden": 1} and m["gallery"] == "gallery.db" and m["embedder"] == "facenet_int8.tflite"
+    listing = json.loads(run_cli("gallery", "list", "--bundle", b, "--json").stdout)
+    assert listing["embedder"].startswith("facenet:int8:")
+    assert {r["name"]: r["embeddings"] for r in listing["identities"]} == {"obama": 2, "biden": 1}
+    who = json.loads(run_cli("identify", FACES / "obama3.jpg", "--bundle", b, "--json").stdout)
+    assert who["name"] == "obama" and who["threshold"] == 0.95
+    # calibrating on labelled folders saves the threshold into the bundle's gallery, reporting the default too
+    for person, files in {"obama": ["obama.jpg", "obama2.jpg", "obama3.jpg"], "biden": ["biden.jpg"]}.items():
+        (tmp_path / "people" / person).mkdir(parents=True)
+        for f in files:
+            (tmp_path / "people" / person / f).write_bytes((FACES / f).read_bytes())
+    cal = json.loads(run_cli("verify", "--calibrate", tmp_path / "people", "--bundle", b, "--json").stdout)
+    assert cal["saved_to"] == str(b / "gallery.db")
+    assert cal["at_default"]["threshold"] == 0.95 and cal["at_default"]["far"] == 0.0 and cal["at_default"]["frr"] == 0.0
+    who = json.loads(run_cli("identify", FACES / "obama3.jpg", "--bundle", b, "--json").stdout)
+    assert who["threshold"] == cal["threshold"]
+    # no gallery: the bundle has none, and the line says how to enrol on the device
+    nb = tmp_path / "nb"
+    proc = run_cli("bundle", "--target", "rpi5", "--gallery", g, "--no-gallery", "--output", nb)
+    assert_one_line_error(proc, 2, "contradict")
+    proc = run_cli("bundle", "--target", "rpi5", "--no-gallery", "--output", nb)
+    assert proc.returncode == 0, proc.stderr
+    assert "edgecnn enroll NAME IMG… --bundle" in proc.stdout and not (nb / "gallery.db").exists()
+    assert_one_line_error(run_cli("bundle", "--target", "rpi5", "--enroll", "nobody", "--output", tmp_path / "x"), 2, "NAME=IMG")
+    assert_one_line_error(run_cli("bundle", "--target", "rpi5", "--enroll", "a=missing.jpg", "--output", tmp_path / "x"), 2, "not found")
+    assert not (tmp_path / "x").exists()

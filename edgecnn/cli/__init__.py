@@ -47,6 +47,23 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+# System libraries that GUI builds of OpenCV need and a Raspberry Pi OS Lite image lacks.
+GUI_LIBRARIES = ("libxcb", "libX11", "libGL", "libgthread", "libSM", "libICE", "libXext", "libEGL")
+
+
+def missing_library(exc: ImportError) -> str | None:
+    """One line naming the fix when a native library is missing (``libxcb.so.1: cannot open shared
+    object file``), or None for another import error."""
+    text = str(exc)
+    if "cannot open shared object file" not in text:
+        return None
+    lib = text.split(":")[0].strip()
+    if any(lib.startswith(g) for g in GUI_LIBRARIES):
+        return (f"OpenCV cannot load {lib}: this is the GUI build (opencv-python), which needs X11/OpenGL libraries; "
+                "on a headless device use: pip uninstall -y opencv-python && pip install opencv-python-headless")
+    return f"a system library is missing: {lib} ({first_line(exc)}); install the package that provides it"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     import signal
@@ -72,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgecnn {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
         return 130
+    except ImportError as exc:
+        msg = missing_library(exc)
+        if msg is None or os.environ.get("EDGECNN_DEBUG"):
+            raise
+        print(f"edgecnn {args.command}: error: {msg}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if os.environ.get("EDGECNN_DEBUG"):
             raise

@@ -52,6 +52,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--gallery", help="gallery to include (default: the user's, if any)")
     sp.add_argument("--embedder", help="a ready embedder .tflite instead of converting FaceNet")
     sp.add_argument("--no-embedder", action="store_true", help="detectors only")
+    sp.add_argument("--enroll", action="append", metavar="NAME=IMG[,IMG…]",
+                    help="enrol a person with the bundle's own embedder into its gallery (repeatable)")
+    sp.add_argument("--no-gallery", action="store_true", help="leave the gallery out (enrol on the device with --bundle)")
     sp.add_argument("--force", action="store_true", help="replace the bundle already in --output (only the files its manifest lists)")
     sp.add_argument("--json", action="store_true")
     for name, fn in (("enroll", run_enroll), ("gallery", run_gallery), ("verify", run_verify), ("identify", run_identify), ("bundle", run_bundle)):
@@ -176,14 +179,19 @@ def _calibrate(args) -> int:
     if not Path(args.calibrate).is_dir():
         raise InputError(f"--calibrate {args.calibrate} is not a folder of identity subfolders")
     result = calibrate_from_folder(_verifier(args), args.calibrate, args.far)
-    if args.gallery:
-        from edgecnn.gallery import Gallery
+    if args.gallery or args.bundle:  # the gallery's threshold (a bundle's gallery travels with it)
+        from edgecnn.gallery import Gallery, gallery_path
 
-        Gallery(args.gallery, create=False).set_threshold(result["threshold"])
-        result["saved_to"] = args.gallery
+        g = Gallery(gallery_path(args.gallery, args.bundle), create=False)
+        g.set_threshold(result["threshold"])
+        result["saved_to"] = str(g.path)
+        g.close()
+    d = result["at_default"]
     print_json(result) if args.json else console().print(
         f"threshold {result['threshold']:.3f} ({result['rule']}): FAR {result['far']:.3f}, FRR {result['frr']:.3f}, "
-        f"EER {result['eer']:.3f}, AUC {result['auc']:.3f} over {result['pairs']['same']} same / {result['pairs']['different']} different pairs"
+        f"EER {result['eer']:.3f}, AUC {result['auc']:.3f} over {result['pairs']['same']} same / {result['pairs']['different']} different pairs\n"
+        f"at the default {d['threshold']:.3f}: FAR {d['far']:.3f}, FRR {d['frr']:.3f}"
+        + (f"\nsaved to {result['saved_to']}" if result.get("saved_to") else "")
     )
     return 0
 
@@ -207,13 +215,23 @@ def run_identify(args, extra) -> int:
 
 
 def run_bundle(args, extra) -> int:
-    from edgecnn.bundler import make_bundle
+    from edgecnn.bundler import make_bundle, parse_enrolments
 
     no_extra(extra)
-    check_clashes({"--output": args.output}, {"--gallery": args.gallery, "--embedder": args.embedder})
+    people = parse_enrolments(args.enroll)
+    check_clashes({"--output": args.output}, {"--gallery": args.gallery, "--embedder": args.embedder,
+                                              **{f"--enroll {n}={p}": p for n, ps in people.items() for p in ps}})
     m = make_bundle(args.target, args.output, gallery=args.gallery, embedder=args.embedder, with_embedder=not args.no_embedder,
-                    progress=not args.json, force=args.force)
-    print_json(m) if args.json else console().print(
-        f"bundle for {m['target']} in {m['output']}: " + ", ".join(m["files"]) + f"\non the device: edgecnn camera --bundle {m['output']} --verify"
-    )
+                    progress=not args.json, force=args.force, enroll=people, with_gallery=not args.no_gallery)
+    if args.json:
+        print_json(m)
+        return 0
+    out = m["output"]
+    if m.get("gallery"):
+        nxt = f"edgecnn camera --bundle {out} --verify"
+    elif m.get("embedder"):
+        nxt = f"edgecnn enroll NAME IMG… --bundle {out}, then edgecnn camera --bundle {out} --verify"
+    else:
+        nxt = f"edgecnn camera --bundle {out}"
+    console().print(f"bundle for {m['target']} in {out}: " + ", ".join(m["files"]) + f"\non the device: {nxt}")
     return 0

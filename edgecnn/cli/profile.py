@@ -57,6 +57,22 @@ def run_targets(args, extra) -> int:
     return 0
 
 
+def _bundle_target(model) -> str | None:
+    """The target of the bundle a model sits in (its folder has a manifest), so that profiling a
+    bundle's model on the device uses that target's threads and delegate; None otherwise."""
+    from pathlib import Path
+
+    from edgecnn.bundle import MANIFEST, open_bundle
+
+    folder = Path(model).parent
+    if not (folder / MANIFEST).is_file():
+        return None
+    try:
+        return open_bundle(folder).target
+    except InputError:
+        return None
+
+
 def run_profile(args, extra) -> int:
     no_extra(extra)
     check_output_folder(args.save, "--save")
@@ -69,8 +85,9 @@ def run_profile(args, extra) -> int:
         raise InputError("give --runs or --seconds, not both")
     results = []
     if args.model:
+        target = args.target or _bundle_target(args.model)
         report = profiling.profile_model(
-            args.model, target=args.target, threads=args.threads, runs=args.runs, seconds=args.seconds,
+            args.model, target=target, threads=args.threads, runs=args.runs, seconds=args.seconds,
             warmup=args.warmup, strict=args.strict, progress=not args.json,
         )
         if args.label:
