@@ -110,6 +110,8 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
             _copy(emb, staging / emb.name)
             files[emb.name] = {"sha256": _sha(staging / emb.name), "role": "face embedder"}
             manifest["embedder"] = emb.name
+            if prof.compile == "edgetpu_compiler":
+                _compile_for_edgetpu(staging, manifest, stage)
         g = Path(gallery) if gallery else default_gallery_path()
         if not with_gallery or (enroll and not gallery):  # --enroll alone: a gallery of just those people
             g = Path("/nonexistent/edgecnn-no-gallery")
@@ -143,7 +145,8 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         out.mkdir(exist_ok=True)
         for name in replace:
             (out / name).unlink(missing_ok=True)
-        for f in sorted(staging.iterdir(), key=lambda f: f.name == MANIFEST):  # the manifest last
+        listed = [staging / n for n in files] + [staging / MANIFEST]  # (not a compiler's log)
+        for f in listed:  # the manifest last
             os.replace(f, out / f.name)
             stage(f"wrote {out / f.name}")
     except OSError as exc:
@@ -152,6 +155,32 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         remove_temp(staging)
     manifest["output"] = str(out)
     return manifest
+
+
+def _compile_for_edgetpu(staging: Path, manifest: dict, stage) -> None:
+    """Compile the staged embedder with edgetpu_compiler where it is installed; otherwise say plainly, in
+    the manifest and on the console, that the Coral will run it on its host CPU."""
+    from edgecnn.targets.edgetpu import compile_for_edgetpu
+
+    from edgecnn import tflite_file
+
+    emb = staging / manifest["embedder"]
+    if "edgetpu-custom-op" in tflite_file.read(emb).op_histogram():  # --embedder gave a compiled one
+        manifest["edgetpu_compiled"] = True
+        return
+    stage("edgetpu_compiler on the embedder")
+    result = compile_for_edgetpu(emb)
+    compiled = emb.with_name(emb.stem + "_edgetpu.tflite")
+    if result.get("compiled") and compiled.is_file():
+        compiled.chmod(0o644)
+        manifest["files"][compiled.name] = {"sha256": _sha(compiled), "role": "face embedder (compiled for the Edge TPU)"}
+        manifest["embedder"] = compiled.name
+        manifest["edgetpu_compiled"] = True
+        return
+    manifest["edgetpu_compiled"] = False
+    manifest.setdefault("warnings", []).append(
+        f"NOT compiled for the Edge TPU: {manifest['embedder']} is the int8 model, which a Coral runs on its host CPU. "
+        + result.get("message", "edgetpu_compiler failed") + "; then bundle again with --embedder THAT_edgetpu.tflite")
 
 
 def _enroll_into(staging: Path, manifest: dict, people: dict, target: str, stage) -> dict:

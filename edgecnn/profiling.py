@@ -215,34 +215,50 @@ def profile_model(path, target=None, threads=None, runs=None, seconds=None, warm
 
 
 def predict_latency(path, target_name: str) -> dict:
-    """Estimate latency on a device you do not have from the model's MACs and the target's cited
-    reference throughput (``[predict]`` in its profile). Says how uncertain the estimate is."""
+    """Estimate latency on a device you do not have from the model's MACs and compute class, with the
+    latency model fitted to the target's published references (:mod:`edgecnn.targets.predict`), and
+    the fit's leave-one-out error as the stated uncertainty."""
     from edgecnn import tflite_file
     from edgecnn.targets import load_target
     from edgecnn.targets.edgetpu import check
+    from edgecnn.targets.predict import predict_ms, summary
 
     target = load_target(target_name)
-    ref = target.predict
-    if not ref:
-        raise InputError(f"target {target.name!r} has no [predict] reference in its profile; targets with one: rpi4, rpi5, coral")
+    fitted = summary(target)
+    if fitted is None:
+        raise InputError(f"target {target.name!r} has no [[predict.reference]] results in its profile; targets with them: rpi4, rpi5, coral")
     info = tflite_file.read(path)
     macs = info.macs()
-    rate = ref["reference_macs"] / ref["reference_ms"]  # MACs per ms
-    est = macs / rate
-    unc = float(ref.get("uncertainty", 0.5))
+    cls = info.compute_class()
+    threads = target.resolved_threads() if target.delegate != "edgetpu" else 1
+    est = predict_ms(fitted, macs, cls, threads)
+    loo = fitted["leave_one_out"]
+    unc = loo["max_abs_error"] or 0.5
     out = {
         "target": target.name,
         "model": str(path),
         "macs": macs,
+        "compute": cls,
+        "threads": threads,
         "estimate_ms": round(est, 3),
-        "range_ms": [round(est / (1 + unc), 3), round(est * (1 + unc), 3)],
-        "basis": f"{ref['reference_model']}: {ref['reference_ms']} ms -> {rate / 1e6:.2f} GMAC/s effective",
-        "source": ref.get("source", ""),
-        "uncertainty": f"x/÷ {1 + unc:g}: a MAC-proportional model ignores memory traffic, op mix and thermal throttling",
+        "range_ms": [round(est * max(0.05, 1 - unc), 3), round(est * (1 + unc), 3)],
+        "basis": (f"ms = MACs x {fitted['k_ms_per_gmac'].get(cls, next(iter(fitted['k_ms_per_gmac'].values()))):.1f} ms/GMAC"
+                  f" / threads^{fitted['thread_exponent'].get(cls, 0.0)} + {fitted['overhead_ms']:.2f} ms,"
+                  f" fitted to {len(fitted['references'])} published results"),
+        "leave_one_out_error": {"mean": loo["mean_abs_error"], "max": loo["max_abs_error"]},
+        "sources": sorted({r["source"] for r in fitted["references"]}),
+        "uncertainty": "the range is the fit's largest leave-one-out error; a MAC-proportional model ignores memory traffic, op mix and thermal throttling",
     }
+    if cls not in fitted["k_ms_per_gmac"]:
+        out["warning"] = f"{target.name}'s references have no {cls} results: the {fitted['classes'][0]} rate was used"
     if target.delegate == "edgetpu":
         chk = check(info)
         out["edgetpu_check"] = chk
+        mem = chk["parameter_memory"]
+        if not mem["fits_on_chip"]:
+            out["estimate_ms"] = round(est + mem["stream_ms_per_inference"], 3)
+            out["range_ms"] = [round(x + mem["stream_ms_per_inference"], 3) for x in out["range_ms"]]
+            out["streaming"] = chk["notes"][0]
         if not chk["compatible"]:
             out["warning"] = "the model does not map fully to the Edge TPU: " + "; ".join(chk["problems"]) + " — ops on the host CPU make it far slower than this estimate"
     return out

@@ -108,6 +108,23 @@ class TFLiteFile:
         """Non-constant float tensors (activations) — what a full-integer model should not have."""
         return [t for t in self.tensors if t.dtype in ("float32", "float16") and not t.is_constant]
 
+    def constant_bytes(self) -> int:
+        """Bytes of the constant tensors (weights, biases): what an accelerator must hold or stream."""
+        total = 0
+        for t in self.tensors:
+            if t.is_constant:
+                n = 1
+                for d in t.shape:
+                    n *= max(1, d)
+                total += _bytes_for(t.dtype, n) or 0
+        return total
+
+    def compute_class(self) -> str:
+        """``int8`` when every activation between the edges is integer (full-integer model), else ``float``
+        (fp32, fp16 and dynamic range, whose kernels compute in float)."""
+        edges = set(self.inputs) | set(self.outputs)
+        return "float" if any(t.index not in edges for t in self.float_tensors()) else "int8"
+
     def macs(self) -> int:
         """Multiply-accumulates of the convolution and fully connected ops (batch 1)."""
         total = 0

@@ -16,8 +16,21 @@ from edgecnn import tflite_file
 from edgecnn.targets.coverage import delegate_coverage
 
 
+ONCHIP_BYTES = 8e6  # the Edge TPU's SRAM for caching parameters (Coral docs: "roughly 8 MB")
+STREAM_BYTES_PER_S = 3.2e8  # parameters beyond it cross USB 3 on every inference (an estimate)
+
+
+def parameter_memory(info, onchip: float = ONCHIP_BYTES, rate: float = STREAM_BYTES_PER_S) -> dict:
+    """Whether a model's parameters fit the Edge TPU's on-chip memory, and what streaming the rest costs."""
+    weights = info.constant_bytes()
+    over = max(0.0, weights - onchip)
+    return {"parameter_bytes": int(weights), "onchip_bytes": int(onchip), "fits_on_chip": over == 0,
+            "streamed_bytes": int(over), "stream_ms_per_inference": round(over / rate * 1e3, 2)}
+
+
 def check(path_or_file) -> dict:
     info = path_or_file if isinstance(path_or_file, tflite_file.TFLiteFile) else tflite_file.read(path_or_file)
+    memory = parameter_memory(info)
     cov = delegate_coverage(info, "edgetpu")
     edges = set(info.inputs) | set(info.outputs)
     float_acts = [t.name for t in info.float_tensors() if t.index not in edges]
@@ -31,6 +44,10 @@ def check(path_or_file) -> dict:
     if cov["first_unsupported"]:
         problems.append(cov["split"])
     notes = []
+    if not memory["fits_on_chip"]:
+        notes.append(f"parameters are {memory['parameter_bytes'] / 1e6:.1f} MB, beyond the Edge TPU's ~8 MB on-chip memory: "
+                     f"{memory['streamed_bytes'] / 1e6:.1f} MB stream from the host on every inference "
+                     f"(about {memory['stream_ms_per_inference']:.0f} ms over USB 3, more over USB 2)")
     if float_io and not float_acts:
         notes.append("float input/output: the QUANTIZE/DEQUANTIZE at the edges run on the host CPU (convert with --io uint8 to avoid them)")
     return {
@@ -40,6 +57,7 @@ def check(path_or_file) -> dict:
         "ops_total": cov["ops_total"],
         "ops_mapped": cov["ops_delegated"],
         "first_unsupported": cov["first_unsupported"],
+        "parameter_memory": memory,
     }
 
 

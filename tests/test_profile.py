@@ -36,8 +36,11 @@ def test_profile_seconds_compare_plot_and_predict(mnv2_int8, tmp_path):
     assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     proc = run_cli("profile", out, "--runs", "5", "--predict", "rpi4", "--json")
     p = json.loads(proc.stdout)["predict"]
-    ref = load_target("rpi4").predict  # the estimate scales the profile's cited reference by MACs
-    assert p["macs"] > 5e6 and p["estimate_ms"] == pytest.approx(ref["reference_ms"] * p["macs"] / ref["reference_macs"], rel=0.02)
+    from edgecnn.targets.predict import predict_ms, summary
+
+    fitted = summary(load_target("rpi4"))  # the latency model fitted to the profile's published results
+    assert p["macs"] > 5e6 and p["compute"] == "int8"
+    assert p["estimate_ms"] == pytest.approx(predict_ms(fitted, p["macs"], "int8", 4), abs=1e-3)
     assert p["range_ms"][0] < p["estimate_ms"] < p["range_ms"][1]
     proc = run_cli("profile", out, "--runs", "5", "--predict", "coral", "--json")
     assert "warning" not in json.loads(proc.stdout)["predict"]  # int8 MobileNetV2 maps to the Edge TPU
@@ -48,4 +51,4 @@ def test_profile_bad_usage(tmp_path, mnv2_int8):
     (tmp_path / "x.json").write_text("{}")
     assert_one_line_error(run_cli("profile", "--compare", tmp_path / "x.json"), 2, "not a result")
     assert_one_line_error(run_cli("profile", mnv2_int8[0], "--runs", "3", "--seconds", "1"), 2, "not both")
-    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--predict", "cpu"), 2, "no [predict]")
+    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--predict", "cpu"), 2, "no [[predict.reference]]")

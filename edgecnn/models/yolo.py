@@ -17,13 +17,17 @@ from edgecnn.models.layers import conv_bn, input_tensor
 from edgecnn.models.registry import get_spec, register_model
 
 
-def tiny_backbone(inputs):
-    """A YOLOv2-tiny style feature extractor: 3x3 conv + BN + leaky ReLU, 2x2 max pool, x5 (stride 32)."""
+ACTIVATIONS = ("leaky", "relu", "relu6")
+
+
+def tiny_backbone(inputs, activation: str = "leaky"):
+    """A YOLOv2-tiny style feature extractor: 3x3 conv + BN + leaky ReLU (the paper's; ``relu`` or
+    ``relu6`` for the Edge TPU, which runs LEAKY_RELU on the host CPU), 2x2 max pool, x5 (stride 32)."""
     x = inputs
     for i, filters in enumerate((16, 32, 64, 128, 256), start=1):
-        x = conv_bn(x, filters, 3, act="leaky", name=f"tiny{i}")
+        x = conv_bn(x, filters, 3, act=activation, name=f"tiny{i}")
         x = layers.MaxPooling2D(2, 2, name=f"tiny{i}_pool")(x)
-    return conv_bn(x, 512, 3, act="leaky", name="tiny6")
+    return conv_bn(x, 512, 3, act=activation, name="tiny6")
 
 
 @register_model(
@@ -32,13 +36,17 @@ def tiny_backbone(inputs):
     paper="Redmon et al., You Only Look Once: Unified, Real-Time Object Detection, CVPR 2016",
     default_input=(224, 224, 3),
 )
-def yolo(input_shape=None, num_classes=20, anchors=DEFAULT_ANCHORS, backbone="tiny", backbone_options=None):
+def yolo(input_shape=None, num_classes=20, anchors=DEFAULT_ANCHORS, backbone="tiny", backbone_options=None, activation="leaky"):
     """Backbone + S x S grid head with B anchors x (x, y, w, h, objectness, classes).
 
     The grid side S is the input side over the backbone's stride (32): 7x7 at 224x224. The output is
     raw (batch, S, S, B, 5 + num_classes); :func:`edgecnn.detection.decode_yolo` turns it into boxes.
-    ``backbone`` is ``"tiny"`` or any registered classifier (used without its top).
+    ``backbone`` is ``"tiny"`` or any registered classifier (used without its top). ``activation``
+    (tiny backbone): ``leaky`` as in the paper, or ``relu``/``relu6`` for Coral: the Edge TPU has no
+    LEAKY_RELU, so a leaky model leaves all but its first convolution on the host CPU.
     """
+    if activation not in ACTIVATIONS:
+        raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise InputError(f"num_classes must be a positive integer, got {num_classes!r}")
     anchors = [tuple(float(v) for v in a) for a in anchors]
@@ -46,7 +54,7 @@ def yolo(input_shape=None, num_classes=20, anchors=DEFAULT_ANCHORS, backbone="ti
         raise InputError("anchors must be a non-empty list of positive (width, height) pairs")
     if backbone == "tiny":
         inputs = input_tensor(input_shape, (224, 224, 3))
-        features = tiny_backbone(inputs)
+        features = tiny_backbone(inputs, activation)
     else:
         spec = get_spec(backbone)
         base = spec.builder(**spec.fixed, **(backbone_options or {}), input_shape=input_shape or (224, 224, 3), include_top=False)
