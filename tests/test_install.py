@@ -58,7 +58,8 @@ def test_sdist_holds_the_sources_the_tests_and_the_docs(dists):
     with tarfile.open(sdist) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
     for need in ("pyproject.toml", "README.md", "MANIFEST.in", "tests/conftest.py", "tests/helpers.py", "tests/test_install.py",
-                 "docs/architecture.md", "converters/convert.py", "targets/profiles/cpu.toml", "edgecnn/cli/__init__.py", "benchmarks/camera.py"):
+                 "docs/architecture.md", "converters/convert.py", "targets/profiles/cpu.toml", "edgecnn/cli/__init__.py", "benchmarks/camera.py",
+                 ".ci/device-stage", ".ci/pi/chroot-run", ".ci/pi/cpuinfo-cortex-a76", "targets/predict.py"):
         assert need in names, need
 
 
