@@ -57,6 +57,7 @@ class ConvertOptions:
     measure_latency: bool = True
     progress: bool = False
     builder_options: dict = field(default_factory=dict)
+    input_shape: str | None = None  # ONNX sources: e.g. 1,3,224,224
 
 
 @dataclass
@@ -126,7 +127,7 @@ def plan(source: str, opts: ConvertOptions) -> Conversion:
         raise InputError(f"--output must end in .tflite, got {opts.output}")
     if opts.output:
         _check_writable(Path(opts.output))
-    src = load_source(source, opts.builder_options, opts.weights, opts.inputs, opts.outputs)
+    src = load_source(source, opts.builder_options, opts.weights, opts.inputs, opts.outputs, opts.input_shape)
     out = Path(opts.output) if opts.output else default_output(src, source, precision)
     _check_writable(out)
     existing = lambda v: v if v and Path(v).exists() else None  # noqa: E731
@@ -227,6 +228,8 @@ def evaluate(c: Conversion) -> None:
             c.report["accuracy"] = evaluation.compare_outputs(c.src.task or "other", c.float_ref, evaluation.outputs(q_model, c.xs))
         if c.opts.eval_dir:
             c.report["eval"] = evaluation.evaluate_folder(c.opts.eval_dir, c.spec, q_model, f_model or q_model, c.opts.samples * 10)
+        if c.src.onnx is not None:
+            reference(c, f_model or q_model)
         if c.opts.measure_latency:
             x = c.xs[0] if c.xs else c.spec.apply(_any_image(c))
             c.report["latency_ms"] = evaluation.latency_vs_fp32(q_model, f_model or q_model, x)
@@ -234,6 +237,23 @@ def evaluate(c: Conversion) -> None:
         for t in tmp_files:  # first the files (the interpreters' teardown takes longer)
             remove_temp(t)
         q_model = f_model = None
+
+
+def reference(c: Conversion, fp32_model) -> None:
+    """An ONNX source: the fp32 TFLite against onnxruntime on real held-out images. A mismatch is the
+    work failing (exit 1, nothing written), never a silently wrong model."""
+    from edgecnn.converters import onnx_import
+
+    images = c.held_out.images or c.calib.images[:8] or [_any_image(c)]
+    xs = c.xs or [c.spec.apply(im) for im in images]
+    ref = onnx_import.reference_check(c.src.onnx, fp32_model, xs)
+    c.report["reference"] = ref
+    if c.src.onnx.notes:
+        c.report["onnx_notes"] = list(c.src.onnx.notes)
+    if not ref["ok"]:
+        raise EdgecnnError(f"the fp32 TFLite does not match onnxruntime on {ref['samples']} real images (mean abs error "
+                           f"{ref['mean_abs_error']:.3g}, max {ref['max_abs_error']:.3g}, cosine min {ref['cosine_min']:.6f}; "
+                           f"tolerance {ref['tolerance_mean_abs']:.3g}): onnx2tf mis-converted it; nothing was written")
 
 
 def debug_layers(c: Conversion) -> None:

@@ -30,6 +30,7 @@ class Source:
     labels: list | None = None
     anchors: list | None = None
     export_dir: str | None = None  # the static batch-1 SavedModel exported once from a Keras model
+    onnx: Any = None  # an ONNX source: the OnnxImport (float ONNX for the onnxruntime reference)
 
 
 # Frozen graphs we know by their signature: (input name, input shape, output name) -> defaults.
@@ -63,11 +64,14 @@ def _task_of_keras(model, registry_name: str | None) -> str:
     return "other"
 
 
-def load_source(source: str, builder_options: dict | None = None, weights: str | None = None, inputs=None, outputs=None) -> Source:
+def load_source(source: str, builder_options: dict | None = None, weights: str | None = None, inputs=None, outputs=None,
+                input_shape: str | None = None) -> Source:
     """Resolve SOURCE into something the TFLite converter can take."""
     builder_options = builder_options or {}
     p = Path(source)
-    looks_like_path = p.suffix in (".keras", ".h5", ".pb") or p.exists() or "/" in source
+    looks_like_path = p.suffix in (".keras", ".h5", ".pb", ".onnx") or p.exists() or "/" in source
+    if input_shape is not None and p.suffix != ".onnx":
+        raise InputError("--input-shape applies to an ONNX source (a .onnx file)")
     if not looks_like_path:
         from edgecnn import models
 
@@ -98,7 +102,44 @@ def load_source(source: str, builder_options: dict | None = None, weights: str |
         return _keras_file(p)
     if p.suffix == ".pb":
         return _frozen_graph(p, inputs, outputs)
-    raise InputError(f"unsupported source {p}: expected a .keras file, a SavedModel folder or a frozen .pb graph")
+    if p.suffix == ".onnx":
+        return _onnx(p, input_shape)
+    raise InputError(f"unsupported source {p}: expected a .keras file, a SavedModel folder, a frozen .pb graph or an .onnx file")
+
+
+def _onnx(p: Path, input_shape: str | None) -> Source:
+    """An ONNX file through onnx2tf into a SavedModel (converters/onnx_import.py); one image input."""
+    from edgecnn.converters import onnx_import
+
+    model = onnx_import._load(p) if onnx_import.importlib.util.find_spec("onnx") else None
+    if model is None:
+        onnx_import._need_packages()
+    init = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in init]
+    if len(names) != 1:
+        raise InputError(f"{p} has {len(names)} inputs ({', '.join(names)}); edgecnn convert takes single-image models "
+                         "(the 26-style network: edgecnn stylize)")
+    shape = onnx_import.parse_shape(input_shape)
+    imp = onnx_import.import_onnx(p, {names[0]: shape} if shape else None)
+    info = imp.inputs[names[0]]
+    if info["layout"] == "other":
+        raise InputError(f"input {names[0]} of {p} has shape {info['shape']}; edgecnn converts (1, C, H, W) or (1, H, W, C) image models")
+    src = _saved_model(Path(imp.saved_model))
+    src.name, src.path, src.onnx = p.stem, str(p), imp
+    src.kind = "saved_model"
+    src.task = "classification" if len(src.output_names) == 1 and _is_vector_output(src) else "other"
+    from edgecnn.loader import sha256_of
+
+    src.origin = {"onnx": p.name, "onnx_sha256": sha256_of(p.read_bytes()), "opset": imp.opset, "producer": imp.producer,
+                  "input_layout": info["layout"], "converted_by": onnx_import.ONNX2TF_PIN,
+                  **({"qdq_folded": imp.qdq_folded} if imp.qdq_folded else {})}
+    return src
+
+
+def _is_vector_output(src: Source) -> bool:
+    sig = src.keras_model.signatures["serving_default"]
+    out = sig.structured_outputs[src.output_names[0]]
+    return len(out.shape) == 2 and (out.shape[-1] or 0) > 1
 
 
 def _keras_file(p: Path) -> Source:

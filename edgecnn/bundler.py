@@ -17,9 +17,9 @@ from edgecnn._progress import stage_printer
 from edgecnn.bundle import MANIFEST, open_bundle
 from edgecnn.detectors import BLAZEFACE, find_model_file
 from edgecnn.errors import InputError
+from edgecnn.facenet import ensure_facenet
 from edgecnn.faces import Embedder
 from edgecnn.files import remove_temp, track_temp
-from edgecnn.facenet import ensure_facenet
 from edgecnn.gallery import Gallery
 from edgecnn.loader import sha256_of
 from edgecnn.paths import default_gallery_path
@@ -70,9 +70,10 @@ def parse_enrolments(specs) -> dict:
 
 
 def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool = True, progress: bool = False,
-                force: bool = False, enroll=None, with_gallery: bool = True) -> dict:
+                force: bool = False, enroll=None, with_gallery: bool = True, style_model=None) -> dict:
     """Gather detector(s), the embedder for ``target`` and the gallery into ``output`` with a manifest.
 
+    ``style_model``: a converted style network (:mod:`edgecnn.stylebuild`) to carry too.
     ``enroll`` ({name: [images]}) enrols those people with the bundle's own embedder into the bundle's
     gallery (after the copied ``gallery``, if any); ``with_gallery=False`` leaves the user's gallery out.
 
@@ -112,6 +113,11 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
             manifest["embedder"] = emb.name
             if prof.compile == "edgetpu_compiler":
                 _compile_for_edgetpu(staging, manifest, stage)
+        if style_model:
+            sm = Path(style_model)
+            _copy(sm, staging / sm.name)
+            files[sm.name] = {"sha256": _sha(staging / sm.name), "role": "style network (26 styles)"}
+            manifest["stylizer"] = sm.name
         g = Path(gallery) if gallery else default_gallery_path()
         if not with_gallery or (enroll and not gallery):  # --enroll alone: a gallery of just those people
             g = Path("/nonexistent/edgecnn-no-gallery")
@@ -160,9 +166,8 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
 def _compile_for_edgetpu(staging: Path, manifest: dict, stage) -> None:
     """Compile the staged embedder with edgetpu_compiler where it is installed; otherwise say plainly, in
     the manifest and on the console, that the Coral will run it on its host CPU."""
-    from edgecnn.targets.edgetpu import compile_for_edgetpu
-
     from edgecnn import tflite_file
+    from edgecnn.targets.edgetpu import compile_for_edgetpu
 
     emb = staging / manifest["embedder"]
     if "edgetpu-custom-op" in tflite_file.read(emb).op_histogram():  # --embedder gave a compiled one

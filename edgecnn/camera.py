@@ -16,11 +16,17 @@ import time
 from collections import Counter, deque
 from pathlib import Path
 
-
 from edgecnn._progress import progress as progress_bar
 from edgecnn.errors import EdgecnnError, InputError, first_line, note
-from edgecnn.overlay import LabelSmoother, draw, has_display  # noqa: F401
-from edgecnn.video_io import capture_fps, capture_frame_count, default_source, is_live, open_capture, open_writer
+from edgecnn.overlay import LabelSmoother, draw, has_display
+from edgecnn.video_io import (
+    capture_fps,
+    capture_frame_count,
+    default_source,
+    is_live,
+    open_capture,
+    open_writer,
+)
 
 _STOP = object()
 

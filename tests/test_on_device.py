@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import FACES, make_portrait_clip, run_cli
 
 pytestmark = [pytest.mark.device, pytest.mark.slow]  # slow on a workstation: the bundle converts FaceNet

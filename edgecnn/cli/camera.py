@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 
-from edgecnn.cli._output import check_output_folder, console, fraction, no_extra, positive_int, print_json
+from edgecnn.cli._output import (
+    check_output_folder,
+    console,
+    fraction,
+    no_extra,
+    positive_int,
+    print_json,
+)
 from edgecnn.errors import InputError
 from edgecnn.files import check_clashes
 
@@ -31,6 +38,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--min-score", type=fraction, help="detection score threshold")
     sp.add_argument("--strict", action="store_true", help="fail when the target's delegate is absent")
     sp.add_argument("--keep-per-frame", action="store_true", help="include every frame's detections in --json")
+    sp.add_argument("--style", help="a live style filter instead of detection: a style number 0-25 or a blend (3:0.5,12:0.5)")
+    sp.add_argument("--style-model", help="with --style: a converted style network .tflite (default: the bundle's, or converted once)")
+    sp.add_argument("--style-size", type=positive_int, default=256, help="with --style: the network's side (default 256)")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.set_defaults(run=run)
 
@@ -44,6 +54,8 @@ def run(args, extra) -> int:
                                               "--embedder": args.embedder, "--gallery": args.gallery, "--bundle": args.bundle})
     if args.source is not None and not str(args.source).isdigit() and not os.path.exists(str(args.source)) and "://" not in str(args.source):
         raise InputError(f"video source not found: {args.source}")
+    if args.style is not None:
+        return _run_style(args)
     verify = None
     detector, bundle, target = args.detector, args.bundle, args.target
     if bundle:
@@ -80,4 +92,32 @@ def run(args, extra) -> int:
     )
     if summary.get("identities"):
         con.print("identities: " + ", ".join(f"{k} x{v}" for k, v in summary["identities"].items()))
+    return 0
+
+
+def _run_style(args) -> int:
+    from types import SimpleNamespace
+
+    from edgecnn.cli.stylize import style_model
+    from edgecnn.stylize import parse_style, resolve_stylizer, run_style
+
+    if args.verify:
+        raise InputError("--style is a filter: it does not detect or verify faces (drop --verify)")
+    check_clashes({"--output": args.output}, {"--style-model": args.style_model})
+    parse_style(args.style)  # before any conversion
+    target = args.target
+    if args.bundle and not target:
+        from edgecnn.bundle import open_bundle
+
+        target = open_bundle(args.bundle).target
+    model = style_model(SimpleNamespace(model=args.style_model, bundle=args.bundle, size=args.style_size, precision="fp32"),
+                        progress=not args.json)
+    st = resolve_stylizer(model, args.bundle, target, args.threads)
+    s = run_style(source=args.source, stylizer=st, style=args.style, output=args.output, headless=args.headless,
+                         max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)
+    if args.json:
+        print_json(s)
+        return 0
+    console().print(f"{s['frames']} frames from {s['source']} ({s['ended_by']}) · style {s['style']} · {s['fps']:.1f} FPS · "
+                    f"p50 {s['latency_ms']['p50'] or 0:.1f} ms" + (f" · wrote {s['output']}" if s["output"] else ""))
     return 0

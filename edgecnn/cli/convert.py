@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--held-out", type=nonneg_int, default=None, help="samples kept out of calibration to measure accuracy (default 20%%, at most 50)")
     sp.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops where no builtin exists")
     sp.add_argument("--inputs", help="frozen graph: input tensor name")
+    sp.add_argument("--input-shape", help="ONNX: the input's static shape in its own layout, e.g. 1,3,224,224 (dynamic dims need it)")
     sp.add_argument("--outputs", help="frozen graph: output tensor name(s), comma-separated")
     sp.add_argument("--weights", help="weights file for a registry model (.weights.h5)")
     sp.add_argument("--normalize", help="unit [0,1] | symmetric [-1,1] | imagenet | raw | whiten (per-image, FaceNet)")
@@ -80,6 +81,7 @@ def run(args, extra) -> int:
         held_out=args.held_out,
         allow_flex=args.allow_flex,
         inputs=args.inputs,
+        input_shape=args.input_shape,
         outputs=args.outputs,
         weights=args.weights,
         normalize=args.normalize,

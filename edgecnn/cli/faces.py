@@ -55,6 +55,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--enroll", action="append", metavar="NAME=IMG[,IMG…]",
                     help="enrol a person with the bundle's own embedder into its gallery (repeatable)")
     sp.add_argument("--no-gallery", action="store_true", help="leave the gallery out (enrol on the device with --bundle)")
+    sp.add_argument("--with-style", action="store_true", help="carry the 26-style network too (camera --style N --bundle DIR)")
     sp.add_argument("--force", action="store_true", help="replace the bundle already in --output (only the files its manifest lists)")
     sp.add_argument("--json", action="store_true")
     for name, fn in (("enroll", run_enroll), ("gallery", run_gallery), ("verify", run_verify), ("identify", run_identify), ("bundle", run_bundle)):
@@ -221,8 +222,13 @@ def run_bundle(args, extra) -> int:
     people = parse_enrolments(args.enroll)
     check_clashes({"--output": args.output}, {"--gallery": args.gallery, "--embedder": args.embedder,
                                               **{f"--enroll {n}={p}": p for n, ps in people.items() for p in ps}})
+    style = None
+    if args.with_style:
+        from edgecnn.stylebuild import ensure_stylizer
+
+        style = ensure_stylizer(256, "fp32", progress=not args.json)
     m = make_bundle(args.target, args.output, gallery=args.gallery, embedder=args.embedder, with_embedder=not args.no_embedder,
-                    progress=not args.json, force=args.force, enroll=people, with_gallery=not args.no_gallery)
+                    progress=not args.json, force=args.force, enroll=people, with_gallery=not args.no_gallery, style_model=style)
     if args.json:
         print_json(m)
         return 0

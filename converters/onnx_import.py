@@ -1,0 +1,353 @@
+"""ONNX as a convert source: an ``.onnx`` file (PyTorch's ``torch.onnx.export``, Keras2ONNX, …) into a
+TensorFlow SavedModel that the usual recipes take.
+
+The steps, each a fix for something that went wrong here:
+1. work on a copy (onnx2tf rewrites its input file in place);
+2. already-quantized (QDQ) graphs are folded to float: constant weights are dequantized, and
+   QuantizeLinear→DequantizeLinear pairs on activations are removed. onnx2tf converts QDQ graphs
+   without complaint but wrongly; folded, the float model converts faithfully and our own recipe
+   quantizes it again. Integer-only operators (QLinearConv, ConvInteger, …) are refused;
+3. every input gets a static batch-1 shape (``--input-shape``, else the file's own dims, batch 1);
+4. onnxruntime folds the shape arithmetic that static shapes make constant (onnx2tf otherwise guesses
+   dynamic sizes, and fails on reflect padding);
+5. onnx2tf (1.28.x, the ``[onnx]`` extra) makes the SavedModel, NCHW turned into NHWC, in a child
+   process: its output stays out of ours, and with every proxy pointed nowhere it cannot download a
+   calibration sample (it does that for 4-D, 3-channel inputs); we never ask it to quantize.
+
+:func:`reference_check` then compares the fp32 TFLite with onnxruntime on real images.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import EdgecnnError, InputError, first_line
+from edgecnn.files import track_temp
+
+INTEGER_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QLinearAdd", "QLinearMul",
+               "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "DynamicQuantizeLinear"}
+ONNX2TF_PIN = "onnx2tf>=1.28,<1.29"
+LAYOUT_OPS = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Flatten"}
+
+
+@dataclass
+class OnnxImport:
+    """What :func:`import_onnx` made: the SavedModel and the float ONNX it came from."""
+
+    saved_model: str
+    float_onnx: str  # the static, QDQ-folded ONNX that was converted (onnxruntime's reference runs this)
+    inputs: dict  # name -> {"shape": [...] (ONNX layout), "layout": "NCHW" | "NHWC" | "other"}
+    outputs: list
+    qdq_folded: int = 0  # QDQ nodes removed
+    opset: int | None = None
+    producer: str = ""
+    notes: list = field(default_factory=list)
+
+
+def _need_packages():
+    missing = [p for p in ("onnx", "onnxruntime", "onnx2tf") if importlib.util.find_spec(p) is None]
+    if missing:
+        raise InputError(f"ONNX sources need {', '.join(missing)}: pip install 'edgecnn[onnx]' (onnx2tf 1.28.x beside TensorFlow)")
+
+
+def _load(path: Path):
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - DecodeError and friends
+        raise InputError(f"{path} is not a readable ONNX model: {first_line(exc, 160)}") from None
+
+
+def parse_shape(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        dims = [int(d) for d in str(text).replace("x", ",").split(",") if d.strip()]
+    except ValueError:
+        raise InputError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,3,224,224") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise InputError(f"--input-shape {text!r}: every dimension must be a positive integer")
+    return dims
+
+
+def _layout(shape: list[int]) -> str:
+    if len(shape) != 4:
+        return "other"
+    if shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
+        return "NCHW"
+    if shape[3] in (1, 3, 4):
+        return "NHWC"
+    return "NCHW"
+
+
+def fold_qdq(model) -> int:
+    """Fold QuantizeLinear/DequantizeLinear to float in place; returns how many nodes went."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    bad = sorted({n.op_type for n in graph.node if n.op_type in INTEGER_OPS})
+    if bad:
+        raise InputError(f"this ONNX model computes with integer operators ({', '.join(bad)}), which edgecnn cannot fold back to "
+                         "float: export the float model and let edgecnn quantize it (--precision int8)")
+    inits = {i.name: i for i in graph.initializer}
+    consts = {}
+    for n in graph.node:  # Constant nodes holding scales and zero points
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+
+    def value(name):
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        return consts.get(name)
+
+    producers = {o: n for n in graph.node for o in n.output}
+    rename: dict[str, str] = {}
+    drop = []
+    new_inits = []
+    for n in graph.node:
+        if n.op_type != "DequantizeLinear":
+            continue
+        x, scale = value(n.input[0]), value(n.input[1])
+        zp = value(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        if x is not None and scale is not None:  # a constant (weights): dequantize once
+            xf = x.astype(np.float32)
+            sc = scale.astype(np.float32)
+            z = zp.astype(np.float32) if zp is not None else np.zeros_like(sc)
+            if sc.ndim == 1 and sc.size > 1:
+                shp = [1] * xf.ndim
+                shp[axis] = sc.size
+                sc, z = sc.reshape(shp), z.reshape(shp)
+            new_inits.append(numpy_helper.from_array(((xf - z) * sc).astype(np.float32), n.output[0]))
+            drop.append(n)
+            continue
+        q = producers.get(n.input[0])
+        while q is not None and q.op_type in LAYOUT_OPS:  # Q -> Transpose/Reshape -> DQ: the same on floats
+            q = producers.get(q.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":  # fake quantization of an activation: pass through
+            rename[n.output[0]] = n.input[0]
+            rename[q.output[0]] = q.input[0]
+            drop.append(n)
+            if all(d is not q for d in drop):
+                drop.append(q)
+            continue
+        raise InputError(f"cannot fold DequantizeLinear {n.name or n.output[0]} (its input is neither constant nor a QuantizeLinear): "
+                         "export the float model and let edgecnn quantize it")
+    if not drop:
+        return 0
+    dropped = {id(n) for n in drop}
+    still_used = {i for n in graph.node if id(n) not in dropped for i in n.input}
+    keep = [n for n in graph.node if id(n) not in dropped]
+    for n in keep:
+        for k, i in enumerate(n.input):
+            while i in rename:
+                i = rename[i]
+            n.input[k] = i
+    for o in graph.output:
+        while o.name in rename:
+            o.name = rename[o.name]
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
+    kept_inits = [i for i in graph.initializer if i.name in used or i.name in still_used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits + [i for i in new_inits if i.name in used])
+    leftover = [n.op_type for n in keep if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    if leftover:
+        raise InputError(f"{len(leftover)} quantize nodes could not be folded: export the float model")
+    return len(drop)
+
+
+def _static_shapes(model, given: dict) -> dict:
+    """Fix every input to a static batch-1 shape; returns name -> shape."""
+    init_names = {i.name for i in model.graph.initializer}
+    shapes = {}
+    for inp in model.graph.input:
+        if inp.name in init_names:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name in given:
+            want = given[inp.name]
+            if len(want) != len(dims):
+                raise InputError(f"--input-shape {','.join(map(str, want))} has {len(want)} dimensions but input {inp.name} has {len(dims)}")
+        else:
+            want = []
+            for k, d in enumerate(dims):
+                if d.dim_value > 0:
+                    want.append(int(d.dim_value))
+                elif k == 0:
+                    want.append(1)  # the batch: 1
+                else:
+                    raise InputError(f"input {inp.name} has a dynamic dimension {d.dim_param or '?'} at axis {k}: "
+                                     f"pass --input-shape with every dimension, e.g. 1,3,224,224")
+        if want and len(want) >= 2 and want[0] != 1:
+            raise InputError(f"input {inp.name}: edgecnn converts batch 1, got batch {want[0]}")
+        for d, v in zip(dims, want):
+            d.ClearField("dim_param")
+            d.dim_value = v
+        shapes[inp.name] = want
+    del model.graph.value_info[:]  # recomputed from the static inputs
+    for o in model.graph.output:
+        for d in o.type.tensor_type.shape.dim:
+            d.ClearField("dim_param")
+            d.ClearField("dim_value")
+    return shapes
+
+
+def _fold_constants(src: Path, dst: Path) -> None:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.optimized_model_filepath = str(dst)
+    so.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"onnxruntime cannot load the model: {first_line(exc, 200)}") from None
+
+
+_CHILD = r"""
+import json, sys, os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+args = json.loads(sys.argv[1])
+import onnx2tf
+onnx2tf.convert(input_onnx_file_path=args["onnx"], output_folder_path=args["out"], output_signaturedefs=True,
+                non_verbose=True, keep_nwc_or_nhwc_or_ndhwc_input_names=args["keep_nhwc"] or None)
+"""
+
+
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def _sample_images(folder: Path) -> None:
+    """onnx2tf runs every all-image-input model once on 20 sample pictures, which it downloads unless the
+    file is in its working folder: give it ours (real photos, RGB in [0, 1], 128x128)."""
+    import cv2
+    from edgecnn.calibration.datasets import sample_photos
+
+    photos = sample_photos()
+    if not photos:
+        raise InputError("no sample photos for onnx2tf: pip install 'edgecnn[data]'")
+    batch = [cv2.resize(photos[i % len(photos)], (128, 128), interpolation=cv2.INTER_AREA)[:, :, ::-1] for i in range(20)]
+    np.save(folder / ONNX2TF_SAMPLE, (np.stack(batch).astype(np.float32) / 255.0))
+
+
+def _onnx2tf(onnx_path: Path, out: Path, keep_nhwc: list, timeout: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update({"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
+                "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"})
+    args = json.dumps({"onnx": str(onnx_path), "out": str(out), "keep_nhwc": keep_nhwc})
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=timeout,
+                              cwd=str(onnx_path.parent), env=env)
+    except subprocess.TimeoutExpired:
+        raise EdgecnnError(f"onnx2tf did not finish in {timeout} s") from None
+    if proc.returncode != 0 or not (out / "saved_model.pb").is_file():
+        text = proc.stdout + proc.stderr
+        lines = [ln for ln in text.splitlines() if "ERROR" in ln or "Error" in ln]
+        why = lines[-1] if lines else (text.strip().splitlines() or ["no output"])[-1]
+        why = why.replace("\x1b[31m", "").replace("\x1b[0m", "").strip()
+        raise EdgecnnError(f"onnx2tf could not convert this model: {why[:240]}")
+
+
+def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> OnnxImport:
+    """An ONNX file into a SavedModel (in a temporary folder removed at exit)."""
+    _need_packages()
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"source not found: {path}")
+    model = _load(path)
+    work = Path(track_temp(tempfile.mkdtemp(prefix="edgecnn-onnx-")))
+    folded = fold_qdq(model)
+    shapes = _static_shapes(model, input_shapes or {})
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - onnxruntime's folding below infers what it can
+        pass
+    static = work / "static.onnx"
+    onnx.save(model, str(static))
+    float_onnx = work / f"{path.stem}.onnx"  # onnx2tf names its outputs after the file
+    _fold_constants(static, float_onnx)
+    static.unlink()
+    inputs = {name: {"shape": shp, "layout": _layout(shp)} for name, shp in shapes.items()}
+    keep = [n for n, i in inputs.items() if i["layout"] == "NHWC"]
+    sm = work / "saved_model"
+    _sample_images(work)
+    _onnx2tf(float_onnx, sm, keep, timeout)
+    for junk in work.glob("*.tflite"):
+        junk.unlink()
+    m = _load(float_onnx)
+    imp = OnnxImport(str(sm), str(float_onnx), inputs, [o.name for o in m.graph.output], folded,
+                     m.opset_import[0].version if m.opset_import else None, f"{m.producer_name} {m.producer_version}".strip())
+    if folded:
+        imp.notes.append(f"{folded} QuantizeLinear/DequantizeLinear nodes folded to float; the recipe quantizes again")
+    return imp
+
+
+def run_onnxruntime(onnx_path: str, feeds: dict, threads: int = 2) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def to_onnx_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """A prepared NHWC tensor (no batch) as the ONNX input wants it (with batch 1)."""
+    x = np.asarray(x, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None]) if layout == "NCHW" else x[None]
+
+
+def match_layout(ort_out: np.ndarray, tfl_shape: tuple) -> np.ndarray:
+    """onnx2tf turns 4-D NCHW outputs into NHWC: bring onnxruntime's output to the TFLite shape."""
+    y = np.asarray(ort_out)
+    if y.shape[1:] == tuple(tfl_shape) or y.shape == tuple(tfl_shape):
+        return y.reshape(tfl_shape)
+    if y.ndim == 4 and (y.shape[0], y.shape[2], y.shape[3], y.shape[1])[1:] == tuple(tfl_shape):
+        return y.transpose(0, 2, 3, 1)[0]
+    raise EdgecnnError(f"cannot match the onnxruntime output {y.shape} to the TFLite output {tfl_shape}")
+
+
+# fp32 TFLite against onnxruntime: what "the same model" means here
+REFERENCE_MEAN_ABS = 1e-4  # times max(1, RMS of the reference output)
+REFERENCE_COSINE = 0.9999
+
+
+def reference_check(imp: OnnxImport, tflite_model, xs: list) -> dict:
+    """The fp32 TFLite against onnxruntime on the same prepared inputs (real held-out images)."""
+    (name, info), = imp.inputs.items()
+    errs, cos, agree, scale = [], [], [], []
+    max_abs = 0.0
+    for x in xs:
+        got = tflite_model.run(x)[0]
+        ref = match_layout(run_onnxruntime(imp.float_onnx, {name: to_onnx_layout(x, info["layout"])})[0], got.shape)
+        d = np.abs(got - ref)
+        max_abs = max(max_abs, float(d.max()))
+        errs.append(float(d.mean()))
+        scale.append(float(np.sqrt((ref**2).mean())))
+        a, b = got.reshape(-1), ref.reshape(-1)
+        cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
+        if ref.ndim == 1 and ref.size > 1:
+            agree.append(int(a.argmax() == b.argmax()))
+    mean_abs = float(np.mean(errs))
+    tol = REFERENCE_MEAN_ABS * max(1.0, float(np.mean(scale)))
+    out = {"against": "onnxruntime", "samples": len(xs), "mean_abs_error": mean_abs, "max_abs_error": max_abs,
+           "cosine_min": min(cos), "tolerance_mean_abs": tol,
+           **({"top1_agreement": float(np.mean(agree))} if agree else {})}
+    out["ok"] = bool(mean_abs <= tol and out["cosine_min"] >= REFERENCE_COSINE)
+    return out

