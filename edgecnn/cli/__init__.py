@@ -12,10 +12,10 @@ import os
 import sys
 
 from edgecnn import __version__
-from edgecnn.cli import camera, convert, demo, faces, models, profile, stylize, train
+from edgecnn.cli import benchmark, camera, convert, demo, faces, models, profile, stylize, train
 from edgecnn.errors import EdgecnnError, first_line
 
-GROUPS = (models, convert, profile, camera, faces, stylize, demo, train)
+GROUPS = (models, convert, profile, camera, faces, stylize, benchmark, demo, train)
 
 
 class Parser(argparse.ArgumentParser):

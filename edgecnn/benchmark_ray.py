@@ -1,0 +1,140 @@
+"""``edgecnn benchmark --ray``: the matrix as Ray tasks. Nothing here schedules: Ray places each
+conversion on a node with the ``convert`` resource (a workstation with TensorFlow), each profile on a
+node that declares the cell's target (``ray start --address … --resources '{"rpi5": 1}'`` on a Pi,
+which needs only the bare install plus Ray), moves the model bytes through its object store, and
+retries a task whose node was lost (``max_retries``). A target no node declares is predicted.
+"""
+
+from __future__ import annotations
+
+import time
+
+from edgecnn.benchmark import (
+    MEASURED_HERE,
+    Cell,
+    Results,
+    _record,
+    cell_error,
+    finish,
+    predict_cell,
+)
+from edgecnn.errors import InputError
+
+RETRIES = 2
+
+
+def connect(address: str):
+    """``auto``: join the cluster this machine belongs to, else start a local one (with a ``convert``
+    resource and this machine as the ``cpu`` target); anything else is a cluster address to join."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs Ray: pip install 'edgecnn[ray]'") from None
+    if ray.is_initialized():
+        return ray
+    kw = {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}
+    if address == "auto":
+        try:
+            ray.init(address="auto", **kw)
+        except (ConnectionError, RuntimeError, ValueError):
+            ray.init(resources={"convert": 1, MEASURED_HERE: 1}, **kw)
+    else:
+        try:
+            ray.init(address=address, **kw)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise InputError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}") from None
+    return ray
+
+
+def _tasks(ray):
+    @ray.remote(max_retries=RETRIES, retry_exceptions=False, num_returns=2)
+    def convert_task(cell: Cell, folder: str):
+        import tempfile
+        from pathlib import Path
+
+        from edgecnn.benchmark import convert_cell, node_name
+
+        try:
+            work = tempfile.mkdtemp(prefix="edgecnn-bench-")
+            conv = convert_cell(cell, work)
+            data = Path(conv["model_file"]).read_bytes()
+            Path(conv["model_file"]).unlink()
+            conv["node"] = node_name()
+            return conv, data
+        except Exception as exc:  # noqa: BLE001 - recorded as the cell's error
+            return {"error": cell_error(exc)}, b""
+
+    @ray.remote(max_retries=RETRIES, retry_exceptions=False)
+    def profile_task(data: bytes, target: str, runs: int):
+        from edgecnn.benchmark import profile_bytes
+
+        if not data:
+            return {"error": "no model: its conversion failed"}
+        try:
+            return profile_bytes(data, target, runs)
+        except Exception as exc:  # noqa: BLE001
+            return {"error": cell_error(exc)}
+
+    return convert_task, profile_task
+
+
+def run_cells(cells: list[Cell], results: Results, runs: int, address: str, progress: bool = False) -> list[dict]:
+    from pathlib import Path
+
+    from edgecnn._progress import progress as progress_bar
+
+    ray = connect(address)
+    convert_task, profile_task = _tasks(ray)
+    resources = ray.cluster_resources()
+    if resources.get("convert", 0) < 1:
+        raise InputError("no Ray node has the 'convert' resource: start a workstation with ray start … --resources '{\"convert\": 1}'")
+    todo, records = [], {}
+    for c in cells:
+        rec = results.cached(c)
+        if rec is not None:
+            rec["cached"] = True
+            records[c.key()] = rec
+        else:
+            todo.append(c)
+    conversions = {}  # one conversion task per distinct conversion; its bytes stay in the object store
+    for c in todo:
+        ck = c.conversion_key()
+        if ck not in conversions:
+            conversions[ck] = convert_task.options(resources={"convert": 1}, num_cpus=1).remote(c, "")
+    pending = {}
+    with progress_bar("benchmark (ray)", len(cells), progress) as tick:
+        tick(advance=len(records))
+        for c in todo:
+            facts_ref, data_ref = conversions[c.conversion_key()]
+            # a node of this target measures it: the task waits for the bytes, which travel node to node
+            prof = (profile_task.options(resources={c.target: 1}, num_cpus=0).remote(data_ref, c.target, runs)
+                    if resources.get(c.target, 0) >= 1 else None)
+            pending[c.key()] = (c, facts_ref, data_ref, prof)
+        for key, (c, facts_ref, data_ref, prof) in pending.items():
+            conv = ray.get(facts_ref)
+            if conv.get("error"):
+                rec = _record(c, status="failed", error=conv["error"])
+            else:
+                model = Path(results.folder / "models" / f"{c.conversion_key()}.tflite")
+                if not model.is_file():
+                    model.write_bytes(ray.get(data_ref))
+                conv = {**conv, "model_file": str(model)}
+                if prof is not None:
+                    lat = ray.get(prof)
+                    rec = _record(c, status="failed", error=lat["error"]) if lat.get("error") else finish(c, conv, lat)
+                else:
+                    rec = finish(c, conv, predict_cell(str(model), c.target))
+            results.store(rec)
+            records[key] = rec
+            tick(advance=1, description=c.label())
+    return [records[c.key()] for c in cells]
+
+
+def wait_for_nodes(ray, resource: str, timeout: float = 60.0) -> bool:
+    """Until a node with ``resource`` has joined (tests and scripts that start workers)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if ray.cluster_resources().get(resource, 0) >= 1:
+            return True
+        time.sleep(0.5)
+    return False

@@ -1,0 +1,120 @@
+"""``edgecnn benchmark``: the matrix on this machine (cached, resumable, failures recorded) and on a
+real local Ray cluster: a head with the ``convert`` resource and a worker that declares ``rpi5``."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import assert_one_line_error, run_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
+
+# 2 models x 2 precisions x 2 targets at input 32, and LeNet-5 at input 7 (too small: its cells fail)
+MATRIX = ["--models", "lenet5,mobilenet_v1", "--set", "alpha=0.25", "--set", "input_size=32,7", "--precisions", "fp32,int8",
+          "--targets", "cpu,rpi5", "--samples", "16", "--runs", "5"]
+
+
+def _bench(out, *extra):
+    proc = run_cli("benchmark", *MATRIX, "--output", out, "--json", *extra, timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), {c["label"]: c for c in json.loads((Path(out) / "results.json").read_text())["cells"]}
+
+
+def _check_matrix(cells):
+    failed = {k for k, c in cells.items() if c["status"] == "failed"}
+    assert failed >= {k for k in cells if k.startswith("lenet5[input_size=7]")} and len(failed) >= 4
+    assert all("cannot build 'lenet5'" in cells[k]["error"] for k in failed if k.startswith("lenet5"))
+    ok32 = [c for k, c in cells.items() if "input_size=32" in k]
+    assert len(ok32) == 8 and all(c["status"] == "ok" for c in ok32)
+    for c in ok32:
+        assert c["size_bytes"] > 0 and c["convert_seconds"] > 0 and set(c["coverage"]) == {"xnnpack", "gpu", "edgetpu"}
+        assert c["latency_ms"]["p50"] > 0
+    return ok32
+
+
+def test_local_matrix_resumes_from_its_cache_and_writes_reports(tmp_path):
+    out = tmp_path / "results"
+    summary, cells = _bench(out)
+    assert summary["cells"] == 16 and summary["cached"] == 0 and summary["mode"] == "local"
+    ok32 = _check_matrix(cells)
+    assert {c["latency_source"] for c in ok32 if c["target"] == "cpu"} == {"measured"}
+    assert {c["latency_source"] for c in ok32 if c["target"] == "rpi5"} == {"predicted"}  # no Pi here: said so
+    assert all("predicted" in c["latency_note"] for c in ok32 if c["target"] == "rpi5")
+    int8 = [c for c in ok32 if c["precision"] == "int8"]
+    assert all(c["accuracy_vs_float"] and c["size_bytes"] < 0.5 * c["float_size_bytes"] for c in int8)
+    for f in ("results.csv", "results.json", "index.html", "pareto-cpu.png", "pareto-rpi5.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 200, f
+    assert (out / "pareto-cpu.png").read_bytes()[:4] == b"\x89PNG"
+    html = (out / "index.html").read_text()
+    assert "lenet5[input_size=7]" in html and "pareto-cpu.png" in html
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 17 and rows[0].startswith("label,model,options,precision,target,status")
+    # a second run resumes: every cell from the cache, the same answers
+    again, cells2 = _bench(out)
+    assert again["cached"] == 16 and again["seconds"] < 30
+    assert {k: c["size_bytes"] for k, c in cells.items() if c["status"] == "ok"} == {k: c["size_bytes"] for k, c in cells2.items() if c["status"] == "ok"}
+    # a cache entry damaged on disk is run again, not trusted
+    victim = next((out / "cells").iterdir())
+    victim.write_text("{not json")
+    third, _ = _bench(out)
+    assert third["cached"] == 15
+
+
+def test_benchmark_bad_input(tmp_path):
+    assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--set", "depth=1,2", "--output", tmp_path / "o"), 2, "none of lenet5")
+    assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--precisions", "int4", "--output", tmp_path / "o"), 2, "unknown precision")
+    assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--targets", "pi9", "--output", tmp_path / "o"), 2, "unknown target")
+    assert_one_line_error(run_cli("benchmark", "--models", "nosuchnet", "--output", tmp_path / "o"), 2)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("keep me")
+    assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--output", mine), 2, "not empty")
+    assert (mine / "thesis.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["thesis.txt"]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A real two-node Ray cluster on this machine: a head (convert, cpu) and a worker declaring rpi5."""
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).with_name("ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    port = "6397"
+    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+    head = subprocess.run([str(ray_bin), "start", "--head", "--port", port, "--num-cpus", "2", "--resources", '{"convert": 1, "cpu": 1}',
+                           "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
+    assert head.returncode == 0, head.stderr[-2000:]
+    worker = subprocess.run([str(ray_bin), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"rpi5": 1}',
+                             "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    yield f"127.0.0.1:{port}"
+    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_ray_matrix_profiles_rpi5_cells_on_the_rpi5_node_and_matches_local(ray_cluster, tmp_path):
+    summary, cells = _bench(tmp_path / "ray", "--ray", ray_cluster)
+    assert summary["mode"] == "ray" and summary["cells"] == 16
+    ok32 = _check_matrix(cells)
+    nodes = subprocess.run([sys.executable, "-c", f"""
+import json, ray
+ray.init(address="{ray_cluster}", logging_level="ERROR")
+print(json.dumps({{n["NodeID"]: sorted(k for k in n["Resources"] if k in ("convert", "rpi5", "cpu")) for n in ray.nodes() if n["Alive"]}}))
+"""], capture_output=True, text=True, timeout=120)
+    by_node = json.loads(nodes.stdout.strip().splitlines()[-1])
+    rpi5_node = next(n for n, r in by_node.items() if r == ["rpi5"])
+    head = next(n for n, r in by_node.items() if "convert" in r)
+    for c in ok32:
+        assert c["latency_source"] == "measured" and c["convert_node"] == head
+        assert c["node"] == (rpi5_node if c["target"] == "rpi5" else head), c["label"]
+    # the same matrix on this machine alone: the same sizes and accuracies (seeded weights, same calibration)
+    _, local = _bench(tmp_path / "local")
+    for k, c in cells.items():
+        if c["status"] == "ok":
+            assert local[k]["size_bytes"] == c["size_bytes"], k
+            assert local[k]["accuracy_vs_float"] == pytest.approx(c["accuracy_vs_float"], abs=1e-6) if c["accuracy_vs_float"] else True
+    # and the ray run resumes from its own cache
+    again, _ = _bench(tmp_path / "ray", "--ray", ray_cluster)
+    assert again["cached"] == 16
