@@ -66,8 +66,15 @@ def _tasks(ray):
 
     @ray.remote(max_retries=RETRIES, retry_exceptions=False)
     def profile_task(data: bytes, target: str, runs: int):
+        import os
+        from pathlib import Path
+
         from edgecnn.benchmark import profile_bytes
 
+        fault = os.environ.get("EDGECNN_BENCH_FAULT")  # fault injection (tests): the first profiling worker dies
+        if fault and not Path(fault).exists():
+            Path(fault).write_text(str(os.getpid()))
+            os._exit(1)  # a lost worker: Ray retries the task elsewhere or on a fresh worker
         if not data:
             return {"error": "no model: its conversion failed"}
         try:

@@ -29,11 +29,16 @@ def add_parser(sub) -> None:
 
 
 def run(args, extra) -> int:
+    import contextlib
+    import sys
+
     from edgecnn.benchmark import run_benchmark
 
     no_extra(extra)
-    r = run_benchmark(args.models, args.set or [], args.precisions, args.targets, args.output, calibration=args.calibration,
-                      eval_dir=args.eval, samples=args.samples, runs=args.runs, ray_address=args.ray, progress=not args.json)
+    # Ray's driver prints cluster events ("a worker died …") on stdout: keep stdout for our JSON
+    with contextlib.redirect_stdout(sys.stderr):
+        r = run_benchmark(args.models, args.set or [], args.precisions, args.targets, args.output, calibration=args.calibration,
+                          eval_dir=args.eval, samples=args.samples, runs=args.runs, ray_address=args.ray, progress=not args.json)
     if args.json:
         print_json(r)
         return 0
