@@ -370,6 +370,10 @@ def run_benchmark(models, sets, precisions, targets, output, calibration=None, e
     settings = {"calibration": calibration or "bundled", "eval": str(Path(eval_dir).resolve()) if eval_dir else None,
                 "samples": samples, "runs": runs, "seed": 0}
     cells = plan_cells(models, parse_sets(sets) if sets and isinstance(sets[0], str) else (sets or []), precisions, targets, settings)
+    if ray_address:  # the cluster answers before anything is written
+        from edgecnn.benchmark_ray import connect
+
+        connect(ray_address)
     results = Results(output)
     t0 = time.perf_counter()
     records = run_ray(cells, results, runs, ray_address, progress) if ray_address else run_local(cells, results, runs, progress)

@@ -39,11 +39,26 @@ def connect(address: str):
         except (ConnectionError, RuntimeError, ValueError):
             ray.init(resources={"convert": 1, MEASURED_HERE: 1}, **kw)
     else:
+        _reachable(address)  # Ray itself retries an unreachable address for ever
         try:
             ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise InputError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}") from None
     return ray
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """A cluster address answers on TCP, or one line says so (before Ray's endless retries)."""
+    import socket
+
+    host, sep, port = address.replace("ray://", "").rpartition(":")
+    if not sep or not port.isdigit():
+        raise InputError(f"--ray {address!r}: expected auto or HOST:PORT of a Ray head (ray start --head prints it)")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(f"--ray {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
+                         "ray start --head, or pass --ray auto") from None
 
 
 def _tasks(ray):

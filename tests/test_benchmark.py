@@ -1,6 +1,7 @@
 """``edgecnn benchmark``: the matrix on this machine (cached, resumable, failures recorded) and on a
 real local Ray cluster: a head with the ``convert`` resource and a worker that declares ``rpi5``."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -68,6 +69,10 @@ def test_benchmark_bad_input(tmp_path):
     assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--precisions", "int4", "--output", tmp_path / "o"), 2, "unknown precision")
     assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--targets", "pi9", "--output", tmp_path / "o"), 2, "unknown target")
     assert_one_line_error(run_cli("benchmark", "--models", "nosuchnet", "--output", tmp_path / "o"), 2)
+    if importlib.util.find_spec("ray"):  # an address nobody answers: one line, not Ray's endless retries
+        assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--output", tmp_path / "o", "--ray", "127.0.0.1:1", timeout=60), 2,
+                              "no Ray head answers")
+        assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--output", tmp_path / "o", "--ray", "nonsense"), 2, "HOST:PORT")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.txt").write_text("keep me")
