@@ -4,14 +4,13 @@ output agreement on held-out samples, real top-1 on a labelled folder, latency b
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.calibration.datasets import image_folder
 from edgecnn.errors import InputError
-from edgecnn.files import remove_temp, track_temp
+from edgecnn.files import remove_temp, temp_file
 from edgecnn.profiling import summarize, time_invocations
 from edgecnn.runtime import Model
 
@@ -21,8 +20,7 @@ TOLERANCE = {"classification": 0.98, "embedding": 0.98}  # top-1 agreement / cos
 def bytes_to_model(data: bytes, folder: Path, name: str, temp_files: list | None = None):
     """Load converted bytes through the device runtime (the real interpreter) via a temp file, whose
     path goes into ``temp_files`` the moment it exists (so an interrupt can never leak it)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tflite", dir=str(folder))
-    track_temp(tmp)  # removed at exit even if an interrupt cuts the caller's cleanup short
+    fd, tmp = temp_file(prefix=f".{name}.", suffix=".tflite", dir=folder)  # removed at exit even if an interrupt cuts the cleanup short
     if temp_files is not None:
         temp_files.append(tmp)
     with os.fdopen(fd, "wb") as f:

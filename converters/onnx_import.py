@@ -24,14 +24,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.errors import EdgecnnError, InputError, first_line
-from edgecnn.files import track_temp
+from edgecnn.files import temp_dir
 
 INTEGER_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QLinearAdd", "QLinearMul",
                "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "DynamicQuantizeLinear"}
@@ -279,7 +278,7 @@ def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> O
     if not path.is_file():
         raise InputError(f"source not found: {path}")
     model = _load(path)
-    work = Path(track_temp(tempfile.mkdtemp(prefix="edgecnn-onnx-")))
+    work = Path(temp_dir(prefix="edgecnn-onnx-"))
     folded = fold_qdq(model)
     shapes = _static_shapes(model, input_shapes or {})
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from edgecnn._quiet import quiet_stderr
 from edgecnn.errors import InputError, first_line
-from edgecnn.files import track_temp
+from edgecnn.files import temp_dir
 from edgecnn.models._tf import tensorflow
 from edgecnn.models.sidecar import read_sidecar
 from edgecnn.preprocess import PreprocessSpec
@@ -246,10 +246,9 @@ def _export_static(src: Source) -> str:
     """Export a Keras model once to a SavedModel with a static batch-1 signature (kept for the session)."""
     if src.export_dir and Path(src.export_dir).exists():
         return src.export_dir
-    import tempfile
 
     tf = tensorflow()
-    folder = track_temp(tempfile.mkdtemp(prefix="edgecnn-export-"))  # removed at exit, even after SIGTERM
+    folder = temp_dir(prefix="edgecnn-export-")  # removed at exit, even after SIGTERM
     spec = tf.TensorSpec((1,) + tuple(src.input_shape), tf.float32, name="image")
     try:
         with quiet_stderr():

@@ -64,20 +64,21 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
 def _tasks(ray):
     @ray.remote(max_retries=RETRIES, retry_exceptions=False, num_returns=2)
     def convert_task(cell: Cell, folder: str):
-        import tempfile
         from pathlib import Path
 
         from edgecnn.benchmark import convert_cell, node_name
+        from edgecnn.files import remove_temp, temp_dir
 
+        work = temp_dir(prefix="edgecnn-bench-")
         try:
-            work = tempfile.mkdtemp(prefix="edgecnn-bench-")
             conv = convert_cell(cell, work)
             data = Path(conv["model_file"]).read_bytes()
-            Path(conv["model_file"]).unlink()
             conv["node"] = node_name()
             return conv, data
         except Exception as exc:  # noqa: BLE001 - recorded as the cell's error
             return {"error": cell_error(exc)}, b""
+        finally:
+            remove_temp(work)
 
     @ray.remote(max_retries=RETRIES, retry_exceptions=False)
     def profile_task(data: bytes, target: str, runs: int):

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from edgecnn.detectors import BLAZEFACE, find_model_file
 from edgecnn.errors import InputError
 from edgecnn.facenet import ensure_facenet
 from edgecnn.faces import Embedder
-from edgecnn.files import remove_temp, track_temp
+from edgecnn.files import remove_temp, temp_dir
 from edgecnn.gallery import Gallery
 from edgecnn.loader import sha256_of
 from edgecnn.paths import default_gallery_path
@@ -91,7 +90,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         raise InputError("--enroll needs the bundle's embedder; drop --no-embedder")
     if gallery and not with_gallery:
         raise InputError("--gallery and --no-gallery contradict each other; pass one")
-    staging = Path(track_temp(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent if str(out.parent) else "."))))
+    staging = Path(temp_dir(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if str(out.parent) else "."))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
     stage = stage_printer("bundle", progress)

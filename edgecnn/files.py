@@ -22,6 +22,51 @@ def track_temp(path) -> str:
     return str(path)
 
 
+_CRITICAL = [0]  # > 0 while a temporary path is being made and recorded
+_PENDING: list = []  # a signal that arrived meanwhile
+
+
+def defer_signal(signum) -> bool:
+    """For a signal handler: inside :func:`temp_file`/:func:`temp_dir`'s critical step, note the signal and
+    return True (the handler returns; the signal is delivered again right after the path is recorded)."""
+    if _CRITICAL[0]:
+        _PENDING.append(signum)
+        return True
+    return False
+
+
+class _Critical:
+    """Making a temporary path and recording it happen together: a SIGTERM between the two (any thread
+    of the process may take it, so masking the main thread is not enough) would leak the path."""
+
+    def __enter__(self):
+        _CRITICAL[0] += 1
+
+    def __exit__(self, *exc):
+        _CRITICAL[0] -= 1
+        if not _CRITICAL[0] and _PENDING:
+            import signal
+
+            signum = _PENDING.pop()
+            _PENDING.clear()
+            signal.raise_signal(signum)  # now the handler raises, with the path recorded
+
+
+def temp_file(prefix: str = "", suffix: str = "", dir=None) -> tuple[int, str]:
+    """``tempfile.mkstemp`` whose path is recorded for the exit cleanup before any SIGTERM is acted on."""
+    with _Critical():
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=None if dir is None else str(dir))
+        track_temp(path)
+    return fd, path
+
+
+def temp_dir(prefix: str = "", suffix: str = "", dir=None) -> str:
+    """``tempfile.mkdtemp``, recorded for the exit cleanup before any SIGTERM is acted on."""
+    with _Critical():
+        path = track_temp(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=None if dir is None else str(dir)))
+    return path
+
+
 def remove_temp(path) -> None:
     import shutil
 
@@ -54,8 +99,7 @@ def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
         raise InputError(f"output folder does not exist: {folder}")
     if p.is_dir():
         raise InputError(f"{p} is a folder; give a file name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=str(folder))
-    track_temp(tmp)
+    fd, tmp = temp_file(prefix=f".{p.name}.", suffix=".part", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

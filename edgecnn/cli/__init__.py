@@ -44,6 +44,10 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum, frame):
+    from edgecnn.files import defer_signal
+
+    if defer_signal(signum):  # a temporary path is being recorded: delivered again right after
+        return
     raise Terminated()
 
 
