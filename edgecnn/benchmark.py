@@ -131,15 +131,15 @@ def convert_cell(cell: Cell, folder: str) -> dict:
 
 def profile_bytes(data: bytes, target: str, runs: int) -> dict:
     """Latency of a model given as bytes (Ray hands them over from its object store) on this node."""
-    import tempfile
+    from edgecnn.files import remove_temp, temp_file
 
-    fd, tmp = tempfile.mkstemp(suffix=".tflite")
+    fd, tmp = temp_file(suffix=".tflite")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         return profile_file(tmp, target, runs)
     finally:
-        os.unlink(tmp)
+        remove_temp(tmp)
 
 
 def profile_file(path: str, target: str, runs: int) -> dict:

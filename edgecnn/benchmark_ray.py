@@ -7,8 +7,6 @@ retries a task whose node was lost (``max_retries``). A target no node declares 
 
 from __future__ import annotations
 
-import time
-
 from edgecnn.benchmark import (
     MEASURED_HERE,
     Cell,
@@ -151,13 +149,3 @@ def run_cells(cells: list[Cell], results: Results, runs: int, address: str, prog
             records[key] = rec
             tick(advance=1, description=c.label())
     return [records[c.key()] for c in cells]
-
-
-def wait_for_nodes(ray, resource: str, timeout: float = 60.0) -> bool:
-    """Until a node with ``resource`` has joined (tests and scripts that start workers)."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if ray.cluster_resources().get(resource, 0) >= 1:
-            return True
-        time.sleep(0.5)
-    return False

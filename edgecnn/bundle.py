@@ -71,3 +71,13 @@ def open_bundle(folder) -> Bundle:
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or "edgecnn_version" not in data or "target" not in data:
         raise InputError(f"{m} is not an edgecnn bundle manifest; make the bundle again")
     return Bundle(f, data)
+
+
+def required_role(folder, key: str, what: str, how: str):
+    """(path, target) of the file a bundle's manifest names for ``key``; a bundle without one is an
+    error that says how to make one (``how``)."""
+    b = open_bundle(folder)
+    path = b.role(key)
+    if path is None:
+        raise InputError(f"bundle {folder} has no {what}; make one with: {how}")
+    return path, b.target

@@ -25,7 +25,7 @@ from edgecnn.video_io import (
     default_source,
     is_live,
     open_capture,
-    open_writer,
+    PartialVideo,
 )
 
 _STOP = object()
@@ -186,13 +186,10 @@ def run(
         raise InputError(f"--max-frames must be a positive integer, got {max_frames}")
     det = open_detector(detector, target=target, threads=threads, bundle=bundle, strict=strict, warn=warn, min_score=min_score)
     src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime, reconnect=reconnect)
-    writer = partial = None
+    writer = None
     try:
-        if output:
-            # the video is written under a temporary name beside the output and renamed when it is
-            # finalised (end, q, Ctrl-C, SIGTERM): the output path never holds a half-written video
-            partial = Path(output).with_name(f".{Path(output).stem}.{os.getpid()}.partial{Path(output).suffix}")
-            writer = open_writer(partial, src.fps, src.frame_size)
+        if output:  # finalised (end, q, Ctrl-C, SIGTERM) under a temporary name, then renamed
+            writer = PartialVideo(output, src.fps, src.frame_size)
     except BaseException:
         src.close()
         raise
@@ -328,8 +325,7 @@ def run(
         quit_reason = "terminated" if type(exc).__name__ == "Terminated" else "interrupted"
     except BaseException:
         if writer is not None:
-            writer.release()
-            partial.unlink(missing_ok=True)
+            writer.finish(keep=False)
             writer = None
         raise
     finally:
@@ -340,12 +336,7 @@ def run(
             rthread.join(timeout=5)
         src.close()
         if writer is not None:
-            writer.release()
-            if writer_error:
-                partial.unlink(missing_ok=True)
-            else:
-                os.chmod(partial, 0o644)
-                os.replace(partial, output)
+            writer.finish(keep=not writer_error)
         if show:
             cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t_start

@@ -169,16 +169,13 @@ def calibrate_threshold(same_d, diff_d, target_far: float | None = None) -> dict
 def resolve_embedder(embedder=None, bundle=None, target=None, strict: bool = False) -> Embedder:
     """The embedder of a device command: an explicit ``.tflite``, else the bundle's. Never a conversion:
     without either it says how to get one."""
-    from edgecnn.bundle import open_bundle
+    from edgecnn.bundle import required_role
 
     if embedder:
         return Embedder(embedder, target=target, strict=strict)
     if bundle:
-        b = open_bundle(bundle)
-        path = b.role("embedder")
-        if path is None:
-            raise InputError(f"bundle {bundle} has no embedder; make it with: edgecnn bundle --target T --output DIR")
-        return Embedder(path, target=target or b.target, strict=strict)
+        path, bundle_target = required_role(bundle, "embedder", "an embedder", "edgecnn bundle --target T --output DIR")
+        return Embedder(path, target=target or bundle_target, strict=strict)
     raise InputError("no face embedder: pass --embedder MODEL.tflite, or --bundle DIR with a bundle made on a workstation "
                      "(edgecnn bundle --target T --output DIR)")
 

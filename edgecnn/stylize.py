@@ -134,13 +134,10 @@ def resolve_stylizer(model=None, bundle=None, target=None, threads=None) -> Styl
     if model:
         return Stylizer(model, target=target, threads=threads)
     if bundle:
-        from edgecnn.bundle import open_bundle
+        from edgecnn.bundle import required_role
 
-        b = open_bundle(bundle)
-        path = b.role("stylizer")
-        if path is None:
-            raise InputError(f"bundle {bundle} has no style network; make one with: edgecnn bundle --target T --with-style --output DIR")
-        return Stylizer(path, target=target or b.target, threads=threads)
+        path, bundle_target = required_role(bundle, "stylizer", "a style network", "edgecnn bundle --target T --with-style --output DIR")
+        return Stylizer(path, target=target or bundle_target, threads=threads)
     raise InputError("no style network: pass --model STYLE.tflite or --bundle DIR (a workstation converts one: edgecnn stylize)")
 
 
@@ -148,7 +145,6 @@ def run_style(source=None, stylizer=None, style="0", output=None, headless=False
               live=None, progress=False, warn=None, weights=None) -> dict:
     """The live style filter: every frame through the style network (``stylizer``, an
     :class:`edgecnn.stylize.Stylizer`), shown and/or written. Returns frames, FPS and per-frame latency."""
-    import os
     import time
 
     import cv2
@@ -158,17 +154,16 @@ def run_style(source=None, stylizer=None, style="0", output=None, headless=False
     from edgecnn.errors import note
     from edgecnn.overlay import has_display
     from edgecnn.profiling import summarize
-    from edgecnn.video_io import capture_frame_count, default_source, open_writer
+    from edgecnn.video_io import PartialVideo, capture_frame_count, default_source
 
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be a positive integer, got {max_frames}")
     weights = parse_style(style) if weights is None else weights
     src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime)
-    writer = partial = None
+    writer = None
     try:
-        if output:  # written under a temporary name and renamed when finalised, as in run()
-            partial = Path(output).with_name(f".{Path(output).stem}.{os.getpid()}.partial{Path(output).suffix}")
-            writer = open_writer(partial, src.fps, src.frame_size)
+        if output:
+            writer = PartialVideo(output, src.fps, src.frame_size)
     except BaseException:
         src.close()
         raise
@@ -212,12 +207,7 @@ def run_style(source=None, stylizer=None, style="0", output=None, headless=False
     finally:
         src.close()
         if writer is not None:
-            writer.release()
-            if ok:
-                os.chmod(partial, 0o644)
-                os.replace(partial, output)
-            else:
-                partial.unlink(missing_ok=True)
+            writer.finish(keep=ok)
         if show:
             cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t_start

@@ -68,3 +68,29 @@ def open_writer(path, fps: float, size: tuple[int, int]):
             p.unlink()
         raise InputError(f"cannot write video {p} with codec {codec}")
     return w
+
+
+class PartialVideo:
+    """A video written under a temporary name beside ``output`` (``.NAME.PID.partialEXT``) and renamed
+    when finished: the output path never holds a half-written video, whatever ends the loop."""
+
+    def __init__(self, output, fps: float, size: tuple[int, int]):
+        import os
+
+        self.output = Path(output)
+        self.partial = self.output.with_name(f".{self.output.stem}.{os.getpid()}.partial{self.output.suffix}")
+        self.writer = open_writer(self.partial, fps, size)
+
+    def write(self, frame) -> None:
+        self.writer.write(frame)
+
+    def finish(self, keep: bool) -> None:
+        """Close; ``keep`` renames the video into place, otherwise the partial file goes."""
+        import os
+
+        self.writer.release()
+        if keep:
+            os.chmod(self.partial, 0o644)
+            os.replace(self.partial, self.output)
+        else:
+            self.partial.unlink(missing_ok=True)
