@@ -125,3 +125,17 @@ print(json.dumps({{n["NodeID"]: sorted(k for k in n["Resources"] if k in ("conve
     # and the ray run resumes from its own cache
     again, _ = _bench(tmp_path / "ray", "--ray", ray_cluster)
     assert again["cached"] == 16
+
+
+def test_ray_auto_starts_a_local_cluster_when_none_runs(tmp_path):
+    """--ray auto with no cluster about: a local one with this machine as convert and cpu, for this run."""
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).with_name("ray")
+    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+    proc = run_cli("benchmark", "--models", "lenet5", "--set", "input_size=32", "--precisions", "fp32", "--targets", "cpu",
+                   "--samples", "8", "--runs", "3", "--output", tmp_path / "auto", "--ray", "auto", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["mode"] == "ray" and r["ok"] == 1
+    (cell,) = json.loads((tmp_path / "auto" / "results.json").read_text())["cells"]
+    assert cell["latency_source"] == "measured" and cell["node"] == cell["convert_node"]
