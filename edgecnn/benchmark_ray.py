@@ -38,11 +38,38 @@ def connect(address: str):
             ray.init(resources={"convert": 1, MEASURED_HERE: 1}, **kw)
     else:
         _reachable(address)  # Ray itself retries an unreachable address for ever
+        _authorised(address)  # ... and a refused token for half a minute, then says only "failed to connect"
         try:
             ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise InputError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}") from None
     return ray
+
+
+def _authorised(address: str) -> None:
+    """Ray >= 2.52 heads may require a token (``RAY_AUTH_MODE=token``); Ray never offers this machine's
+    token to an explicit address on its own. One GCS handshake tells a refused token from anything else,
+    which ``ray.init`` then reports as usual."""
+    import os
+
+    try:
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # an older Ray: no token authentication to check
+        return
+    from edgecnn._quiet import quiet_stderr
+
+    try:
+        with quiet_stderr():  # the refusal is also logged by Ray's C++ client
+            GcsClient(address=address.replace("ray://", ""), cluster_id=None)
+    except AuthenticationError:
+        if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+            why = "this machine's token is not the head's (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
+        else:
+            why = "the head requires its token: copy the head's ~/.ray/auth_token here and set RAY_AUTH_MODE=token"
+        raise InputError(f"--ray {address}: the Ray head refused this machine; {why}") from None
+    except Exception:  # not ours to judge: ray.init reports it
+        return
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:

@@ -18,8 +18,8 @@ MATRIX = ["--models", "lenet5,mobilenet_v1", "--set", "alpha=0.25", "--set", "in
           "--targets", "cpu,rpi5", "--samples", "16", "--runs", "5"]
 
 
-def _bench(out, *extra):
-    proc = run_cli("benchmark", *MATRIX, "--output", out, "--json", *extra, timeout=1200)
+def _bench(out, *extra, env=None):
+    proc = run_cli("benchmark", *MATRIX, "--output", out, "--json", *extra, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), {c["label"]: c for c in json.loads((Path(out) / "results.json").read_text())["cells"]}
 
@@ -81,13 +81,24 @@ def test_benchmark_bad_input(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def _ray_env(tmp_path, **extra):
+    """Ray >= 2.52 keeps its token in ~/.ray/auth_token and decides from it whether a new head needs one:
+    every Ray process in these tests gets its own HOME, so the user's ~/.ray neither leaks in nor changes."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **extra}
+
+
 @pytest.fixture
 def ray_cluster(tmp_path):
-    """A real two-node Ray cluster on this machine: a head (convert, cpu) and a worker declaring rpi5.
-    The first profiling task's worker process dies (``EDGECNN_BENCH_FAULT``): Ray must retry it."""
+    """A real two-node Ray cluster on this machine, as the README sets up a farm: token authentication,
+    a head (convert, cpu) and a worker declaring rpi5. The first profiling task's worker process dies
+    (``EDGECNN_BENCH_FAULT``): Ray must retry it. Yields (address, the env that holds the token)."""
     pytest.importorskip("ray")
     ray_bin = Path(sys.executable).with_name("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "EDGECNN_BENCH_FAULT": str(tmp_path / "worker-died")}
+    env = _ray_env(tmp_path, RAY_AUTH_MODE="token", EDGECNN_BENCH_FAULT=str(tmp_path / "worker-died"))
+    token = subprocess.run([str(ray_bin), "get-auth-token", "--generate"], capture_output=True, text=True, env=env, timeout=120)
+    assert token.returncode == 0 and (tmp_path / "home" / ".ray" / "auth_token").is_file(), token.stderr
     port = "6397"
     subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
     head = subprocess.run([str(ray_bin), "start", "--head", "--port", port, "--num-cpus", "2", "--resources", '{"convert": 1, "cpu": 1}',
@@ -96,20 +107,30 @@ def ray_cluster(tmp_path):
     worker = subprocess.run([str(ray_bin), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"rpi5": 1}',
                              "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
     assert worker.returncode == 0, worker.stderr[-2000:]
-    yield f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{port}", env
     subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
 def test_ray_matrix_profiles_rpi5_cells_on_the_rpi5_node_and_matches_local(ray_cluster, tmp_path):
-    summary, cells = _bench(tmp_path / "ray", "--ray", ray_cluster)
+    address, env = ray_cluster
+    # a machine without the head's token is refused in one line (not half a minute of Ray's retries)
+    (tmp_path / "stranger").mkdir()
+    stranger = _ray_env(tmp_path / "stranger")  # its own HOME, no token, RAY_AUTH_MODE unset
+    assert_one_line_error(run_cli("benchmark", *MATRIX, "--output", tmp_path / "no", "--ray", address, env=stranger, timeout=120), 2,
+                          "copy the head's ~/.ray/auth_token")
+    wrong = {**stranger, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}
+    assert_one_line_error(run_cli("benchmark", *MATRIX, "--output", tmp_path / "no", "--ray", address, env=wrong, timeout=120), 2,
+                          "not the head's")
+    assert not (tmp_path / "no").exists()
+    summary, cells = _bench(tmp_path / "ray", "--ray", address, env=env)
     assert summary["mode"] == "ray" and summary["cells"] == 16
     assert (tmp_path / "worker-died").is_file()  # a profiling worker was lost mid-run ...
     ok32 = _check_matrix(cells)  # ... and its cell was retried: every valid cell still finished
     nodes = subprocess.run([sys.executable, "-c", f"""
 import json, ray
-ray.init(address="{ray_cluster}", logging_level="ERROR")
+ray.init(address="{address}", logging_level="ERROR")
 print(json.dumps({{n["NodeID"]: sorted(k for k in n["Resources"] if k in ("convert", "rpi5", "cpu")) for n in ray.nodes() if n["Alive"]}}))
-"""], capture_output=True, text=True, timeout=120)
+"""], capture_output=True, text=True, timeout=120, env=env)
     by_node = json.loads(nodes.stdout.strip().splitlines()[-1])
     rpi5_node = next(n for n, r in by_node.items() if r == ["rpi5"])
     head = next(n for n, r in by_node.items() if "convert" in r)
@@ -123,7 +144,7 @@ print(json.dumps({{n["NodeID"]: sorted(k for k in n["Resources"] if k in ("conve
             assert local[k]["size_bytes"] == c["size_bytes"], k
             assert local[k]["accuracy_vs_float"] == pytest.approx(c["accuracy_vs_float"], abs=1e-6) if c["accuracy_vs_float"] else True
     # and the ray run resumes from its own cache
-    again, _ = _bench(tmp_path / "ray", "--ray", ray_cluster)
+    again, _ = _bench(tmp_path / "ray", "--ray", address, env=env)
     assert again["cached"] == 16
 
 
@@ -131,9 +152,10 @@ def test_ray_auto_starts_a_local_cluster_when_none_runs(tmp_path):
     """--ray auto with no cluster about: a local one with this machine as convert and cpu, for this run."""
     pytest.importorskip("ray")
     ray_bin = Path(sys.executable).with_name("ray")
-    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+    env = _ray_env(tmp_path)  # a new local cluster writes a token into ~/.ray: not the user's
+    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120, env=env)
     proc = run_cli("benchmark", "--models", "lenet5", "--set", "input_size=32", "--precisions", "fp32", "--targets", "cpu",
-                   "--samples", "8", "--runs", "3", "--output", tmp_path / "auto", "--ray", "auto", "--json", timeout=600)
+                   "--samples", "8", "--runs", "3", "--output", tmp_path / "auto", "--ray", "auto", "--json", timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["mode"] == "ray" and r["ok"] == 1
