@@ -9,6 +9,8 @@ bundle folder or an explicit path.
 
 from __future__ import annotations
 
+import copy
+
 import importlib.util
 import os
 from pathlib import Path
@@ -86,6 +88,12 @@ class _Stages:
         """A new buffer of the prepared input's shape and type (for a ring of them)."""
         spec = self.model.preprocess
         return np.empty((spec.height, spec.width, spec.channels), np.uint8 if spec.normalize == "pixels" else np.float32)
+
+    def twin(self, threads: int | None = None):
+        """The same detector on its own interpreter (see :meth:`edgecnn.runtime.Model.twin`)."""
+        twin = copy.copy(self)
+        twin.model = self.model.twin(threads)
+        return twin
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         x, tr = self.model.prepare(frame, reuse=True, with_transform=True)

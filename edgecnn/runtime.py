@@ -11,6 +11,7 @@ integer inputs, runs the interpreter and returns float outputs. Imports: numpy, 
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -18,9 +19,9 @@ import numpy as np
 from edgecnn import tflite_metadata
 from edgecnn._quiet import quiet_stderr
 from edgecnn.backend import get_backend
-from edgecnn.preprocess import PreprocessSpec
 from edgecnn.errors import InputError, first_line, note
 from edgecnn.loader import check_model
+from edgecnn.preprocess import PreprocessSpec
 from edgecnn.targets.delegates import choose_delegates
 from edgecnn.targets.profile import load_target
 
@@ -80,7 +81,7 @@ class Model:
         self.labels = (self.metadata.get("labels") or (preprocess.labels if preprocess else None)
                        or (self.standard.labels if self.standard else None))
         self._in_buf = None  # the prepared input, preallocated on first use
-        self.invoke_seconds = 0.0
+        self.invoke_seconds = self.invoke_cpu_seconds = 0.0
 
     # ------------------------------------------------------------------ info
     @property
@@ -103,6 +104,26 @@ class Model:
             "preprocess": self.preprocess.to_dict() if self.preprocess else None,
             "made_by_edgecnn": bool(self.metadata),
         }
+
+    @property
+    def can_twin(self) -> bool:
+        """A second interpreter can run beside this one: the CPU (a GPU or Edge TPU delegate is one device)."""
+        return not self.delegate.delegates and self._compiled is None
+
+    def twin(self, threads: int | None = None) -> Model:
+        """Another interpreter of the same file and settings, with its own tensors and ``threads``: runs
+        in another thread beside this one (the camera's frame-parallel workers). CPU only."""
+        if not self.can_twin:
+            raise InputError(f"{self.path} runs on {self.delegate.active}: one interpreter per device")
+        twin = copy.copy(self)
+        twin.threads = threads or self.threads
+        with quiet_stderr():
+            twin.interpreter = self.backend.Interpreter(model_path=self.path, num_threads=twin.threads)
+            twin.interpreter.allocate_tensors()
+        twin._in_buf = None
+        twin.__dict__.pop("_qbufs", None)
+        twin.invoke_seconds = twin.invoke_cpu_seconds = 0.0
+        return twin
 
     # ------------------------------------------------------------------ running
     def prepare(self, image, reuse: bool = False, with_transform: bool = False):
@@ -158,9 +179,10 @@ class Model:
 
     def invoke(self) -> None:
         if self._compiled is None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             self.interpreter.invoke()
-            self.invoke_seconds = time.perf_counter() - t0  # what the camera loop subtracts to report its own overhead
+            self.invoke_seconds = time.perf_counter() - t0
+            self.invoke_cpu_seconds = time.thread_time() - c0  # what the camera loop subtracts to report its own overhead
             return
         # WebGPU path: the interpreter holds the prepared input; the compiled model runs it
         ins, outs = self._bufs

@@ -150,11 +150,15 @@ def run_style(source=None, stylizer=None, style="0", output=None, headless=False
     import cv2
 
     from edgecnn._progress import progress as progress_bar
-    from edgecnn.camera import FrameSource
     from edgecnn.errors import note
     from edgecnn.overlay import has_display
     from edgecnn.profiling import summarize
-    from edgecnn.video_io import PartialVideo, capture_frame_count, default_source
+    from edgecnn.video_io import (
+        FrameSource,
+        PartialVideo,
+        capture_frame_count,
+        default_source,
+    )
 
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be a positive integer, got {max_frames}")

@@ -3,6 +3,8 @@ and the demo: one place that knows how a source is opened and which codec an ext
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from edgecnn._quiet import quiet_stderr
@@ -16,13 +18,22 @@ def is_live(source) -> bool:
     return s.isdigit() or "://" in s or s.startswith("/dev/video")
 
 
-def open_capture(source):
+def open_capture(source, decode_threads: int | None = None):
+    """``decode_threads``: FFmpeg's decoding threads for a file or stream (default: OpenCV's, one per
+    core). A loop that decodes in its own thread beside inference wants 1: FFmpeg's frame threads cost
+    30-50% more CPU per frame than they save in wall time, CPU the inference needs."""
     import cv2
 
     s = str(source)
     with quiet_stderr():  # FFmpeg / V4L2 print their own complaints about unreadable sources
-        cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
-    return cap
+        if s.isdigit():
+            return cv2.VideoCapture(int(s))
+        if decode_threads and hasattr(cv2, "CAP_PROP_N_THREADS"):
+            cap = cv2.VideoCapture(s, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(decode_threads)])
+            if cap.isOpened():
+                return cap
+            cap.release()  # not an FFmpeg source (an image sequence, GStreamer): OpenCV picks the backend
+        return cv2.VideoCapture(s)
 
 
 def default_source() -> int:
@@ -94,3 +105,130 @@ class PartialVideo:
             os.replace(self.partial, self.output)
         else:
             self.partial.unlink(missing_ok=True)
+
+
+class FrameSource:
+    """Frames from a camera, stream or file; ``read()`` returns (index, frame) or None at the end.
+
+    A live source (camera index or stream URL) is read by a capture thread that keeps only the newest
+    frame (frames the consumer could not take are counted as dropped) and is reopened with backoff
+    when it stops. A file is read in order, none dropped, unless ``realtime`` paces it like a camera."""
+
+    def __init__(self, source, live: bool | None = None, realtime: bool = False, reconnect: int = 3, backoff: float = 0.5,
+                 decode_threads: int | None = None):
+        self.source = source
+        self.decode_threads = decode_threads
+        self.live = is_live(source) if live is None else live
+        self.realtime = realtime and not self.live
+        self.reconnect_tries = reconnect
+        self.backoff = backoff
+        if not self.live:
+            p = Path(str(source))
+            if not p.exists():
+                raise InputError(f"video source not found: {p}")
+            if p.is_dir():
+                raise InputError(f"video source {p} is a folder, not a video file")
+        self.cap = open_capture(source, decode_threads)
+        if not self.cap.isOpened():
+            raise InputError(f"cannot open video source {source}: OpenCV cannot read it (unsupported format, missing camera or bad URL)")
+        self.fps = capture_fps(self.cap, default=30.0)
+        self.dropped = 0
+        self.reconnects = 0
+        self.frames_read = 0
+        self._latest = None
+        self._cond = threading.Condition()
+        self._done = False
+        self._thread = None
+        self._t0 = None
+        with quiet_stderr():
+            first_ok, first = self.cap.read()
+        if not first_ok or first is None:
+            raise InputError(f"video source {source} opened but gave no frame (empty or unreadable file)")
+        self._first = first
+        if self.live:
+            self._thread = threading.Thread(target=self._capture_loop, name="edgecnn-capture", daemon=True)
+            self._thread.start()
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        h, w = self._first.shape[:2]
+        return w, h
+
+    # live: a thread keeps only the newest frame
+    def _capture_loop(self):
+        with self._cond:
+            self._latest = (0, self._first)
+            self.frames_read = 1
+            self._cond.notify_all()
+        index = 1
+        while not self._done:
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                if not self._reconnect():
+                    break
+                continue
+            with self._cond:
+                if self._latest is not None:
+                    self.dropped += 1  # the consumer never saw the previous one
+                self._latest = (index, frame)
+                self.frames_read += 1
+                self._cond.notify_all()
+            index += 1
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def _reconnect(self) -> bool:
+        for attempt in range(self.reconnect_tries):
+            if self._done:
+                return False
+            time.sleep(self.backoff * (2**attempt))
+            self.cap.release()
+            self.cap = open_capture(self.source, self.decode_threads)
+            if self.cap.isOpened():
+                ok, frame = self.cap.read()
+                if ok and frame is not None:
+                    self.reconnects += 1
+                    with self._cond:
+                        self._latest = (self.frames_read, frame)
+                        self.frames_read += 1
+                        self._cond.notify_all()
+                    return True
+        return False
+
+    def read(self):
+        if self.live:
+            with self._cond:
+                while self._latest is None and not self._done:
+                    self._cond.wait(timeout=0.5)
+                if self._latest is None:
+                    return None
+                item, self._latest = self._latest, None
+                return item
+        if self._first is not None:
+            frame, self._first = self._first, None
+            self.frames_read = 1
+            self._t0 = time.perf_counter()
+            return 0, frame
+        if self.realtime:
+            # pace like a camera: skip the frames whose time has passed
+            due = int((time.perf_counter() - self._t0) * self.fps)
+            while self.frames_read < due:
+                if not self.cap.grab():
+                    return None
+                self.frames_read += 1
+                self.dropped += 1
+            wait = self.frames_read / self.fps - (time.perf_counter() - self._t0)
+            if wait > 0:
+                time.sleep(wait)
+        ok, frame = self.cap.read()
+        if not ok or frame is None:
+            return None
+        self.frames_read += 1
+        return self.frames_read - 1, frame
+
+    def close(self):
+        self._done = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.cap.release()

@@ -172,6 +172,28 @@ def test_camera_json_reports_its_own_overhead(face_clip):
     assert s["frames"] == 40 and s["dropped"] == 0  # a file through the pipelined loop: every frame, in order
 
 
+def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_path):
+    """Two interpreters side by side (a file on 2 threads, the default): the same detections, frame by
+    frame and in order, as one interpreter; every frame written; a stop mid-run ends both workers."""
+    from edgecnn import camera
+
+    runs = {w: camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=w, keep_per_frame=True,
+                          output=str(tmp_path / f"w{w}.avi")) for w in (1, 2)}
+    assert (runs[1]["workers"], runs[1]["threads"], runs[2]["workers"], runs[2]["threads"]) == (1, 2, 2, 1)
+    assert camera.run(source=str(face_clip[0]), headless=True, threads=2, max_frames=3)["workers"] == 2  # the default
+    one, two = runs[1]["per_frame"], runs[2]["per_frame"]
+    assert runs[2]["frames"] == 40 and [len(f) for f in two] == [len(f) for f in one] and sum(map(len, one)) >= 30
+    for fa, fb in zip(one, two):
+        for a, b in zip(fa, fb):
+            assert np.allclose(a["box"], b["box"], atol=0.5) and abs(a["score"] - b["score"]) < 1e-3
+    assert _count(tmp_path / "w2.avi") == runs[2]["frames_written"] == 40
+    s = camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=2, max_frames=7)
+    assert s["frames"] == 7 and s["ended_by"] == "max frames"
+    live = camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=2, live=True, max_frames=5)
+    assert live["workers"] == 1  # a live source: one interpreter, all threads (latency first)
+    assert_one_line_error(run_cli("camera", "--source", face_clip[0], "--headless", "--workers", "0"), 2, "--workers")
+
+
 @pytest.mark.parametrize("sig,ended_by", [(2, "interrupted"), (15, "terminated")], ids=["SIGINT", "SIGTERM"])
 def test_signal_ends_cleanly_with_summary_and_a_playable_video(tmp_path, sig, ended_by):
     clip, out_video = tmp_path / "long.mp4", tmp_path / "out.avi"

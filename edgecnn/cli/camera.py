@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--detector", default="blazeface", help="blazeface | blazeface-full | MODEL.tflite (an edgecnn YOLO grid)")
     sp.add_argument("--target", help="target profile (default cpu)")
     sp.add_argument("--threads", type=positive_int, help="interpreter threads (default: the target's)")
+    sp.add_argument("--workers", type=positive_int,
+                    help="a file's frames run side by side on this many interpreters, the threads shared among them "
+                    "(default: 2 on the CPU with 2+ threads; a live source: 1)")
     sp.add_argument("--verify", action="store_true", help="label each face with its gallery match (edgecnn enroll)")
     sp.add_argument("--gallery", help="gallery file for --verify (default in the user data folder)")
     sp.add_argument("--embedder", help="embedding .tflite for --verify (default: the converted FaceNet)")
@@ -78,6 +81,7 @@ def run(args, extra) -> int:
         source=args.source, detector=detector, target=target, threads=args.threads, output=args.output,
         headless=args.headless, max_frames=args.max_frames, realtime=args.realtime, verify=verify, bundle=bundle,
         min_score=args.min_score, strict=args.strict, progress=not args.json, keep_per_frame=args.keep_per_frame,
+        workers=args.workers,
     )
     if args.json:
         print_json(summary)
