@@ -128,20 +128,23 @@ def run(
         return None
 
     def reader_loop():
-        n = 0
-        while not stop.is_set():
-            item = src.read()
-            if item is None:
-                for q in in_qs:
-                    put(q, None)
-                return
-            if ring:
-                c0 = time.thread_time()
-                x, tr = det.prepare(item[1], out=ring[n % len(ring)])
-                busy["prep"] += time.thread_time() - c0
-                item = (item[0], item[1], x, tr)
-            put(in_qs[n % len(in_qs)], item)
-            n += 1
+        n, item = 0, None
+        try:
+            while not stop.is_set():
+                item = src.read()
+                if item is None:
+                    break
+                if ring:
+                    c0 = time.thread_time()
+                    x, tr = det.prepare(item[1], out=ring[n % len(ring)])
+                    busy["prep"] += time.thread_time() - c0
+                    item = (item[0], item[1], x, tr)
+                put(in_qs[n % len(in_qs)], item)
+                n += 1
+        except Exception as exc:  # noqa: BLE001 - a failed read or prepare ends the loop with its error, not a hang
+            item = exc
+        for q in in_qs:  # the end (None) or the error, to every worker
+            put(q, item)
 
     def infer(w, item):
         """(frame, detections, latency ms): worker w's model and its decoding, timed."""
@@ -161,8 +164,8 @@ def run(
         q_in, q_out = in_qs[w], res_qs[w]
         while True:
             item = get(q_in)
-            if item is None:
-                put(q_out, None)
+            if item is None or isinstance(item, Exception):
+                put(q_out, item)
                 return
             try:
                 put(q_out, infer(w, item))
@@ -174,7 +177,7 @@ def run(
         if res_qs:
             return get(res_qs[n % len(res_qs)])
         item = src.read() if src.live else get(in_qs[0])
-        return None if item is None else infer(0, item)
+        return item if item is None or isinstance(item, Exception) else infer(0, item)
 
     def writer_loop():
         while True:

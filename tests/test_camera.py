@@ -194,6 +194,29 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     assert_one_line_error(run_cli("camera", "--source", face_clip[0], "--headless", "--workers", "0"), 2, "--workers")
 
 
+def test_a_frame_that_fails_to_read_ends_the_loop_with_its_error_not_a_hang(face_clip):
+    """A decoder error mid-file (here: the 6th read raises) reaches the caller, with one interpreter
+    and with two; before, the reader thread died and the loop waited for ever."""
+    code = f"""
+import cv2
+from edgecnn import camera, video_io
+real = video_io.FrameSource.read
+def read(self):
+    if self.frames_read == 5:
+        raise cv2.error("simulated decoder failure")
+    return real(self)
+video_io.FrameSource.read = read
+for w in (1, 2):
+    try:
+        camera.run(source={str(face_clip[0])!r}, headless=True, threads=2, workers=w)
+    except cv2.error as exc:
+        print(w, "raised", exc)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 raised simulated decoder failure" in proc.stdout and "2 raised simulated decoder failure" in proc.stdout, proc.stdout
+
+
 @pytest.mark.parametrize("sig,ended_by", [(2, "interrupted"), (15, "terminated")], ids=["SIGINT", "SIGTERM"])
 def test_signal_ends_cleanly_with_summary_and_a_playable_video(tmp_path, sig, ended_by):
     clip, out_video = tmp_path / "long.mp4", tmp_path / "out.avi"
