@@ -69,7 +69,10 @@ def run(
     src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime, reconnect=reconnect, decode_threads=1)
     dets_by_worker = [det]
     k = workers or (2 if det.model.threads >= 2 else 1)
-    if src.live or not det.model.can_twin:
+    if k > 1 and (src.live or not det.model.can_twin):
+        if workers:  # asked for, and not possible: say why once
+            why = "a live source runs one interpreter on all threads" if src.live else f"{det.model.delegate.active} is one device"
+            (warn or note)(f"--workers {workers} ignored: {why}")
         k = 1
     if k > 1:  # frame-parallel: worker w takes frames w, w + k, ...; results are taken back in order
         try:
@@ -91,7 +94,8 @@ def run(
         (warn or note)(f"display {os.environ['DISPLAY']} does not answer: running headless (pass --headless to say so)")
     smoother = LabelSmoother() if verify is not None else None
     # Three stages overlap: decoding (the capture thread of a live source, a reader thread for a file),
-    # inference with detection decoding (this thread), drawing with encoding (the writer thread).
+    # inference with detection decoding (this thread, or k worker threads whose results this thread
+    # takes back in frame order), drawing with encoding (the writer thread).
     # Queues are bounded: a file blocks (no frame dropped), a live source drops the oldest frame.
     depth = 4
     in_qs = [] if src.live else [queue.Queue(maxsize=depth) for _ in dets_by_worker]

@@ -189,8 +189,10 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     assert _count(tmp_path / "w2.avi") == runs[2]["frames_written"] == 40
     s = camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=2, max_frames=7)
     assert s["frames"] == 7 and s["ended_by"] == "max frames"
-    live = camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=2, live=True, max_frames=5)
-    assert live["workers"] == 1  # a live source: one interpreter, all threads (latency first)
+    said = []
+    live = camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=2, live=True, max_frames=5, warn=said.append)
+    assert live["workers"] == 1  # a live source: one interpreter, all threads (latency first) ...
+    assert said == ["--workers 2 ignored: a live source runs one interpreter on all threads"]  # ... and it says so
     assert_one_line_error(run_cli("camera", "--source", face_clip[0], "--headless", "--workers", "0"), 2, "--workers")
 
 
