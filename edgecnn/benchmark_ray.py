@@ -68,7 +68,7 @@ def _authorised(address: str) -> None:
         else:
             why = "the head requires its token: copy the head's ~/.ray/auth_token here and set RAY_AUTH_MODE=token"
         raise InputError(f"--ray {address}: the Ray head refused this machine; {why}") from None
-    except Exception:  # not ours to judge: ray.init reports it
+    except Exception:  # noqa: BLE001 - not ours to judge: ray.init reports it
         return
 
 

@@ -10,7 +10,6 @@ bundle folder or an explicit path.
 from __future__ import annotations
 
 import copy
-
 import importlib.util
 import os
 from pathlib import Path

@@ -194,6 +194,11 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     assert live["workers"] == 1  # a live source: one interpreter, all threads (latency first) ...
     assert said == ["--workers 2 ignored: a live source runs one interpreter on all threads"]  # ... and it says so
     assert_one_line_error(run_cli("camera", "--source", face_clip[0], "--headless", "--workers", "0"), 2, "--workers")
+    from edgecnn.video_io import FrameSource
+
+    src = FrameSource(face_clip[0], decode_threads=1)  # the camera's file reader: one FFmpeg decoding thread
+    assert src.cap.get(cv2.CAP_PROP_N_THREADS) == 1
+    src.close()
 
 
 def test_a_frame_that_fails_to_read_ends_the_loop_with_its_error_not_a_hang(face_clip):
