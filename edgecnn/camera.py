@@ -3,7 +3,7 @@
 A live source (camera index or stream URL) is read by a capture thread that keeps only the newest
 frame (the loop never lags behind; frames it could not take are counted as dropped). A file source
 is processed frame by frame in order, none dropped, unless ``realtime`` paces it like a camera.
-Drawing and video encoding run in a third thread, so decoding, inference and encoding overlap.
+Video encoding runs in a third thread, so decoding, inference and encoding overlap.
 Device-side: numpy, OpenCV and LiteRT.
 """
 
@@ -95,7 +95,7 @@ def run(
     smoother = LabelSmoother() if verify is not None else None
     # Three stages overlap: decoding (the capture thread of a live source, a reader thread for a file),
     # inference with detection decoding (this thread, or k worker threads whose results this thread
-    # takes back in frame order), drawing with encoding (the writer thread).
+    # takes back in frame order, labels and draws), encoding (the writer thread).
     # Queues are bounded: a file blocks (no frame dropped), a live source drops the oldest frame.
     depth = 4
     in_qs = [] if src.live else [queue.Queue(maxsize=depth) for _ in dets_by_worker]
@@ -104,9 +104,9 @@ def run(
     written = [0]
     writer_error = []
     # CPU seconds (each thread's own clock, so waiting for a core is not counted as work), each written
-    # by one thread only: drawing (writer), preparing (reader), the loop's own bookkeeping (this
-    # thread), and per worker its [preparing + model + decoding, invoke]
-    busy = {"draw": 0.0, "prep": 0.0, "loop": 0.0}
+    # by one thread only: preparing (reader), the loop's own bookkeeping and drawing (this thread),
+    # and per worker its [preparing + model + decoding, invoke]
+    busy = {"prep": 0.0, "loop": 0.0}
     per_worker = [[0.0, 0.0] for _ in dets_by_worker]
     stop = threading.Event()
     # One interpreter: the reader thread also prepares a file's frames, into a ring of input buffers (at
@@ -186,18 +186,15 @@ def run(
 
     def writer_loop():
         while True:
-            item = out_q.get()
-            if item is _STOP:
+            frame = out_q.get()
+            if frame is _STOP:
                 return
-            frame, dets, fps, lat = item
-            c0 = time.thread_time()
-            draw(frame, dets, fps, lat)
-            busy["draw"] += time.thread_time() - c0
             try:
                 writer.write(frame)
                 written[0] += 1
             except cv2.error as exc:  # disk full and friends
                 writer_error.append(first_line(exc))
+            src.release(frame)
 
     def hand_to_writer(item):
         if src.live:
@@ -207,7 +204,7 @@ def run(
                     return
                 except queue.Full:  # live: the oldest waiting frame goes
                     try:
-                        out_q.get_nowait()
+                        src.release(out_q.get_nowait())
                     except queue.Empty:
                         pass
         out_q.put(item)
@@ -248,20 +245,27 @@ def run(
                     total_dets += len(dets)
                 if keep_per_frame:
                     per_frame.append([d.as_dict() for d in dets])
-                shown = (frame.copy() if writer is not None else frame) if show else None  # copy before the writer draws
-                if writer is not None:
-                    hand_to_writer((frame, dets, fps, latency))  # drawn and encoded there
+                if writer is not None or show:
+                    # drawn here: OpenCV 5 sets up its text rendering once per thread (20 ms, 6 MB of
+                    # page faults, measured), so this long-lived thread draws, not one started per run
+                    draw(frame, dets, fps, latency)
                 busy["loop"] += time.thread_time() - c0
-                if show:
+                if show:  # shown before the frame goes to the writer, which hands it back to be read into
                     try:
-                        cv2.imshow("edgecnn camera", draw(shown, dets, fps, latency))
+                        cv2.imshow("edgecnn camera", frame)
+                        if (cv2.waitKey(1) & 0xFF) == ord("q"):
+                            quit_reason = "q pressed"
                     except cv2.error:  # an OpenCV without a GUI (opencv-python-headless)
                         show = False
                         (warn or note)("this OpenCV has no window support (opencv-python-headless): running headless")
-                        continue
-                    if (cv2.waitKey(1) & 0xFF) == ord("q"):
-                        quit_reason = "q pressed"
-                        break
+                c0 = time.thread_time()
+                if writer is not None:
+                    hand_to_writer(frame)  # encoded there, then released
+                else:
+                    src.release(frame)
+                busy["loop"] += time.thread_time() - c0
+                if quit_reason == "q pressed":
+                    break
                 if progress:
                     tick(advance=1, status=f"{fps:.1f} FPS")
                 if max_frames and frames >= max_frames:
@@ -303,7 +307,7 @@ def run(
         "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")},
         # per frame, edgecnn's own work: preprocessing, detection decoding, labels, hand-offs and drawing
         # (everything but video decode, the model's invoke and video encode)
-        "overhead_ms": round((sum(w - i for w, i in per_worker) + busy["loop"] + busy["draw"] + busy["prep"]) * 1e3 / frames, 4) if frames else None,
+        "overhead_ms": round((sum(w - i for w, i in per_worker) + busy["loop"] + busy["prep"]) * 1e3 / frames, 4) if frames else None,
         "invoke_ms": round(sum(i for _, i in per_worker) * 1e3 / frames, 4) if frames else None,
         "workers": len(dets_by_worker),
         "threads": dets_by_worker[0].model.threads,

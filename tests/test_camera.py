@@ -31,6 +31,31 @@ def _count(path):
     return n
 
 
+def _frames(path):
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while (got := cap.read())[0]:
+        frames.append(got[1].astype(np.int16))
+    return frames
+
+
+def test_released_frames_are_decoded_into_again_and_others_never(face_clip):
+    """A file's reader decodes into frames handed back with release(), and into nothing else: a frame
+    still in use keeps its pixels; one of another size is not taken back."""
+    from edgecnn.video_io import FrameSource
+
+    truth = _frames(face_clip[0])
+    src = FrameSource(face_clip[0], decode_threads=1)
+    (_, a), (_, b) = src.read(), src.read()
+    src.release(a)
+    src.release(np.zeros((8, 8, 3), np.uint8))  # not this source's size: ignored
+    i, c = src.read()
+    assert c is a and i == 2 and np.array_equal(c, truth[2])  # decoded into the released frame
+    assert np.array_equal(b, truth[1])  # the frame still held is untouched
+    i, d = src.read()
+    assert d is not a and d is not b and np.array_equal(d, truth[3])  # nothing released: a new array
+    src.close()
+
+
 def test_headless_loop_finds_faces_where_they_are(face_clip, tmp_path):
     clip, truth = face_clip
     out = tmp_path / "out.mp4"
@@ -187,6 +212,11 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
         for a, b in zip(fa, fb):
             assert np.allclose(a["box"], b["box"], atol=0.5) and abs(a["score"] - b["score"]) < 1e-3
     assert _count(tmp_path / "w2.avi") == runs[2]["frames_written"] == 40
+    # frames are decoded into again once written: every written frame is its own source frame, none
+    # overwritten by a later one before the writer had it (MJPG noise ~3.4 grey levels, a neighbour ~12)
+    src, out = _frames(face_clip[0]), _frames(tmp_path / "w2.avi")
+    mad = [float(np.abs(o[40:] - f[40:]).mean()) for o, f in zip(out, src)]  # below the HUD
+    assert len(out) == 40 and max(mad) < 6, mad
     s = camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=2, max_frames=7)
     assert s["frames"] == 7 and s["ended_by"] == "max frames"
     said = []
