@@ -103,6 +103,7 @@ def run(
     out_q: queue.Queue = queue.Queue(maxsize=8)
     written = [0]
     writer_error = []
+    abandoned = [False]
     # CPU seconds (each thread's own clock, so waiting for a core is not counted as work), each written
     # by one thread only: preparing (reader), the loop's own bookkeeping and drawing (this thread),
     # and per worker its [preparing + model + decoding, invoke]
@@ -189,6 +190,8 @@ def run(
             frame = out_q.get()
             if frame is _STOP:
                 return
+            if abandoned[0]:  # an error ended the loop: the rest is not encoded, only let go
+                continue
             try:
                 writer.write(frame)
                 written[0] += 1
@@ -274,9 +277,7 @@ def run(
     except KeyboardInterrupt as exc:
         quit_reason = "terminated" if type(exc).__name__ == "Terminated" else "interrupted"
     except BaseException:
-        if writer is not None:
-            writer.finish(keep=False)
-            writer = None
+        abandoned[0] = True  # the partial video goes, once the writer thread is done with it
         raise
     finally:
         stop.set()
@@ -284,8 +285,8 @@ def run(
         for t in threads_started:
             t.join(timeout=None if t.name == "edgecnn-writer" else 5)
         src.close()
-        if writer is not None:
-            writer.finish(keep=not writer_error)
+        if writer is not None:  # never before its thread ends: releasing it mid-write crashes the process
+            writer.finish(keep=not writer_error and not abandoned[0])
         if show:
             cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t_start

@@ -231,9 +231,10 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     src.close()
 
 
-def test_a_frame_that_fails_to_read_ends_the_loop_with_its_error_not_a_hang(face_clip):
+def test_a_frame_that_fails_to_read_ends_the_loop_with_its_error_not_a_hang(face_clip, tmp_path):
     """A decoder error mid-file (here: the 6th read raises) reaches the caller, with one interpreter
-    and with two; before, the reader thread died and the loop waited for ever."""
+    and with two, with and without output; before, the reader thread died and the loop waited for
+    ever, and with output the video was released under the writer thread (a segfault)."""
     code = f"""
 import cv2
 from edgecnn import camera, video_io
@@ -243,15 +244,17 @@ def read(self):
         raise cv2.error("simulated decoder failure")
     return real(self)
 video_io.FrameSource.read = read
-for w in (1, 2):
+for w, out in ((1, None), (2, None), (2, {str(tmp_path / "out.avi")!r})):
     try:
-        camera.run(source={str(face_clip[0])!r}, headless=True, threads=2, workers=w)
+        camera.run(source={str(face_clip[0])!r}, headless=True, threads=2, workers=w, output=out)
     except cv2.error as exc:
-        print(w, "raised", exc)
+        print(w, "output" if out else "", "raised", exc)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "1 raised simulated decoder failure" in proc.stdout and "2 raised simulated decoder failure" in proc.stdout, proc.stdout
+    for who in ("1  raised", "2  raised", "2 output raised"):
+        assert f"{who} simulated decoder failure" in proc.stdout, proc.stdout
+    assert list(tmp_path.iterdir()) == []  # no video, no partial one (before, releasing it under the writer thread crashed)
 
 
 @pytest.mark.parametrize("sig,ended_by", [(2, "interrupted"), (15, "terminated")], ids=["SIGINT", "SIGTERM"])
