@@ -212,6 +212,11 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
         for a, b in zip(fa, fb):
             assert np.allclose(a["box"], b["box"], atol=0.5) and abs(a["score"] - b["score"]) < 1e-3
     assert _count(tmp_path / "w2.avi") == runs[2]["frames_written"] == 40
+    # without output, the workers decode their own frames in turn: still every frame, in order
+    turn = camera.run(source=str(face_clip[0]), headless=True, threads=2, keep_per_frame=True)
+    assert (runs[2]["decoded_by"], turn["decoded_by"], turn["frames"]) == ("reader thread", "workers in turn", 40)
+    for fa, fb in zip(one, turn["per_frame"]):
+        assert len(fa) == len(fb) and all(np.allclose(a["box"], b["box"], atol=0.5) for a, b in zip(fa, fb))
     # frames are decoded into again once written: every written frame is its own source frame, none
     # overwritten by a later one before the writer had it (MJPG noise ~3.4 grey levels, a neighbour ~12)
     src, out = _frames(face_clip[0]), _frames(tmp_path / "w2.avi")
@@ -233,8 +238,7 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
 
 def test_a_frame_that_fails_to_read_ends_the_loop_with_its_error_not_a_hang(face_clip, tmp_path):
     """A decoder error mid-file (here: the 6th read raises) reaches the caller, with one interpreter
-    and with two, with and without output; before, the reader thread died and the loop waited for
-    ever, and with output the video was released under the writer thread (a segfault)."""
+    and with two, whoever decodes; before, the reader thread died and the loop waited for ever."""
     code = f"""
 import cv2
 from edgecnn import camera, video_io
@@ -252,7 +256,7 @@ for w, out in ((1, None), (2, None), (2, {str(tmp_path / "out.avi")!r})):
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for who in ("1  raised", "2  raised", "2 output raised"):
+    for who in ("1  raised", "2  raised", "2 output raised"):  # a reader thread; workers in turn; a reader beside the encoder
         assert f"{who} simulated decoder failure" in proc.stdout, proc.stdout
     assert list(tmp_path.iterdir()) == []  # no video, no partial one (before, releasing it under the writer thread crashed)
 
