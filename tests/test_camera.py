@@ -154,6 +154,20 @@ def _old_apply(spec, image, with_transform=False):
     return x, Transform(s, s, float(px), float(py), spec.width, spec.height)
 
 
+def test_the_nearest_shortcut_is_the_bilinear_step_pixel_for_pixel():
+    """Odd whole ratios (720p to BlazeFace's 256x144 step: 5) take INTER_NEAREST_EXACT, which must give
+    INTER_LINEAR's pixels exactly; other ratios keep INTER_LINEAR."""
+    from edgecnn.preprocess import _bilinear_step, resize
+
+    rng = np.random.default_rng(0)
+    for (fw, fh), (w, h), shortcut in (((1280, 720), (128, 72), True), ((1134, 630), (63, 35), True),
+                                       ((1280, 720), (160, 90), False), ((1280, 720), (64, 36), False)):
+        frame = cv2.GaussianBlur(rng.integers(0, 256, (fh, fw, 3), np.uint8), (0, 0), 1.5)
+        assert (_bilinear_step(fw, fh, 2 * w, 2 * h) != cv2.INTER_LINEAR) == shortcut
+        step = cv2.resize(frame, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+        assert np.array_equal(resize(frame, w, h), cv2.resize(step, (w, h), interpolation=cv2.INTER_AREA))
+
+
 @pytest.mark.parametrize("size", [(720, 528), (1280, 720)])
 def test_fast_preprocessing_finds_the_same_faces_as_before(tmp_path, size):
     """Resize-first on uint8 (one bilinear step) against the old full-frame area average, on every frame.
