@@ -93,16 +93,17 @@ def run(
     if not headless and not show and os.environ.get("DISPLAY"):
         (warn or note)(f"display {os.environ['DISPLAY']} does not answer: running headless (pass --headless to say so)")
     smoother = LabelSmoother() if verify is not None else None
-    # Three stages overlap: decoding (the capture thread of a live source, a reader thread for a file),
-    # inference with detection decoding (this thread, or k worker threads whose results this thread
-    # takes back in frame order, labels and draws), encoding (the writer thread).
+    # Three stages overlap: decoding (the capture thread of a live source; for a file a reader thread,
+    # or the workers themselves in turn), inference with detection decoding (this thread, or k worker
+    # threads whose results this thread takes back in frame order, labels and draws), encoding (the
+    # writer thread).
     # Queues are bounded: a file blocks (no frame dropped), a live source drops the oldest frame.
     depth = 4
     # Who decodes a file with several interpreters: with no encoder competing for the cores, each worker
     # decodes its own frames, taking turns (a thread and a hand-off fewer a frame); with one, a reader
     # thread decoding ahead keeps the workers fed when the encoder takes their core. Paired runs against
-    # the hand-written loop: face photos without output 1.09x -> 1.36x, bikes 1.21x -> 1.30x, with
-    # workers decoding; bikes with output 1.39x with a reader thread, 1.22x without.
+    # the hand-written loop (4 rounds): without output, face photos 1.05x -> 1.24x and bikes 1.25x ->
+    # 1.47x with workers decoding; bikes with output 1.39x with a reader thread, 1.22x without.
     in_turn = len(dets_by_worker) > 1 and writer is None and not src.live
     in_qs = [] if src.live or in_turn else [queue.Queue(maxsize=depth) for _ in dets_by_worker]
     res_qs = [queue.Queue(maxsize=depth) for _ in dets_by_worker] if len(dets_by_worker) > 1 else []
