@@ -65,7 +65,7 @@ def run(
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise InputError(f"--workers must be a positive integer, got {workers}")
     det = open_detector(detector, target=target, threads=threads, bundle=bundle, strict=strict, warn=warn, min_score=min_score)
-    # a file is decoded in its own thread beside the workers: single-threaded decoding leaves them the CPU
+    # a file is decoded on one FFmpeg thread: more would take CPU the inference needs
     src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime, reconnect=reconnect, decode_threads=1)
     dets_by_worker = [det]
     k = workers or (2 if det.model.threads >= 2 else 1)
@@ -237,7 +237,7 @@ def run(
                         pass
         out_q.put(item)
 
-    threads_started = [threading.Thread(target=writer_loop, name="edgecnn-writer", daemon=True)]
+    threads_started = [threading.Thread(target=writer_loop, name="edgecnn-writer", daemon=True)] if writer is not None else []
     if in_qs:
         threads_started.append(threading.Thread(target=reader_loop, name="edgecnn-reader", daemon=True))
     if res_qs:

@@ -88,12 +88,15 @@ def test_live_source_keeps_newest_frame_and_counts_drops(face_clip):
     src = camera.FrameSource(clip, live=True, reconnect=0)
     got = []
     while (item := src.read()) is not None:
-        got.append(item[0])
+        got.append(item)
         time.sleep(0.02)  # a consumer slower than the capture thread decodes
     src.close()
     assert src.frames_read == 40
     assert len(got) + src.dropped == 40 and src.dropped > 0
-    assert got == sorted(got)
+    assert [i for i, _ in got] == sorted(i for i, _ in got)
+    # dropped frames are decoded into again, never one the consumer holds: each is still its own frame
+    truth = _frames(clip)
+    assert all(np.array_equal(f, truth[i]) for i, f in got)
 
 
 def test_live_source_that_stops_reconnects_then_ends_with_summary(face_clip, tmp_path):
