@@ -105,20 +105,27 @@ def run(
     # the hand-written loop (4 rounds): without output, face photos 1.05x -> 1.24x and bikes 1.25x ->
     # 1.47x with workers decoding; bikes with output 1.39x with a reader thread, 1.22x without.
     in_turn = len(dets_by_worker) > 1 and writer is None and not src.live
+    # And where nothing needs the frames in order (no video, no window, no labels to smooth), each worker
+    # keeps the tally of its own frames: no result handed to this thread per frame, which only waits.
+    own = in_turn and not show and verify is None
     in_qs = [] if src.live or in_turn else [queue.Queue(maxsize=depth) for _ in dets_by_worker]
-    res_qs = [queue.Queue(maxsize=depth) for _ in dets_by_worker] if len(dets_by_worker) > 1 else []
-    turns = [threading.Lock() for _ in res_qs]  # worker w decodes while it holds turns[w], then passes it on
+    res_qs = [queue.Queue(maxsize=depth) for _ in dets_by_worker] if len(dets_by_worker) > 1 and not own else []
+    turns = [threading.Lock() for _ in dets_by_worker] if in_turn else []  # worker w decodes while it holds turns[w], then passes it on
     for lock in turns[1:]:
         lock.acquire()
     out_q: queue.Queue = queue.Queue(maxsize=8)
     written = [0]
     writer_error = []
     abandoned = [False]
-    # CPU seconds (each thread's own clock, so waiting for a core is not counted as work), each written
-    # by one thread only: preparing (reader), the loop's own bookkeeping and drawing (this thread),
-    # and per worker its [preparing + model + decoding, invoke]
-    busy = {"prep": 0.0, "loop": 0.0}
-    per_worker = [[0.0, 0.0] for _ in dets_by_worker]
+    # CPU seconds of the model's invoke, per interpreter, and of encoding (each thread's own clock: waiting
+    # for a core is not work). overhead_ms is the process's CPU time less these and decoding.
+    invoke_cpu = [0.0 for _ in dets_by_worker]
+    encode_cpu = [0.0]
+    # own tallies: per worker [frames, frames with detections, detections], latencies, (index, detections)
+    tallies = [[0, 0, 0] for _ in dets_by_worker]
+    lat_by_worker: list[list] = [[] for _ in dets_by_worker]
+    kept_by_worker: list[list] = [[] for _ in dets_by_worker]
+    errors: list = []  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
     # One interpreter: the reader thread also prepares a file's frames, into a ring of input buffers (at
     # most depth queued, one being prepared, one in the interpreter: depth + 2 are never overwritten
@@ -150,9 +157,7 @@ def run(
                 if item is None:
                     break
                 if ring:
-                    c0 = time.thread_time()
                     x, tr = det.prepare(item[1], out=ring[n % len(ring)])
-                    busy["prep"] += time.thread_time() - c0
                     item = (item[0], item[1], x, tr)
                 put(in_qs[n % len(in_qs)], item)
                 n += 1
@@ -164,7 +169,6 @@ def run(
     def infer(w, item):
         """(frame, detections, latency ms): worker w's model and its decoding, timed."""
         d = dets_by_worker[w]
-        c0 = time.thread_time()
         if len(item) == 4:  # prepared by the reader thread
             _, frame, x, tr = item
         else:  # prepared here (a worker, or a live source)
@@ -172,8 +176,7 @@ def run(
             x, tr = d.model.prepare(frame, reuse=True, with_transform=True)
         t0 = time.perf_counter()  # the latency is the model's and its decoding's, wherever the frame was prepared
         dets = d.infer(frame, x, tr)
-        per_worker[w][0] += time.thread_time() - c0
-        per_worker[w][1] += d.model.invoke_cpu_seconds
+        invoke_cpu[w] += d.model.invoke_cpu_seconds
         return frame, dets, (time.perf_counter() - t0) * 1e3
 
     def take(w):
@@ -185,24 +188,54 @@ def run(
             if stop.is_set():
                 return None
         try:
-            return None if stop.is_set() else src.read()
+            if stop.is_set() or (own and max_frames and src.frames_read >= max_frames):
+                return None
+            return src.read()
         except Exception as exc:  # noqa: BLE001 - a failed read ends the loop with its error, in frame order
+            if own:
+                errors.append((src.frames_read, exc))
+                stop.set()
             return exc
         finally:
             after.release()
 
     def worker_loop(w):
-        q_out = res_qs[w]
+        q_out = None if own else res_qs[w]
         while True:
             item = take(w)
             if item is None or isinstance(item, Exception):
-                put(q_out, item)
+                if not own:
+                    put(q_out, item)
                 return
             try:
-                put(q_out, infer(w, item))
-            except Exception as exc:  # noqa: BLE001 - the main thread raises it, in frame order
-                put(q_out, exc)
+                result = infer(w, item)
+            except Exception as exc:  # noqa: BLE001 - raised by the main thread, in frame order
+                if own:
+                    errors.append((item[0], exc))
+                    stop.set()
+                else:
+                    put(q_out, exc)
                 return
+            if not own:
+                put(q_out, result)
+                continue
+            try:
+                tally(w, item[0], *result)
+            except Exception as exc:  # noqa: BLE001 - never a worker dying in silence
+                errors.append((item[0], exc))
+                stop.set()
+                return
+
+    def tally(w, index, frame, dets, latency):
+        t = tallies[w]
+        t[0] += 1
+        lat_by_worker[w].append(latency)
+        if dets:
+            t[1] += 1
+            t[2] += len(dets)
+        if keep_per_frame:
+            kept_by_worker[w].append((index, [d.as_dict() for d in dets]))
+        src.release(frame)
 
     def next_result(n):
         if res_qs:
@@ -218,7 +251,9 @@ def run(
             if abandoned[0]:  # an error ended the loop: the rest is not encoded, only let go
                 continue
             try:
+                c0 = time.thread_time()
                 writer.write(frame)
+                encode_cpu[0] += time.thread_time() - c0
                 written[0] += 1
             except cv2.error as exc:  # disk full and friends
                 writer_error.append(first_line(exc))
@@ -240,25 +275,36 @@ def run(
     threads_started = [threading.Thread(target=writer_loop, name="edgecnn-writer", daemon=True)] if writer is not None else []
     if in_qs:
         threads_started.append(threading.Thread(target=reader_loop, name="edgecnn-reader", daemon=True))
-    if res_qs:
-        threads_started += [threading.Thread(target=worker_loop, args=(w,), name=f"edgecnn-worker-{w}", daemon=True) for w in range(len(res_qs))]
-    for t in threads_started:
-        t.start()
+    if res_qs or own:
+        threads_started += [threading.Thread(target=worker_loop, args=(w,), name=f"edgecnn-worker-{w}", daemon=True) for w in range(len(dets_by_worker))]
     latencies, per_frame, frames, with_dets, total_dets = [], [], 0, 0, 0
     names: Counter = Counter()
     quit_reason = "end of source"
-    t_start = time.perf_counter()
     recent = deque(maxlen=30)
     total = max_frames or (capture_frame_count(src.cap) if not src.live else None)
+    t_start, cpu, decode_cpu = time.perf_counter(), [time.process_time()], [src.decode_seconds]
+    for t in threads_started:
+        t.start()
     try:
         with progress_bar("camera", total or None, progress) as tick:
-            while True:
+            if own:  # the workers tally their own frames: wait for them (Ctrl-C still reaches this thread)
+                done = 0
+                for t in threads_started:
+                    while t.is_alive():
+                        t.join(0.1)
+                        if progress:
+                            n = sum(c[0] for c in tallies)
+                            tick(advance=n - done, status=f"{n / (time.perf_counter() - t_start):.1f} FPS")
+                            done = n
+                if errors:  # the first frame's error, as the ordered loop raises it
+                    raise min(errors, key=lambda e: e[0])[1]
+            while not own:  # the ordered loop: results taken back frame by frame
                 result = next_result(frames)
                 if result is None:
                     break
                 if isinstance(result, Exception):
                     raise result
-                t0, c0 = time.perf_counter(), time.thread_time()
+                t0 = time.perf_counter()
                 frame, dets, latency = result
                 if verify is not None and dets:
                     verify.label(frame, dets)
@@ -277,7 +323,6 @@ def run(
                     # drawn here: OpenCV 5 sets up its text rendering once per thread (20 ms, 6 MB of
                     # page faults, measured), so this long-lived thread draws, not one started per run
                     draw(frame, dets, fps, latency)
-                busy["loop"] += time.thread_time() - c0
                 if show:  # shown before the frame goes to the writer, which hands it back to be read into
                     try:
                         cv2.imshow("edgecnn camera", frame)
@@ -286,12 +331,10 @@ def run(
                     except cv2.error:  # an OpenCV without a GUI (opencv-python-headless)
                         show = False
                         (warn or note)("this OpenCV has no window support (opencv-python-headless): running headless")
-                c0 = time.thread_time()
                 if writer is not None:
                     hand_to_writer(frame)  # encoded there, then released
                 else:
                     src.release(frame)
-                busy["loop"] += time.thread_time() - c0
                 if quit_reason == "q pressed":
                     break
                 if progress:
@@ -309,12 +352,20 @@ def run(
         out_q.put(_STOP)
         for t in threads_started:
             t.join(timeout=None if t.name == "edgecnn-writer" else 5)
+        cpu.append(time.process_time())
+        decode_cpu.append(src.decode_seconds)
         src.close()
         if writer is not None:  # never before its thread ends: releasing it mid-write crashes the process
             writer.finish(keep=not writer_error and not abandoned[0])
         if show:
             cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t_start
+    if own:  # the workers' tallies, frames back in order
+        frames, with_dets, total_dets = (sum(c[i] for c in tallies) for i in range(3))
+        latencies = [x for lat in lat_by_worker for x in lat]
+        per_frame = [d for _, d in sorted((p for kept in kept_by_worker for p in kept), key=lambda p: p[0])]
+        if max_frames and frames >= max_frames and quit_reason == "end of source":
+            quit_reason = "max frames"
     if writer_error:
         raise EdgecnnError(f"writing {output} failed: {writer_error[0]}")
     lat = summarize(latencies) if latencies else {}
@@ -333,8 +384,8 @@ def run(
         "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")},
         # per frame, edgecnn's own work: preprocessing, detection decoding, labels, hand-offs and drawing
         # (everything but video decode, the model's invoke and video encode)
-        "overhead_ms": round((sum(w - i for w, i in per_worker) + busy["loop"] + busy["prep"]) * 1e3 / frames, 4) if frames else None,
-        "invoke_ms": round(sum(i for _, i in per_worker) * 1e3 / frames, 4) if frames else None,
+        "overhead_ms": round((cpu[1] - cpu[0] - (decode_cpu[1] - decode_cpu[0]) - sum(invoke_cpu) - encode_cpu[0]) * 1e3 / frames, 4) if frames else None,
+        "invoke_ms": round(sum(invoke_cpu) * 1e3 / frames, 4) if frames else None,
         "workers": len(dets_by_worker),
         "decoded_by": "capture thread" if src.live else "workers in turn" if in_turn else "reader thread",
         "threads": dets_by_worker[0].model.threads,

@@ -140,6 +140,7 @@ class FrameSource:
         self.dropped = 0
         self.reconnects = 0
         self.frames_read = 0
+        self.decode_seconds = 0.0  # CPU time of the reads after the first (the reading thread's own clock)
         self._latest = None
         self._free = deque()  # released frames, read into again (append and pop are atomic)
         self._cond = threading.Condition()
@@ -163,11 +164,15 @@ class FrameSource:
 
     def _read_frame(self):
         """``cap.read()`` into a released frame where there is one (a new size gets a new array)."""
+        c0 = time.thread_time()
         try:
             buf = self._free.pop()
         except IndexError:
-            return self.cap.read()
-        return self.cap.read(buf)
+            buf = None
+        try:
+            return self.cap.read() if buf is None else self.cap.read(buf)
+        finally:
+            self.decode_seconds += time.thread_time() - c0
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -235,7 +240,10 @@ class FrameSource:
             # pace like a camera: skip the frames whose time has passed
             due = int((time.perf_counter() - self._t0) * self.fps)
             while self.frames_read < due:
-                if not self.cap.grab():
+                c0 = time.thread_time()
+                grabbed = self.cap.grab()
+                self.decode_seconds += time.thread_time() - c0
+                if not grabbed:
                     return None
                 self.frames_read += 1
                 self.dropped += 1

@@ -127,6 +127,28 @@ def test_realtime_pacing_keeps_the_files_clock(face_clip):
     assert s["seconds"] >= 40 / 12 * 0.8  # paced at the clip's 12 fps, not as fast as possible
 
 
+def test_ctrl_c_while_the_workers_tally_their_own_frames_ends_with_the_summary(face_clip):
+    """No output, no window: the workers keep their own tallies and this thread only waits on them.
+    Ctrl-C must still end the run with the frames done so far, and leave no worker running."""
+    import _thread
+    import threading
+
+    from edgecnn import camera
+
+    def interrupt_once_running():
+        deadline = time.monotonic() + 60
+        while not any(t.name == "edgecnn-worker-1" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    s = camera.run(source=str(face_clip[0]), headless=True, threads=2, realtime=True, keep_per_frame=True)
+    assert (s["ended_by"], s["decoded_by"], s["workers"]) == ("interrupted", "workers in turn", 2)
+    assert 3 <= s["frames"] < 40 and len(s["per_frame"]) == s["frames"] and s["overhead_ms"] > 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("edgecnn-")]
+
+
 def test_failure_paths(tmp_path, face_clip):
     clip, _ = face_clip
     assert_one_line_error(run_cli("camera", "--source", tmp_path / "none.mp4", "--headless"), 2, "not found")
