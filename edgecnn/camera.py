@@ -108,6 +108,7 @@ def run(
     # And where nothing needs the frames in order (no video, no window, no labels to smooth), each worker
     # keeps the tally of its own frames: no result handed to this thread per frame, which only waits.
     own = in_turn and not show and verify is None
+    counted = own and not keep_per_frame  # and where only the number of detections is asked for, no objects
     in_qs = [] if src.live or in_turn else [queue.Queue(maxsize=depth) for _ in dets_by_worker]
     res_qs = [queue.Queue(maxsize=depth) for _ in dets_by_worker] if len(dets_by_worker) > 1 and not own else []
     turns = [threading.Lock() for _ in dets_by_worker] if in_turn else []  # worker w decodes while it holds turns[w], then passes it on
@@ -167,7 +168,8 @@ def run(
             put(q, item)
 
     def infer(w, item):
-        """(frame, detections, latency ms): worker w's model and its decoding, timed."""
+        """(frame, detections (their number where only that is kept), latency ms): worker w's model and
+        its decoding, timed."""
         d = dets_by_worker[w]
         if len(item) == 4:  # prepared by the reader thread
             _, frame, x, tr = item
@@ -175,7 +177,7 @@ def run(
             frame = item[1]
             x, tr = d.model.prepare(frame, reuse=True, with_transform=True)
         t0 = time.perf_counter()  # the latency is the model's and its decoding's, wherever the frame was prepared
-        dets = d.infer(frame, x, tr)
+        dets = d.count(frame, x, tr) if counted else d.infer(frame, x, tr)
         invoke_cpu[w] += d.model.invoke_cpu_seconds
         return frame, dets, (time.perf_counter() - t0) * 1e3
 
@@ -232,7 +234,7 @@ def run(
         lat_by_worker[w].append(latency)
         if dets:
             t[1] += 1
-            t[2] += len(dets)
+            t[2] += dets if counted else len(dets)
         if keep_per_frame:
             kept_by_worker[w].append((index, [d.as_dict() for d in dets]))
         src.release(frame)

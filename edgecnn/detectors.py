@@ -98,6 +98,10 @@ class _Stages:
         x, tr = self.model.prepare(frame, reuse=True, with_transform=True)
         return self.infer(frame, x, tr)
 
+    def count(self, frame: np.ndarray, x: np.ndarray, tr) -> int:
+        """How many detections :meth:`infer` finds, where the caller wants no more than the number."""
+        return len(self.infer(frame, x, tr))
+
 
 class FaceDetector(_Stages):
     """BlazeFace on any target: ``detect(frame)`` -> faces with boxes and six keypoints in frame pixels."""
@@ -129,12 +133,14 @@ class FaceDetector(_Stages):
         if outs[self._reg]["shape"][1] != len(self.anchors):
             raise InputError(f"{path} has {outs[self._reg]['shape'][1]} anchors, expected {len(self.anchors)} for {self.kind}")
 
-    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
+    def _kept(self, x: np.ndarray):
+        """Run the model; (anchors' raw outputs, their anchors, scores, boxes in input fractions, the
+        indices NMS keeps), or None where no anchor passes the threshold."""
         outs = self.model.run(x)
         raw, logits = outs[self._reg], outs[self._cls][:, 0]
         keep = logits >= self._min_logit  # the threshold in logit space: no sigmoid over every anchor
         if not keep.any():
-            return []
+            return None
         raw, anchors = raw[keep], self.anchors[keep]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80, 80)))
         s = float(self.size)
@@ -142,15 +148,27 @@ class FaceDetector(_Stages):
         cy = raw[:, 1] / s + anchors[:, 1]
         w, h = raw[:, 2] / s, raw[:, 3] / s
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+        return raw, anchors, scores, boxes, nms(boxes, scores, self.iou)
+
+    def count(self, frame: np.ndarray, x: np.ndarray, tr) -> int:
+        kept = self._kept(x)
+        return 0 if kept is None else len(kept[4])
+
+    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
+        kept = self._kept(x)
+        if kept is None:
+            return []
+        raw, anchors, scores, boxes, idx = kept
+        s = float(self.size)
+        raw, anchors = raw[idx], anchors[idx]  # keypoints of the kept faces only
         kps = np.stack([raw[:, 4::2] / s + anchors[:, :1], raw[:, 5::2] / s + anchors[:, 1:2]], -1)
-        idx = nms(boxes, scores, self.iou)
         fh, fw = frame.shape[:2]
         # back to frame pixels, all kept faces at once: pixel = (fraction * input - pad) / scale
         sx, sy = tr.input_w / tr.scale_x, tr.input_h / tr.scale_y
         ox, oy = -tr.pad_x / tr.scale_x, -tr.pad_y / tr.scale_y
         b = boxes[idx] * (sx, sy, sx, sy) + (ox, oy, ox, oy)
         np.clip(b, 0.0, (fw, fh, fw, fh), out=b)
-        k = kps[idx] * (sx, sy) + (ox, oy)
+        k = kps * (sx, sy) + (ox, oy)
         return [Detection(tuple(map(float, b[j])), float(scores[i]), 0, [tuple(map(float, p)) for p in k[j]], None)
                 for j, i in enumerate(idx)]
 

@@ -198,7 +198,8 @@ class Model:
             if det["dtype"] in (np.int8, np.uint8, np.int16):
                 scale, zero = det["quantization"]
                 y = (y.astype(np.float32) - zero) * np.float32(scale) if scale else y.astype(np.float32)
-            outs.append(np.array(y[0], dtype=np.float32, copy=True))
+            # get_tensor's array is already a copy: float32 needs no second one
+            outs.append(y[0] if y.dtype == np.float32 and self._compiled is None else np.array(y[0], dtype=np.float32, copy=True))
         return outs
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

@@ -256,6 +256,9 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     assert (runs[2]["decoded_by"], turn["decoded_by"], turn["frames"]) == ("reader thread", "workers in turn", 40)
     for fa, fb in zip(one, turn["per_frame"]):
         assert len(fa) == len(fb) and all(np.allclose(a["box"], b["box"], atol=0.5) for a, b in zip(fa, fb))
+    # and where only the counts are asked for, the workers count without making detection objects
+    counted = camera.run(source=str(face_clip[0]), headless=True, threads=2)
+    assert [counted[k] for k in ("frames", "detections", "frames_with_detections")] == [40, sum(map(len, one)), sum(1 for f in one if f)]
     # frames are decoded into again once written: every written frame is its own source frame, none
     # overwritten by a later one before the writer had it (MJPG noise ~3.4 grey levels, a neighbour ~12)
     src, out = _frames(face_clip[0]), _frames(tmp_path / "w2.avi")
