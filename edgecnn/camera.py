@@ -3,7 +3,8 @@
 A live source (camera index or stream URL) is read by a capture thread that keeps only the newest
 frame (the loop never lags behind; frames it could not take are counted as dropped). A file source
 is processed frame by frame in order, none dropped, unless ``realtime`` paces it like a camera.
-Video encoding runs in a third thread, so decoding, inference and encoding overlap.
+Video encoding runs in a third thread, so decoding, inference and encoding overlap. Where nothing
+needs the frames in order (no video, window or labels), the workers keep their own tallies.
 Device-side: numpy, OpenCV and LiteRT.
 """
 
@@ -93,11 +94,10 @@ def run(
     if not headless and not show and os.environ.get("DISPLAY"):
         (warn or note)(f"display {os.environ['DISPLAY']} does not answer: running headless (pass --headless to say so)")
     smoother = LabelSmoother() if verify is not None else None
-    # Three stages overlap: decoding (the capture thread of a live source; for a file a reader thread,
-    # or the workers themselves in turn), inference with detection decoding (this thread, or k worker
-    # threads whose results this thread takes back in frame order, labels and draws), encoding (the
-    # writer thread).
-    # Queues are bounded: a file blocks (no frame dropped), a live source drops the oldest frame.
+    # Three stages overlap: decoding (a live source's capture thread; for a file a reader thread, or the
+    # workers in turn), inference with detection decoding (this thread, or k worker threads whose results
+    # this thread takes back in frame order, labels and draws), encoding (the writer thread). Queues are
+    # bounded: a file blocks (no frame dropped), a live source drops the oldest frame.
     depth = 4
     # Who decodes a file with several interpreters: with no encoder competing for the cores, each worker
     # decodes its own frames, taking turns (a thread and a hand-off fewer a frame); with one, a reader
@@ -115,17 +115,12 @@ def run(
     for lock in turns[1:]:
         lock.acquire()
     out_q: queue.Queue = queue.Queue(maxsize=8)
-    written = [0]
-    writer_error = []
-    abandoned = [False]
+    written, writer_error, abandoned = [0], [], [False]
     # CPU seconds of the model's invoke, per interpreter, and of encoding (each thread's own clock: waiting
     # for a core is not work). overhead_ms is the process's CPU time less these and decoding.
-    invoke_cpu = [0.0 for _ in dets_by_worker]
-    encode_cpu = [0.0]
-    # own tallies: per worker [frames, frames with detections, detections], latencies, (index, detections)
-    tallies = [[0, 0, 0] for _ in dets_by_worker]
-    lat_by_worker: list[list] = [[] for _ in dets_by_worker]
-    kept_by_worker: list[list] = [[] for _ in dets_by_worker]
+    invoke_cpu, encode_cpu = [0.0 for _ in dets_by_worker], [0.0]
+    # own tallies, per worker: [frames, frames with detections, detections], latencies, (index, detections)
+    tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
     errors: list = []  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
     # One interpreter: the reader thread also prepares a file's frames, into a ring of input buffers (at
