@@ -136,12 +136,13 @@ class FaceDetector(_Stages):
     def _kept(self, x: np.ndarray):
         """Run the model; (anchors' raw outputs, their anchors, scores, boxes in input fractions, the
         indices NMS keeps), or None where no anchor passes the threshold."""
-        outs = self.model.run(x)
-        raw, logits = outs[self._reg], outs[self._cls][:, 0]
+        self.model.set_input(x)
+        self.model.invoke()
+        logits = self.model.get_output(self._cls)[:, 0]
         keep = logits >= self._min_logit  # the threshold in logit space: no sigmoid over every anchor
-        if not keep.any():
+        if not keep.any():  # most frames: the boxes are never read
             return None
-        raw, anchors = raw[keep], self.anchors[keep]
+        raw, anchors = self.model.get_output(self._reg)[keep], self.anchors[keep]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80, 80)))
         s = float(self.size)
         cx = raw[:, 0] / s + anchors[:, 0]

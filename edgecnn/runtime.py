@@ -191,16 +191,19 @@ class Model:
         for buf, det in zip(outs, self.outputs):
             self._gpu_out[det["index"]] = buf.read(int(np.prod(det["shape"])), det["dtype"]).reshape(det["shape"])
 
+    def get_output(self, i: int) -> np.ndarray:
+        """Output ``i`` of the last run as float32 (dequantized), without the batch axis: a detector that
+        needs its boxes only where a score passes asks for the scores first."""
+        det = self.outputs[i]
+        y = self._gpu_out[det["index"]] if self._compiled is not None else self.interpreter.get_tensor(det["index"])
+        if det["dtype"] in (np.int8, np.uint8, np.int16):
+            scale, zero = det["quantization"]
+            y = (y.astype(np.float32) - zero) * np.float32(scale) if scale else y.astype(np.float32)
+        # get_tensor's array is already a copy: float32 needs no second one
+        return y[0] if y.dtype == np.float32 and self._compiled is None else np.array(y[0], dtype=np.float32, copy=True)
+
     def get_outputs(self) -> list[np.ndarray]:
-        outs = []
-        for det in self.outputs:
-            y = self._gpu_out[det["index"]] if self._compiled is not None else self.interpreter.get_tensor(det["index"])
-            if det["dtype"] in (np.int8, np.uint8, np.int16):
-                scale, zero = det["quantization"]
-                y = (y.astype(np.float32) - zero) * np.float32(scale) if scale else y.astype(np.float32)
-            # get_tensor's array is already a copy: float32 needs no second one
-            outs.append(y[0] if y.dtype == np.float32 and self._compiled is None else np.array(y[0], dtype=np.float32, copy=True))
-        return outs
+        return [self.get_output(i) for i in range(len(self.outputs))]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one prepared float input; returns the float outputs without the batch axis."""
