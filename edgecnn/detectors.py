@@ -81,7 +81,8 @@ class _Stages:
     model = None
 
     def prepare(self, frame: np.ndarray, out: np.ndarray | None = None):
-        return self.model.preprocess.apply(frame, with_transform=True, out=out)
+        """Called by one thread only (the camera's reader): its own preprocessing buffers."""
+        return self.model.preprocess.apply(frame, with_transform=True, out=out, work=self.__dict__.setdefault("_prep_work", {}))
 
     def input_buffer(self) -> np.ndarray:
         """A new buffer of the prepared input's shape and type (for a ring of them)."""
@@ -92,6 +93,7 @@ class _Stages:
         """The same detector on its own interpreter (see :meth:`edgecnn.runtime.Model.twin`)."""
         twin = copy.copy(self)
         twin.model = self.model.twin(threads)
+        twin.__dict__.pop("_prep_work", None)  # its own buffers
         return twin
 
     def detect(self, frame: np.ndarray) -> list[Detection]:

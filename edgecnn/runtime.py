@@ -81,6 +81,7 @@ class Model:
         self.labels = (self.metadata.get("labels") or (preprocess.labels if preprocess else None)
                        or (self.standard.labels if self.standard else None))
         self._in_buf = None  # the prepared input, preallocated on first use
+        self._work: dict = {}  # preprocessing's buffers, planned once per frame size (this model's thread)
         self.invoke_cpu_seconds = 0.0
 
     # ------------------------------------------------------------------ info
@@ -121,6 +122,7 @@ class Model:
             twin.interpreter = self.backend.Interpreter(model_path=self.path, num_threads=twin.threads)
             twin.interpreter.allocate_tensors()
         twin._in_buf = None
+        twin._work = {}
         twin.__dict__.pop("_qbufs", None)
         twin.invoke_cpu_seconds = 0.0
         return twin
@@ -137,7 +139,7 @@ class Model:
                 dtype = np.uint8 if self.preprocess.normalize == "pixels" else np.float32
                 self._in_buf = np.empty((self.preprocess.height, self.preprocess.width, self.preprocess.channels), dtype)
             out = self._in_buf
-        return self.preprocess.apply(image, with_transform=with_transform, out=out)
+        return self.preprocess.apply(image, with_transform=with_transform, out=out, work=self._work if reuse else None)
 
     def _is_prepared(self, x: np.ndarray) -> bool:
         shape = self.input_shape[1:]

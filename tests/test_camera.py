@@ -193,6 +193,29 @@ def test_the_nearest_shortcut_is_the_bilinear_step_pixel_for_pixel():
         assert np.array_equal(resize(frame, w, h), cv2.resize(step, (w, h), interpolation=cv2.INTER_AREA))
 
 
+def test_planned_preprocessing_gives_the_same_input_as_the_plain_one():
+    """Model.prepare(reuse=True) and the camera plan the resize steps, letterbox canvas and colour
+    buffers once per frame size: the same input and Transform as without a plan, for landscape
+    (padding above and below), portrait (padding beside: the canvas region is not contiguous),
+    upscaled, same-size and shortcut-ratio frames, in every resize mode and colour order with one,
+    and frame after frame through the same buffers."""
+    from edgecnn.preprocess import PreprocessSpec
+
+    rng = np.random.default_rng(1)
+    sizes = ((1280, 720), (720, 1280), (640, 272), (128, 128), (100, 60), (60, 100), (1134, 630), (130, 1000))
+    for resize in ("letterbox", "stretch"):
+        for color in ("rgb", "bgr"):
+            spec, work = PreprocessSpec.for_input(128, 128, 3, "symmetric", color=color, resize=resize), {}
+            for w, h in sizes + sizes:
+                frame = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (0, 0), 1.5)
+                x, tr = spec.apply(frame, with_transform=True)
+                y, tr2 = spec.apply(frame, with_transform=True, work=work)
+                assert np.array_equal(x, y) and tr == tr2, (resize, color, w, h)
+    pixels = PreprocessSpec.for_input(96, 96, 3, "unit", normalize="pixels", resize="letterbox")
+    frame = rng.integers(0, 256, (300, 500, 3), np.uint8)
+    assert np.array_equal(pixels.apply(frame), pixels.apply(frame, work={}))
+
+
 @pytest.mark.parametrize("size", [(720, 528), (1280, 720)])
 def test_fast_preprocessing_finds_the_same_faces_as_before(tmp_path, size):
     """Resize-first on uint8 (one bilinear step) against the old full-frame area average, on every frame.
