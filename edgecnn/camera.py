@@ -116,8 +116,8 @@ def run(
         lock.acquire()
     out_q: queue.Queue = queue.Queue(maxsize=8)
     written, writer_error, abandoned = [0], [], [False]
-    # CPU seconds of the model's invoke, per interpreter, and of encoding (each thread's own clock: waiting
-    # for a core is not work). overhead_ms is the process's CPU time less these and decoding.
+    # CPU seconds of the invoke, per interpreter, and of encoding, on each thread's own clock. overhead_ms: the process's CPU
+    # time less these and decoding (the reading thread's clock: one FFmpeg thread; a GStreamer source's own threads count)
     invoke_cpu, encode_cpu = [0.0 for _ in dets_by_worker], [0.0]
     # own tallies, per worker: [frames, frames with detections, detections], latencies, (index, detections)
     tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
