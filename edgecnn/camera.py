@@ -121,7 +121,7 @@ def run(
     invoke_cpu, encode_cpu = [0.0 for _ in dets_by_worker], [0.0]
     # own tallies, per worker: [frames, frames with detections, detections], latencies, (index, detections)
     tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
-    errors: list = []  # own tallies: (frame index, error), the first raised once the workers end
+    errors, taken = [], [0]  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
     # One interpreter: the reader thread also prepares a file's frames, into a ring of input buffers (at
     # most depth queued, one being prepared, one in the interpreter: depth + 2 are never overwritten
@@ -185,8 +185,9 @@ def run(
             if stop.is_set():
                 return None
         try:
-            if stop.is_set() or (own and max_frames and src.frames_read >= max_frames):
+            if stop.is_set() or (own and max_frames and taken[0] >= max_frames):
                 return None
+            taken[0] += 1  # frames handed out (a realtime source's skipped frames are not), under the turn
             return src.read()
         except Exception as exc:  # noqa: BLE001 - a failed read ends the loop with its error, in frame order
             if own:
