@@ -1,6 +1,7 @@
 """The camera loop on clips made from real photos, through real OpenCV video I/O."""
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -127,7 +128,17 @@ def test_realtime_pacing_keeps_the_files_clock(face_clip):
     assert s["seconds"] >= 40 / 12 * 0.8  # paced at the clip's 12 fps, not as fast as possible
 
 
-def test_ctrl_c_while_the_workers_tally_their_own_frames_ends_with_the_summary(face_clip):
+@pytest.fixture
+def sigint_reaches_python():
+    """A shell's background job starts with SIGINT ignored, and Python then leaves it ignored (no
+    KeyboardInterrupt, and interrupt_main does nothing): the tests that send SIGINT on purpose take it
+    back, for this process and the ones it starts."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_while_the_workers_tally_their_own_frames_ends_with_the_summary(face_clip, sigint_reaches_python):
     """No output, no window: the workers keep their own tallies and this thread only waits on them.
     Ctrl-C must still end the run with the frames done so far, and leave no worker running."""
     import _thread
@@ -327,7 +338,7 @@ for w, out in ((1, None), (2, None), (2, {str(tmp_path / "out.avi")!r})):
 
 
 @pytest.mark.parametrize("sig,ended_by", [(2, "interrupted"), (15, "terminated")], ids=["SIGINT", "SIGTERM"])
-def test_signal_ends_cleanly_with_summary_and_a_playable_video(tmp_path, sig, ended_by):
+def test_signal_ends_cleanly_with_summary_and_a_playable_video(tmp_path, sig, ended_by, sigint_reaches_python):
     clip, out_video = tmp_path / "long.mp4", tmp_path / "out.avi"
     make_face_clip(clip, frames=400)
     p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "camera", "--source", str(clip), "--headless", "--json", "--realtime",
