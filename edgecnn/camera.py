@@ -119,7 +119,8 @@ def run(
     # CPU seconds of the invoke, per interpreter, and of encoding, on each thread's own clock. overhead_ms: the process's CPU
     # time less these and decoding (the reading thread's clock: one FFmpeg thread; a GStreamer source's own threads count)
     invoke_cpu, encode_cpu = [0.0 for _ in dets_by_worker], [0.0]
-    # own tallies, per worker: [frames, frames with detections, detections], latencies, (index, detections)
+    # tallies, per worker (the ordered loop's in the first): [frames, frames with detections, detections],
+    # latencies, (index, detections)
     tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
     errors, taken = [], [0]  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
@@ -225,6 +226,7 @@ def run(
                 return
 
     def tally(w, index, frame, dets, latency):
+        """Count a frame's detections into worker w's tallies and hand the frame back (None: kept)."""
         t = tallies[w]
         t[0] += 1
         lat_by_worker[w].append(latency)
@@ -275,7 +277,7 @@ def run(
         threads_started.append(threading.Thread(target=reader_loop, name="edgecnn-reader", daemon=True))
     if res_qs or own:
         threads_started += [threading.Thread(target=worker_loop, args=(w,), name=f"edgecnn-worker-{w}", daemon=True) for w in range(len(dets_by_worker))]
-    latencies, per_frame, frames, with_dets, total_dets = [], [], 0, 0, 0
+    frames = 0
     names: Counter = Counter()
     quit_reason = "end of source"
     recent = deque(maxlen=30)
@@ -308,15 +310,10 @@ def run(
                     verify.label(frame, dets)
                     smoother.update(dets)
                     names.update(d.name for d in dets)
-                latencies.append(latency)
+                tally(0, frames, None, dets, latency)  # the frame is drawn, shown and written below
                 frames += 1
                 recent.append(t0)
                 fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
-                if dets:
-                    with_dets += 1
-                    total_dets += len(dets)
-                if keep_per_frame:
-                    per_frame.append([d.as_dict() for d in dets])
                 if writer is not None or show:
                     # drawn here: OpenCV 5 sets up its text rendering once per thread (20 ms, 6 MB of
                     # page faults, measured), so this long-lived thread draws, not one started per run
@@ -358,12 +355,12 @@ def run(
         if show:
             cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t_start
-    if own:  # the workers' tallies, frames back in order
-        frames, with_dets, total_dets = (sum(c[i] for c in tallies) for i in range(3))
-        latencies = [x for lat in lat_by_worker for x in lat]
-        per_frame = [d for _, d in sorted((p for kept in kept_by_worker for p in kept), key=lambda p: p[0])]
-        if max_frames and frames >= max_frames and quit_reason == "end of source":
-            quit_reason = "max frames"
+    # the tallies, frames back in order
+    frames, with_dets, total_dets = (sum(c[i] for c in tallies) for i in range(3))
+    latencies = [x for lat in lat_by_worker for x in lat]
+    per_frame = [d for _, d in sorted((p for kept in kept_by_worker for p in kept), key=lambda p: p[0])]
+    if max_frames and frames >= max_frames and quit_reason == "end of source":
+        quit_reason = "max frames"
     if writer_error:
         raise EdgecnnError(f"writing {output} failed: {writer_error[0]}")
     lat = summarize(latencies) if latencies else {}
