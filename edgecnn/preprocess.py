@@ -206,8 +206,17 @@ class PreprocessSpec:
             x /= max(std, 1.0 / np.sqrt(x.size))
         elif self.normalize == "scale":
             a, b = self._affine()
-            np.multiply(small, a, out=x, casting="unsafe")
-            x += b
+            if a.size > 1 and small.dtype == np.uint8 and small.ndim == 3 and small.shape[2] == a.size:
+                # per-channel (ImageNet's mean and std): numpy broadcasts a 3-vector over every pixel at
+                # 0.15-0.19 ms for 128x128; a table of the same float32 values per channel is 0.04 ms
+                import cv2
+
+                y = cv2.LUT(small, self._table(), dst=x)
+                if y is not x:  # OpenCV could not write into x (a view it does not take as is)
+                    np.copyto(x, y)
+            else:
+                np.multiply(small, a, out=x, casting="unsafe")
+                x += b
         else:
             np.copyto(x, small, casting="unsafe")
         return x
@@ -219,6 +228,16 @@ class PreprocessSpec:
             a = np.float32(self.scale) / std
             b = -np.asarray(self.mean, np.float32) / std
             cached = self.__dict__["_ab"] = (a.astype(np.float32), b.astype(np.float32))
+        return cached
+
+    def _table(self) -> np.ndarray:
+        """(1, 256, C) float32: every uint8 value through :meth:`_affine`, in the same float32 steps (one
+        rounding after the multiply, one after the add), so the table gives the same bits."""
+        cached = self.__dict__.get("_lut")
+        if cached is None:
+            a, b = self._affine()
+            p = np.arange(256, dtype=np.float32)[:, None]
+            cached = self.__dict__["_lut"] = np.ascontiguousarray(((p * a).astype(np.float32) + b).astype(np.float32)[None])
         return cached
 
     def apply_batch(self, images) -> np.ndarray:
