@@ -116,8 +116,8 @@ def run(
         lock.acquire()
     out_q: queue.Queue = queue.Queue(maxsize=8)
     written, writer_error, abandoned = [0], [], [False]
-    # CPU seconds of the invoke, per interpreter, and of encoding, on each thread's own clock. overhead_ms: the process's CPU
-    # time less these and decoding (the reading thread's clock: one FFmpeg thread; a GStreamer source's own threads count)
+    # CPU seconds of the invoke per interpreter, and of encoding, on each thread's own clock. overhead_ms: the process's CPU time
+    # less these, the interpreters' pools and decoding (the reader's clock: one FFmpeg thread; GStreamer's own threads count)
     invoke_cpu, encode_cpu = [0.0 for _ in dets_by_worker], [0.0]
     # tallies, per worker (the ordered loop's in the first): [frames, frames with detections, detections],
     # latencies, (index, detections)
@@ -282,7 +282,9 @@ def run(
     quit_reason = "end of source"
     recent = deque(maxlen=30)
     total = max_frames or (capture_frame_count(src.cap) if not src.live else None)
-    t_start, cpu, decode_cpu = time.perf_counter(), [time.process_time()], [src.decode_seconds]
+    def clocks():  # CPU seconds: the process, decoding (the reading thread's clock), the interpreters' own pools
+        return time.process_time(), src.decode_seconds, sum(d.model.pool_cpu_seconds() for d in dets_by_worker)
+    t_start, cpu = time.perf_counter(), [clocks()]
     for t in threads_started:
         t.start()
     try:
@@ -347,8 +349,7 @@ def run(
         out_q.put(_STOP)
         for t in threads_started:
             t.join(timeout=None if t.name == "edgecnn-writer" else 5)
-        cpu.append(time.process_time())
-        decode_cpu.append(src.decode_seconds)
+        cpu.append(clocks())
         src.close()
         if writer is not None:  # never before its thread ends: releasing it mid-write crashes the process
             writer.finish(keep=not writer_error and not abandoned[0])
@@ -364,6 +365,8 @@ def run(
     if writer_error:
         raise EdgecnnError(f"writing {output} failed: {writer_error[0]}")
     lat = summarize(latencies) if latencies else {}
+    process, decoding, pools = (b - a for a, b in zip(*cpu))
+    invoke = sum(invoke_cpu) + pools  # on the invoking threads' clocks, and on the interpreters' pools
     summary = {
         "source": str(src.source),
         "live": src.live,
@@ -379,8 +382,8 @@ def run(
         "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")},
         # per frame, edgecnn's own work: preprocessing, detection decoding, labels, hand-offs and drawing
         # (everything but video decode, the model's invoke and video encode)
-        "overhead_ms": round((cpu[1] - cpu[0] - (decode_cpu[1] - decode_cpu[0]) - sum(invoke_cpu) - encode_cpu[0]) * 1e3 / frames, 4) if frames else None,
-        "invoke_ms": round(sum(invoke_cpu) * 1e3 / frames, 4) if frames else None,
+        "overhead_ms": round((process - decoding - invoke - encode_cpu[0]) * 1e3 / frames, 4) if frames else None,
+        "invoke_ms": round(invoke * 1e3 / frames, 4) if frames else None,
         "workers": len(dets_by_worker),
         "decoded_by": "capture thread" if src.live else "workers in turn" if in_turn else "reader thread",
         "threads": dets_by_worker[0].model.threads,

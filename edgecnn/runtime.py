@@ -12,6 +12,7 @@ integer inputs, runs the interpreter and returns float outputs. Imports: numpy, 
 from __future__ import annotations
 
 import copy
+import os
 import time
 
 import numpy as np
@@ -52,6 +53,7 @@ class Model:
         self.backend = get_backend()
         self.delegate = choose_delegates(self.target, strict=strict, warn=warn, model_path=self.path)
         self._compiled = self.delegate.compiled
+        before = native_threads() if self.threads > 1 else None
         try:
             with quiet_stderr():
                 self.interpreter = self.backend.Interpreter(
@@ -60,6 +62,7 @@ class Model:
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"the {self.backend.name} runtime cannot load {self.path}: {first_line(exc)}") from None
+        self.pool_threads = native_threads() - before if before is not None else set()
         self.load_seconds = time.perf_counter() - t0
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
@@ -118,14 +121,22 @@ class Model:
             raise InputError(f"{self.path} runs on {self.delegate.active}: one interpreter per device")
         twin = copy.copy(self)
         twin.threads = threads or self.threads
+        before = native_threads() if twin.threads > 1 else None
         with quiet_stderr():
             twin.interpreter = self.backend.Interpreter(model_path=self.path, num_threads=twin.threads)
             twin.interpreter.allocate_tensors()
+        twin.pool_threads = native_threads() - before if before is not None else set()
         twin._in_buf = None
         twin._work = {}
         twin.__dict__.pop("_qbufs", None)
         twin.invoke_cpu_seconds = 0.0
         return twin
+
+    def pool_cpu_seconds(self) -> float:
+        """CPU seconds so far of the threads this interpreter started for itself (XNNPACK's pool with 2+
+        threads). They run part of every invoke off the calling thread's clock, where
+        ``invoke_cpu_seconds`` cannot see them. Linux only (0 elsewhere, and with one thread)."""
+        return threads_cpu_seconds(self.pool_threads)
 
     # ------------------------------------------------------------------ running
     def prepare(self, image, reuse: bool = False, with_transform: bool = False):
@@ -288,3 +299,25 @@ def load(path, **kw) -> Model:
 
 
 __all__ = ["Model", "load"]
+
+
+def native_threads() -> set[int]:
+    """This process's threads (Linux: /proc/self/task; empty elsewhere): the ones a new interpreter adds
+    are its own pool."""
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except (OSError, ValueError):
+        return set()
+
+
+def threads_cpu_seconds(tids) -> float:
+    """CPU seconds so far of these threads of this process, in nanoseconds from the scheduler (a thread
+    that has ended counts 0)."""
+    total = 0
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
