@@ -57,12 +57,17 @@ def iou(box, boxes) -> np.ndarray:
 
 def nms(boxes, scores, iou_threshold: float = 0.45, score_threshold: float = 0.0, top_k: int = 0) -> np.ndarray:
     """Indices kept by non-max suppression (OpenCV's ``cv2.dnn.NMSBoxes``), best score first."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return nms_xywh(np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]), scores, iou_threshold, score_threshold, top_k)
+
+
+def nms_xywh(xywh, scores, iou_threshold: float = 0.45, score_threshold: float = 0.0, top_k: int = 0) -> np.ndarray:
+    """:func:`nms` for boxes already as (x, y, width, height), OpenCV's own form: no conversion."""
     import cv2
 
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(boxes) == 0:
+    xywh = np.asarray(xywh, np.float64).reshape(-1, 4)
+    if len(xywh) == 0:
         return np.zeros((0,), np.int64)
-    xywh = np.column_stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]])
     keep = cv2.dnn.NMSBoxes(xywh.tolist(), np.asarray(scores, np.float64).tolist(), score_threshold, iou_threshold, top_k=top_k)
     return np.asarray(keep, np.int64).reshape(-1)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.detection import DEFAULT_ANCHORS, Detection, decode_yolo, nms
+from edgecnn.detection import DEFAULT_ANCHORS, Detection, decode_yolo, nms_xywh
 from edgecnn.errors import InputError
 from edgecnn.preprocess import PreprocessSpec
 
@@ -136,22 +136,22 @@ class FaceDetector(_Stages):
             raise InputError(f"{path} has {outs[self._reg]['shape'][1]} anchors, expected {len(self.anchors)} for {self.kind}")
 
     def _kept(self, x: np.ndarray):
-        """Run the model; (anchors' raw outputs, their anchors, scores, boxes in input fractions, the
-        indices NMS keeps), or None where no anchor passes the threshold."""
+        """Run the model; (the box output, the indices of the anchors that pass, their scores, their boxes
+        as x, y, width, height in input fractions, the positions among them NMS keeps), or None where no
+        anchor passes the threshold."""
         self.model.set_input(x)
         self.model.invoke()
         logits = self.model.get_output(self._cls)[:, 0]
-        keep = logits >= self._min_logit  # the threshold in logit space: no sigmoid over every anchor
-        if not keep.any():  # most frames: the boxes are never read
+        # the threshold in logit space (no sigmoid over every anchor), and on most frames nothing passes:
+        # the boxes are never read
+        if logits[logits.argmax()] < self._min_logit or not (keep := np.flatnonzero(logits >= self._min_logit)).size:
             return None
-        raw, anchors = self.model.get_output(self._reg)[keep], self.anchors[keep]
+        reg = self.model.get_output(self._reg)
+        r = reg[keep, :4] / np.float32(self.size)
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80, 80)))
-        s = float(self.size)
-        cx = raw[:, 0] / s + anchors[:, 0]
-        cy = raw[:, 1] / s + anchors[:, 1]
-        w, h = raw[:, 2] / s, raw[:, 3] / s
-        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
-        return raw, anchors, scores, boxes, nms(boxes, scores, self.iou)
+        centre = r[:, :2] + self.anchors[keep, :2]
+        xywh = np.concatenate((centre - r[:, 2:] / 2, r[:, 2:]), 1)
+        return reg, keep, scores, xywh, nms_xywh(xywh, scores, self.iou)
 
     def count(self, frame: np.ndarray, x: np.ndarray, tr) -> int:
         kept = self._kept(x)
@@ -161,15 +161,15 @@ class FaceDetector(_Stages):
         kept = self._kept(x)
         if kept is None:
             return []
-        raw, anchors, scores, boxes, idx = kept
+        reg, keep, scores, xywh, idx = kept
         s = float(self.size)
-        raw, anchors = raw[idx], anchors[idx]  # keypoints of the kept faces only
+        raw, anchors = reg[keep[idx]], self.anchors[keep[idx]]  # keypoints of the kept faces only
         kps = np.stack([raw[:, 4::2] / s + anchors[:, :1], raw[:, 5::2] / s + anchors[:, 1:2]], -1)
         fh, fw = frame.shape[:2]
         # back to frame pixels, all kept faces at once: pixel = (fraction * input - pad) / scale
         sx, sy = tr.input_w / tr.scale_x, tr.input_h / tr.scale_y
         ox, oy = -tr.pad_x / tr.scale_x, -tr.pad_y / tr.scale_y
-        b = boxes[idx] * (sx, sy, sx, sy) + (ox, oy, ox, oy)
+        b = np.concatenate((xywh[idx, :2], xywh[idx, :2] + xywh[idx, 2:]), 1) * (sx, sy, sx, sy) + (ox, oy, ox, oy)
         np.clip(b, 0.0, (fw, fh, fw, fh), out=b)
         k = kps * (sx, sy) + (ox, oy)
         return [Detection(tuple(map(float, b[j])), float(scores[i]), 0, [tuple(map(float, p)) for p in k[j]], None)

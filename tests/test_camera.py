@@ -227,6 +227,19 @@ def test_planned_preprocessing_gives_the_same_input_as_the_plain_one():
     assert np.array_equal(pixels.apply(frame), pixels.apply(frame, work={}))
 
 
+def test_nms_keeps_the_best_of_overlapping_boxes_in_either_box_form():
+    """OpenCV's NMS through nms() (x1, y1, x2, y2) and nms_xywh() (OpenCV's own x, y, w, h, what BlazeFace
+    decodes straight into): IoU 81/119 = 0.68 suppresses the weaker box at 0.45, not at 0.7."""
+    from edgecnn.detection import nms, nms_xywh
+
+    xyxy = np.array([[1, 1, 11, 11], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    scores = np.array([0.6, 0.9, 0.8], np.float32)
+    xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
+    assert nms(xyxy, scores, 0.45).tolist() == nms_xywh(xywh, scores, 0.45).tolist() == [1, 2]  # best first
+    assert nms(xyxy, scores, 0.7).tolist() == nms_xywh(xywh, scores, 0.7).tolist() == [1, 2, 0]
+    assert nms(np.zeros((0, 4)), []).shape == nms_xywh(np.zeros((0, 4)), []).shape == (0,)
+
+
 def test_per_channel_normalisation_by_table_gives_the_same_bits():
     """ImageNet's mean and std per channel go through a 256-entry float32 table per channel (numpy's
     broadcast of a 3-vector was 4x slower): the same bits as the multiply-add, into the caller's buffer,
