@@ -134,8 +134,9 @@ class Model:
 
     def pool_cpu_seconds(self) -> float:
         """CPU seconds so far of the threads this interpreter started for itself (XNNPACK's pool with 2+
-        threads). They run part of every invoke off the calling thread's clock, where
-        ``invoke_cpu_seconds`` cannot see them. Linux only (0 elsewhere, and with one thread)."""
+        threads): the threads that appeared while it loaded. They run part of every invoke off the
+        calling thread's clock, where ``invoke_cpu_seconds`` cannot see them. Linux only (0 elsewhere,
+        and with one thread)."""
         return threads_cpu_seconds(self.pool_threads)
 
     # ------------------------------------------------------------------ running
@@ -298,9 +299,6 @@ def load(path, **kw) -> Model:
     return Model(path, **kw)
 
 
-__all__ = ["Model", "load"]
-
-
 def native_threads() -> set[int]:
     """This process's threads (Linux: /proc/self/task; empty elsewhere): the ones a new interpreter adds
     are its own pool."""
@@ -321,3 +319,7 @@ def threads_cpu_seconds(tids) -> float:
         except (OSError, ValueError, IndexError):
             continue
     return total / 1e9
+
+
+__all__ = ["Model", "load"]
+
