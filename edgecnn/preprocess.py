@@ -206,7 +206,7 @@ class PreprocessSpec:
             x /= max(std, 1.0 / np.sqrt(x.size))
         elif self.normalize == "scale":
             a, b = self._affine()
-            if a.size > 1 and small.dtype == np.uint8 and small.ndim == 3 and small.shape[2] == a.size:
+            if max(a.size, b.size) > 1 and small.dtype == np.uint8 and small.ndim == 3 and small.shape[2] == max(a.size, b.size):
                 # per-channel (ImageNet's mean and std): numpy broadcasts a 3-vector over every pixel at
                 # 0.15-0.19 ms for 128x128; a table of the same float32 values per channel is 0.04 ms
                 import cv2

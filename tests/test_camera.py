@@ -259,6 +259,10 @@ def test_per_channel_normalisation_by_table_gives_the_same_bits():
             assert spec.apply(img, out=out) is out and np.array_equal(out, ref), (resize_mode, color)
             assert np.array_equal(spec.apply(img), ref) and np.array_equal(spec.apply(img, work={}), ref)
     assert np.allclose(ref[..., 0], (small[..., 0] / 255.0 - 0.485) / 0.229, atol=1e-5)  # the preset itself
+    # three means and one std (or the other way round) are per channel too
+    spec = PreprocessSpec(64, 48, 3, "bgr", "stretch", "scale", 1 / 255, [0.485, 0.456, 0.406], [0.5])
+    a, b = spec._affine()
+    assert spec._table().shape == (1, 256, 3) and np.array_equal(spec.apply(img), spec.fit(img)[0].astype(np.float32) * a + b)
 
 
 @pytest.mark.parametrize("size", [(720, 528), (1280, 720)])
