@@ -257,6 +257,7 @@ def test_per_channel_normalisation_by_table_gives_the_same_bits():
             ref = small.astype(np.float32) * a + b
             out = np.empty((64, 48, 3), np.float32)
             assert spec.apply(img, out=out) is out and np.array_equal(out, ref), (resize_mode, color)
+            assert "_lut" in spec.__dict__  # the table was made (and used): the per-channel path, not numpy's
             assert np.array_equal(spec.apply(img), ref) and np.array_equal(spec.apply(img, work={}), ref)
     assert np.allclose(ref[..., 0], (small[..., 0] / 255.0 - 0.485) / 0.229, atol=1e-5)  # the preset itself
     # three means and one std (or the other way round) are per channel too
