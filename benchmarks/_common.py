@@ -28,7 +28,7 @@ def table(title: str, columns: list[str], rows: list[list]) -> None:
     for c in columns:
         t.add_column(c, justify="left" if c in (columns[0], "note") else "right")
     for r in rows:
-        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in r])
+        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else "–" if v is None else str(v) for v in r])
     Console(width=160).print(t)
 
 

