@@ -82,12 +82,11 @@ class _Stages:
 
     def prepare(self, frame: np.ndarray, out: np.ndarray | None = None):
         """Called by one thread only (the camera's reader): its own preprocessing buffers."""
-        return self.model.preprocess.apply(frame, with_transform=True, out=out, work=self.__dict__.setdefault("_prep_work", {}))
+        return self.model.prepare(frame, with_transform=True, out=out, work=self.__dict__.setdefault("_prep_work", {}))
 
     def input_buffer(self) -> np.ndarray:
         """A new buffer of the prepared input's shape and type (for a ring of them)."""
-        spec = self.model.preprocess
-        return np.empty((spec.height, spec.width, spec.channels), np.uint8 if spec.normalize == "pixels" else np.float32)
+        return self.model.input_buffer()
 
     def twin(self, threads: int | None = None):
         """The same detector on its own interpreter (see :meth:`edgecnn.runtime.Model.twin`)."""

@@ -112,7 +112,8 @@ class PreprocessSpec:
         return resized[y0 : y0 + H, x0 : x0 + W], Transform(s, s, -float(x0), -float(y0), W, H)
 
     # ------------------------------------------------------------------ pixels
-    def apply(self, image: np.ndarray, with_transform: bool = False, out: np.ndarray | None = None, work: dict | None = None):
+    def apply(self, image: np.ndarray, with_transform: bool = False, out: np.ndarray | None = None, work: dict | None = None,
+              table: np.ndarray | None = None):
         """An OpenCV image (BGR or gray, uint8) -> the model input (H, W, C): float32, or the uint8
         pixels themselves where ``normalize`` is ``pixels`` (quantized inputs of third-party models).
 
@@ -121,7 +122,10 @@ class PreprocessSpec:
         ``Model.predict`` and the camera loop all come through here. ``work``: a dict that one thread
         keeps for its frames (a :class:`~edgecnn.runtime.Model` keeps one): the resize steps, the
         letterbox and the colour conversion then write into buffers planned once per frame size, the
-        same pixels with no allocation and less Python per frame.
+        same pixels with no allocation and less Python per frame. ``table``: a (1, 256, 1 or C) lookup
+        table that maps each uint8 pixel to the model's value in one pass, into ``out`` (given with it):
+        how a model with a quantized input gets its normalised and quantized pixels at once (see
+        :meth:`~edgecnn.runtime.Model.prepare`).
         """
         import cv2
 
@@ -136,7 +140,7 @@ class PreprocessSpec:
             img = np.ascontiguousarray(img)
         if work is not None and img.shape[2] == 3 == self.channels and img.dtype == np.uint8 and self.resize != "crop":
             small, transform = self._planned(img, work)
-            x = self.normalize_pixels(small, out)
+            x = self.normalize_pixels(small, out, table)
             return (x, transform) if with_transform else x
         small, transform = self.fit(img)
         if small.ndim == 2:
@@ -147,7 +151,7 @@ class PreprocessSpec:
             small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
         elif self.channels == 3 and self.color == "rgb":
             small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        x = self.normalize_pixels(small, out)
+        x = self.normalize_pixels(small, out, table)
         return (x, transform) if with_transform else x
 
     def _planned(self, img: np.ndarray, work: dict):
@@ -191,8 +195,16 @@ class PreprocessSpec:
         rgb = np.empty_like(canvas) if self.color == "rgb" else None
         return [(size, interpolation, dst) for (size, interpolation), dst in zip(steps, bufs)], canvas, rgb, transform
 
-    def normalize_pixels(self, small: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Input-sized uint8 pixels -> the model's values: ``(p * scale - mean) / std`` as one multiply-add."""
+    def normalize_pixels(self, small: np.ndarray, out: np.ndarray | None = None, table: np.ndarray | None = None) -> np.ndarray:
+        """Input-sized uint8 pixels -> the model's values: ``(p * scale - mean) / std`` as one multiply-add
+        (or ``table``'s values, into ``out``)."""
+        if table is not None:
+            import cv2
+
+            y = cv2.LUT(small, table, dst=out)
+            if y is not out:  # OpenCV could not write into out as it is
+                np.copyto(out, y.reshape(out.shape))
+            return out
         if self.normalize == "pixels":
             if out is None:
                 return np.array(small, copy=True)
@@ -240,6 +252,15 @@ class PreprocessSpec:
             p = np.arange(256, dtype=np.float32)[:, None]
             cached = self.__dict__["_lut"] = (p * a + b)[None]  # float32 throughout
         return cached
+
+    def pixel_values(self) -> np.ndarray | None:
+        """(1, 256, 1 or C) float32: what :meth:`normalize_pixels` makes of each uint8 value, the same
+        bits; None where it depends on the whole image (whiten) or the pixels pass as they are."""
+        if self.normalize == "scale":
+            return self._table()
+        if self.normalize == "none":
+            return np.arange(256, dtype=np.float32).reshape(1, 256, 1)
+        return None
 
     def apply_batch(self, images) -> np.ndarray:
         return np.stack([self.apply(im) for im in images]).astype(np.float32)

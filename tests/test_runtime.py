@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import assert_one_line_error, run_cli, run_without_tf
+from helpers import assert_one_line_error, carried_model, run_cli, run_without_tf
 from edgecnn.detectors import find_model_file
 
 @pytest.mark.device
@@ -62,6 +62,48 @@ def test_predict_handles_preprocessing_quantization_and_batches(lenet_int8_uint8
     ref = keras.models.load_model(digits_lenet["keras"]).predict(DIGITS_SPEC.apply_batch(imgs), verbose=0)
     assert (ref.argmax(1) == batch.argmax(1)).mean() >= 0.95
     assert np.abs(ref - batch).max() < 0.1  # dequantized outputs are probabilities like the float model's
+
+
+def test_a_quantized_input_is_prepared_in_one_lookup_with_the_same_values(lenet_int8_uint8):
+    """Into its buffer, a uint8 or int8 input is prepared already quantized, through a table of what
+    normalising and then quantizing makes of each pixel value: the same bits as the float tensor that
+    set_input quantizes, in every normalisation (one value or per channel), in the ring buffers a
+    camera's reader prepares into, and the same outputs from predict(frame)."""
+    from edgecnn.detectors import _Stages
+    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.runtime import Model
+
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (90, 120, 3), np.uint8)
+    lenet, _ = lenet_int8_uint8
+    every = {n: np.resize(np.arange(256, dtype=np.uint8), (n, n, 3)) for n in (32, 224)}  # input-sized: every entry of the table
+    effnet = carried_model("efficientnet_lite0.tflite")  # uint8, 224x224x3
+    cases = [(lenet, PreprocessSpec.for_input(32, 32, 1, kind, color="gray", resize=r)) for kind in ("unit", "symmetric", "raw")
+             for r in ("stretch", "letterbox")]
+    cases += [(effnet, PreprocessSpec.for_input(224, 224, 3, kind, resize="letterbox")) for kind in ("imagenet", "symmetric")]
+    for path, spec in cases:
+        m = Model(path, preprocess=spec)
+        (s, z), dtype = m.inputs[0]["quantization"], m.input_dtype
+        info = np.iinfo(dtype)
+        for img in (every[spec.height], frame):
+            f = spec.apply(img)
+            by_hand = np.clip(np.rint(f * np.float32(1.0 / s) + np.float32(z)), info.min, info.max).astype(dtype)
+            x = m.prepare(img, reuse=True)
+            assert x.dtype == dtype and np.array_equal(x, by_hand), (path.name, spec)
+        assert m.__dict__["_plan"][1] is not None  # the table path, not the float tensor's
+        assert np.array_equal(m.predict(frame), m.predict(f))  # set_input quantizes the float tensor alike
+        stages = _Stages()
+        stages.model = m
+        ring = stages.input_buffer()
+        assert ring.dtype == dtype and np.array_equal(stages.prepare(frame, out=ring)[0], by_hand)
+        assert m.prepare(frame, out=np.empty(f.shape, np.float32)).dtype == np.float32  # a caller's float buffer stays float
+    # raw pixels into an int8 input: the usual shift by 128, by table too
+    spec = PreprocessSpec(32, 32, 1, color="gray", normalize="pixels")
+    m = Model(lenet, preprocess=spec)
+    m.inputs[0] = {**m.inputs[0], "dtype": np.int8}  # as an int8 input would read
+    m.__dict__.pop("_plan", None)
+    x = m.prepare(frame, reuse=True)
+    assert x.dtype == np.int8 and np.array_equal(x, (spec.apply(frame).astype(np.int16) - 128).astype(np.int8))
 
 
 def test_external_model_needs_explicit_preprocessing_and_gets_it():
