@@ -124,11 +124,11 @@ def run(
     tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
     errors, taken = [], [0]  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
-    # One interpreter: the reader thread also prepares a file's frames, into a ring of input buffers (at
-    # most depth queued, one being prepared, one in the interpreter: depth + 2 are never overwritten
-    # early). Several: each worker prepares its own frames into its own buffer, beside the other's
-    # invoke; a reader thread only decodes, handing frames round-robin to the workers' queues.
-    ring = [det.input_buffer() for _ in range(depth + 2)] if in_qs and not res_qs else []
+    # A reader thread also prepares a file's frames, while the frame is in its cache, into a ring of input
+    # buffers handed round-robin to the workers' queues: the reader is at most (depth + 1) * k frames
+    # ahead of any frame in use (it blocks on that worker's full queue), so (depth + 2) * k buffers are
+    # never overwritten early. Paired with workers preparing (6 rounds, writing): overhead -0.07 ms at 720p.
+    ring = [det.input_buffer() for _ in range((depth + 2) * len(in_qs))]
 
     def put(q, item):
         while not stop.is_set():

@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -309,7 +310,7 @@ def test_camera_json_reports_its_own_overhead(face_clip):
     assert s["frames"] == 40 and s["dropped"] == 0  # a file through the pipelined loop: every frame, in order
 
 
-def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_path):
+def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_path, monkeypatch):
     """Two interpreters side by side (a file on 2 threads, the default): the same detections, frame by
     frame and in order, as one interpreter; every frame written; a stop mid-run ends both workers."""
     from edgecnn import camera
@@ -324,6 +325,23 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
         for a, b in zip(fa, fb):
             assert np.allclose(a["box"], b["box"], atol=0.5) and abs(a["score"] - b["score"]) < 1e-3
     assert _count(tmp_path / "w2.avi") == runs[2]["frames_written"] == 40
+    # the reader thread prepares into a ring of input buffers: with one worker held back (the reader as
+    # far ahead of it as the queues allow), no buffer is overwritten before its worker has read it
+    from edgecnn.detectors import FaceDetector
+
+    infer = FaceDetector.infer
+
+    def held_back(self, frame, x, tr):
+        if threading.current_thread().name == "edgecnn-worker-1":
+            time.sleep(0.02)
+        return infer(self, frame, x, tr)
+
+    monkeypatch.setattr(FaceDetector, "infer", held_back)
+    slow = camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=2, keep_per_frame=True, output=str(tmp_path / "slow.avi"))
+    monkeypatch.undo()
+    assert slow["decoded_by"] == "reader thread" and [len(f) for f in slow["per_frame"]] == [len(f) for f in one]
+    for fa, fb in zip(one, slow["per_frame"]):
+        assert all(np.allclose(a["box"], b["box"], atol=0.5) for a, b in zip(fa, fb))
     # without output, the workers decode their own frames in turn: still every frame, in order
     turn = camera.run(source=str(face_clip[0]), headless=True, threads=2, keep_per_frame=True)
     assert (runs[2]["decoded_by"], turn["decoded_by"], turn["frames"]) == ("reader thread", "workers in turn", 40)
