@@ -40,6 +40,32 @@ def _frames(path):
     return frames
 
 
+def test_handoff_wakes_a_blocked_producer_once_half_has_drained():
+    """The camera's stage-to-stage queue: first in first out, get with a timeout or without blocking as
+    queue.Queue's, and a producer blocked on a full queue woken at half, not at every item taken."""
+    import queue
+
+    from edgecnn.video_io import Handoff
+
+    q = Handoff(maxsize=4)
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    t0 = time.perf_counter()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.05)
+    assert time.perf_counter() - t0 >= 0.05
+    for i in range(4):
+        q.put(i)
+    put = threading.Thread(target=q.put, args=(4,))
+    put.start()
+    assert q.get() == 0
+    time.sleep(0.1)
+    assert put.is_alive() and q.qsize() == 3  # 3 of 4 left: the producer sleeps on
+    assert q.get() == 1
+    put.join(timeout=5)
+    assert not put.is_alive() and [q.get_nowait() for _ in range(3)] == [2, 3, 4]
+
+
 def test_released_frames_are_decoded_into_again_and_others_never(face_clip):
     """A file's reader decodes into frames handed back with release(), and into nothing else: a frame
     still in use keeps its pixels; one of another size is not taken back."""
