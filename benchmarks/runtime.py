@@ -210,7 +210,7 @@ def versus_litert_tool(path, threads, runs, rounds=6):
         subprocess.run([sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model", "--model", path, "--num_runs", str(runs),
                         "--warmup_runs", "10", "--num_threads", str(threads), "--result_json", str(res)], check=True, capture_output=True)
         lit = json.loads(res.read_text())
-        return lit, _litert_mean_ms(lit), _litert_key(lit, "median_ms")
+        return lit, _litert_mean_ms(lit), _litert_ms(lit, ("median_ms",))
 
     def edgecnn():
         prof = subprocess.run([sys.executable, "-m", "edgecnn.cli", "profile", path, "--threads", str(threads), "--runs", str(runs),
@@ -241,28 +241,22 @@ def versus_litert_tool(path, threads, runs, rounds=6):
             "edgecnn_mean_ms": float(np.median([p["edgecnn_mean_ms"] for p in pairs]))}
 
 
-def _litert_key(result: dict, key: str):
-    """``key`` (in ms) anywhere in benchmark_litert_model's JSON, else None."""
-    if key in result:
-        return float(result[key])
+def _litert_ms(result: dict, keys_ms, keys_us=()):
+    """The first of ``keys_ms`` (or of ``keys_us``, in ms) anywhere in benchmark_litert_model's JSON
+    (its key names vary by version), else None."""
+    for keys, unit in ((keys_ms, 1.0), (keys_us, 1e-3)):
+        for key in keys:
+            if key in result:
+                return float(result[key]) * unit
     for v in result.values():
-        if isinstance(v, dict) and (m := _litert_key(v, key)) is not None:
+        if isinstance(v, dict) and (m := _litert_ms(v, keys_ms, keys_us)) is not None:
             return m
     return None
 
 
 def _litert_mean_ms(result: dict):
-    """The mean latency in ms from benchmark_litert_model's JSON (its key names vary by version)."""
-    for key in ("avg_time_ms", "mean_ms", "average_ms", "avg_ms", "inference_time_avg_ms"):
-        if key in result:
-            return float(result[key])
-    for key in ("avg_time_us", "mean_us", "inference_time_avg_us"):
-        if key in result:
-            return float(result[key]) / 1000.0
-    for v in result.values():
-        if isinstance(v, dict) and (m := _litert_mean_ms(v)) is not None:
-            return m
-    return None
+    return _litert_ms(result, ("avg_time_ms", "mean_ms", "average_ms", "avg_ms", "inference_time_avg_ms"),
+                      ("avg_time_us", "mean_us", "inference_time_avg_us"))
 
 
 if __name__ == "__main__":

@@ -166,8 +166,7 @@ class Model:
 
     def input_buffer(self) -> np.ndarray:
         """A new buffer for :meth:`prepare`'s ``out``: the prepared input's shape and type."""
-        table, buf = self._prepared_plan()
-        return np.empty_like(buf)
+        return np.empty_like(self._prepared_plan()[1])
 
     def _prepared_plan(self):
         """(quantizing table or None, the reused input buffer) for the current spec, made once per spec."""
@@ -184,7 +183,7 @@ class Model:
         quantized by :meth:`set_input`'s own steps; None for a float input or a per-image normalisation."""
         det = self.inputs[0]
         dtype = np.dtype(det["dtype"])
-        if dtype not in (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)) or self._compiled is not None:
+        if dtype not in _INTEGER:
             return None
         if tuple(self._input_shape[1:]) != (spec.height, spec.width, spec.channels):
             return None
@@ -208,7 +207,7 @@ class Model:
             x = x[None]
         if x.dtype == np.uint8 and dtype == np.int8:  # raw pixels into an int8 input: the usual -128 shift
             x = (x.astype(np.int16) - 128).astype(np.int8)
-        elif dtype in (np.int8, np.uint8, np.int16) and x.dtype not in (np.int8, np.uint8, np.int16):
+        elif dtype in _INTEGER and x.dtype not in _INTEGER:
             x = self._quantize(x, index)
         elif x.dtype != dtype:
             x = x.astype(dtype)
@@ -307,9 +306,12 @@ class Model:
         return [(names[i] if i < len(names) else str(int(i)), float(scores[i])) for i in order]
 
 
+_INTEGER = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))  # the quantized tensor types
+
+
 def _dequantization(detail: dict):
     """(scale as float32, zero point) of an integer output, else None (float outputs pass as they are)."""
-    if np.dtype(detail["dtype"]) not in (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)):
+    if np.dtype(detail["dtype"]) not in _INTEGER:
         return None
     scale, zero = detail["quantization"]
     return np.float32(scale), zero
