@@ -125,8 +125,9 @@ def run(
     tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
     errors, taken = [], [0]  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
-    # A reader thread also prepares a file's frames (still in its cache: -0.07 ms a frame at 720p, writing)
-    # into a ring of input buffers, handed round-robin to the workers: it is at most (depth + 1) * k frames
+    # A reader thread also resizes a file's frames (still in its cache: -0.07 ms a frame at 720p, writing)
+    # into a ring of uint8 pixel buffers, which the workers normalise into their input tensors (a quarter of
+    # the float tensor's bytes cross cores), handed round-robin: it is at most (depth + 1) * k frames
     # ahead of a frame in use (it blocks on that worker's full queue): (depth + 2) * k are enough.
     ring = [det.input_buffer() for _ in range((depth + 2) * len(in_qs))]
 
@@ -167,11 +168,11 @@ def run(
         """(frame, detections (their number where only that is kept), latency ms): worker w's model and
         its decoding, timed."""
         d = dets_by_worker[w]
-        if len(item) == 4:  # prepared by the reader thread
+        if len(item) == 4:  # its pixels prepared by the reader thread
             _, frame, x, tr = item
-        else:  # prepared here (a worker, or a live source)
-            frame = item[1]
-            x, tr = d.model.prepare(frame, reuse=True, with_transform=True)
+        else:  # prepared here (a worker, or a live source), straight into the input tensor
+            frame, x = item[1], None
+            tr = d.model.load(frame)
         t0 = time.perf_counter()  # the latency is the model's and its decoding's, wherever the frame was prepared
         dets = d.count(frame, x, tr) if counted else d.infer(frame, x, tr)
         invoke_cpu[w] += d.model.invoke_cpu_seconds

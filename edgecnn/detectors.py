@@ -76,17 +76,20 @@ def find_model_file(name: str, bundle: str | None = None) -> Path:
 
 class _Stages:
     """Detection in two steps, so the camera loop can prepare frame n+1 while frame n runs:
-    ``prepare(frame, out)`` (pixels only: safe in another thread) and ``infer(frame, x, transform)``."""
+    ``prepare(frame, out)`` (the pixels only: safe in another thread) and ``infer(frame, pixels,
+    transform)``, which normalises them into the model's input tensor in place (``pixels`` None: the
+    frame is in it already, by ``model.load``)."""
 
     model = None
 
     def prepare(self, frame: np.ndarray, out: np.ndarray | None = None):
-        """Called by one thread only (the camera's reader): its own preprocessing buffers."""
-        return self.model.prepare(frame, with_transform=True, out=out, work=self.__dict__.setdefault("_prep_work", {}))
+        """(uint8 pixels at the input size, Transform), into ``out``. Called by one thread only (the
+        camera's reader): its own preprocessing buffers."""
+        return self.model.prepare_pixels(frame, out=out, work=self.__dict__.setdefault("_prep_work", {}))
 
     def input_buffer(self) -> np.ndarray:
-        """A new buffer of the prepared input's shape and type (for a ring of them)."""
-        return self.model.input_buffer()
+        """A new buffer for :meth:`prepare`'s pixels (for a ring of them)."""
+        return self.model.pixel_buffer()
 
     def twin(self, threads: int | None = None):
         """The same detector on its own interpreter (see :meth:`edgecnn.runtime.Model.twin`)."""
@@ -95,13 +98,18 @@ class _Stages:
         twin.__dict__.pop("_prep_work", None)  # its own buffers
         return twin
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        x, tr = self.model.prepare(frame, reuse=True, with_transform=True)
-        return self.infer(frame, x, tr)
+    def _run(self, pixels) -> None:
+        """Invoke on ``pixels`` from :meth:`prepare` (None: already in the input tensor)."""
+        if pixels is not None:
+            self.model.set_pixels(pixels)
+        self.model.invoke()
 
-    def count(self, frame: np.ndarray, x: np.ndarray, tr) -> int:
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        return self.infer(frame, None, self.model.load(frame))
+
+    def count(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> int:
         """How many detections :meth:`infer` finds, where the caller wants no more than the number."""
-        return len(self.infer(frame, x, tr))
+        return len(self.infer(frame, pixels, tr))
 
 
 class FaceDetector(_Stages):
@@ -134,12 +142,11 @@ class FaceDetector(_Stages):
         if outs[self._reg]["shape"][1] != len(self.anchors):
             raise InputError(f"{path} has {outs[self._reg]['shape'][1]} anchors, expected {len(self.anchors)} for {self.kind}")
 
-    def _kept(self, x: np.ndarray):
+    def _kept(self, pixels: np.ndarray | None):
         """Run the model; (the box output, the indices of the anchors that pass, their scores, their boxes
         as x, y, width, height in input fractions, the positions among them NMS keeps), or None where no
         anchor passes the threshold."""
-        self.model.set_input(x)
-        self.model.invoke()
+        self._run(pixels)
         logits = self.model.get_output(self._cls)[:, 0]
         # the threshold in logit space (no sigmoid over every anchor), and on most frames nothing passes:
         # the boxes are never read
@@ -152,12 +159,12 @@ class FaceDetector(_Stages):
         xywh = np.concatenate((centre - r[:, 2:] / 2, r[:, 2:]), 1)
         return reg, keep, scores, xywh, nms_xywh(xywh, scores, self.iou)
 
-    def count(self, frame: np.ndarray, x: np.ndarray, tr) -> int:
-        kept = self._kept(x)
+    def count(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> int:
+        kept = self._kept(pixels)
         return 0 if kept is None else len(kept[4])
 
-    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
-        kept = self._kept(x)
+    def infer(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> list[Detection]:
+        kept = self._kept(pixels)
         if kept is None:
             return []
         reg, keep, scores, xywh, idx = kept
@@ -190,8 +197,9 @@ class GridDetector(_Stages):
         self.labels = meta.get("labels")
         self.min_score, self.iou = min_score, iou
 
-    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
-        grid = self.model.run(x)[0]
+    def infer(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> list[Detection]:
+        self._run(pixels)
+        grid = self.model.get_output(0)
         fh, fw = frame.shape[:2]
         out = []
         for d in decode_yolo(grid, self.anchors, self.min_score, self.iou):
@@ -211,8 +219,9 @@ class Classifier(_Stages):
         self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
         self.min_score = min_score
 
-    def infer(self, frame: np.ndarray, x: np.ndarray, tr) -> list[Detection]:
-        scores = np.asarray(self.model.run(x)[0]).reshape(-1)
+    def infer(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> list[Detection]:
+        self._run(pixels)
+        scores = np.asarray(self.model.get_output(0)).reshape(-1)
         i = int(scores.argmax())
         if scores[i] < self.min_score:
             return []

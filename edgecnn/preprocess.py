@@ -127,6 +127,16 @@ class PreprocessSpec:
         how a model with a quantized input gets its normalised and quantized pixels at once (see
         :meth:`~edgecnn.runtime.Model.prepare`).
         """
+        small, transform = self.pixels(image, work)
+        x = self.normalize_pixels(small, out, table)
+        return (x, transform) if with_transform else x
+
+    def pixels(self, image: np.ndarray, work: dict | None = None, out: np.ndarray | None = None):
+        """The first half of :meth:`apply`: the frame resized (by the spec's mode) and in the model's
+        colour order, still uint8 (H, W, C) for a uint8 frame; returns (pixels, Transform). ``out``: a uint8 buffer of
+        that shape to hold them (a ring of them lets another thread normalise them later, 4x smaller
+        than the float tensor); without it the pixels may be ``work``'s own buffer, valid until the
+        next frame."""
         import cv2
 
         img = np.asarray(image)
@@ -139,25 +149,27 @@ class PreprocessSpec:
         if not img.flags.c_contiguous:
             img = np.ascontiguousarray(img)
         if work is not None and img.shape[2] == 3 == self.channels and img.dtype == np.uint8 and self.resize != "crop":
-            small, transform = self._planned(img, work)
-            x = self.normalize_pixels(small, out, table)
-            return (x, transform) if with_transform else x
-        small, transform = self.fit(img)
-        if small.ndim == 2:
-            small = small[:, :, None]
-        if self.channels == 1 and small.shape[2] == 3:
-            small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[:, :, None]
-        elif self.channels == 3 and small.shape[2] == 1:
-            small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-        elif self.channels == 3 and self.color == "rgb":
-            small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        x = self.normalize_pixels(small, out, table)
-        return (x, transform) if with_transform else x
+            small, transform = self._planned(img, work, out)
+        else:
+            small, transform = self.fit(img)
+            if small.ndim == 2:
+                small = small[:, :, None]
+            if self.channels == 1 and small.shape[2] == 3:
+                small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[:, :, None]
+            elif self.channels == 3 and small.shape[2] == 1:
+                small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+            elif self.channels == 3 and self.color == "rgb":
+                small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        if out is not None and small is not out:
+            np.copyto(out, small.reshape(out.shape))
+            small = out
+        return small, transform
 
-    def _planned(self, img: np.ndarray, work: dict):
+    def _planned(self, img: np.ndarray, work: dict, out: np.ndarray | None = None):
         """:meth:`fit` and the colour order for a 3-channel uint8 frame, into ``work``'s buffers: the
         geometry, the steps of :func:`resize`, a zero-padded canvas (only the image part is ever
-        written, so the padding stays zero) and the Transform are made once per frame size."""
+        written, so the padding stays zero) and the Transform are made once per frame size. The colour
+        conversion writes into ``out`` where given."""
         import cv2
 
         plan = work.get(img.shape)
@@ -170,8 +182,9 @@ class PreprocessSpec:
             src = dst
         if rgb is None:
             return canvas, transform
-        cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=rgb)
-        return rgb, transform
+        dst = out if out is not None and out.shape == rgb.shape and out.dtype == np.uint8 else rgb
+        y = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=dst)
+        return (dst if y is dst else y), transform
 
     def _placement(self, w: int, h: int):
         """Where a w x h frame goes in the input (stretch or letterbox): (nw, nh, px, py, Transform)."""
@@ -219,9 +232,11 @@ class PreprocessSpec:
         elif self.normalize == "scale":
             a, b = self._affine()
             per_channel = max(a.size, b.size)
-            if per_channel > 1 and small.dtype == np.uint8 and small.ndim == 3 and small.shape[2] == per_channel:
-                # per-channel (ImageNet's mean and std): numpy broadcasts a 3-vector over every pixel at
-                # 0.15-0.19 ms for 128x128; a table of the same float32 values per channel is 0.04 ms
+            if small.dtype == np.uint8 and small.ndim == 3 and per_channel in (1, small.shape[2]) and small.shape[2] <= 4:
+                # a table of the same float32 values, one pass: per channel (ImageNet's mean and std),
+                # numpy broadcasts a 3-vector over every pixel at 0.15-0.19 ms for 128x128 where the
+                # table takes 0.04 ms; one value for all, in the camera loop (BlazeFace's 128x128x3,
+                # into its input tensor) 0.056 against numpy's multiply and add at 0.078 ms
                 import cv2
 
                 y = cv2.LUT(small, self._table(), dst=x)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import assert_one_line_error, carried_model, run_cli, run_without_tf
+from helpers import FACES, assert_one_line_error, carried_model, run_cli, run_without_tf
 from edgecnn.detectors import find_model_file
 
 @pytest.mark.device
@@ -94,8 +94,14 @@ def test_a_quantized_input_is_prepared_in_one_lookup_with_the_same_values(lenet_
         assert np.array_equal(m.predict(frame), m.predict(f))  # set_input quantizes the float tensor alike
         stages = _Stages()
         stages.model = m
-        ring = stages.input_buffer()
-        assert ring.dtype == dtype and np.array_equal(stages.prepare(frame, out=ring)[0], by_hand)
+        ring = stages.input_buffer()  # the camera's reader hands on pixels; the worker quantizes them in place
+        pixels, _ = stages.prepare(frame, out=ring)
+        assert pixels is ring and ring.dtype == np.uint8
+        m.set_pixels(ring)
+        assert np.array_equal(m.interpreter.get_tensor(m.inputs[0]["index"])[0], by_hand), (path.name, spec)
+        m.interpreter.set_tensor(m.inputs[0]["index"], np.zeros_like(by_hand)[None])
+        m.load(frame)
+        assert np.array_equal(m.interpreter.get_tensor(m.inputs[0]["index"])[0], by_hand), (path.name, spec)
         assert m.prepare(frame, out=np.empty(f.shape, np.float32)).dtype == np.float32  # a caller's float buffer stays float
     # raw pixels into an int8 input: the usual shift by 128, by table too
     spec = PreprocessSpec(32, 32, 1, color="gray", normalize="pixels")
@@ -104,6 +110,47 @@ def test_a_quantized_input_is_prepared_in_one_lookup_with_the_same_values(lenet_
     m.__dict__.pop("_plan", None)
     x = m.prepare(frame, reuse=True)
     assert x.dtype == np.int8 and np.array_equal(x, (spec.apply(frame).astype(np.int16) - 128).astype(np.int8))
+
+
+def test_float_normalisation_by_table_gives_numpys_values_for_every_pixel():
+    """The float input's normalisation is one table lookup (cv2.LUT): for every uint8 value, one value or
+    per channel, gray or colour, the same float32 bits as numpy's multiply and add."""
+    from edgecnn.preprocess import PreprocessSpec
+
+    every = np.resize(np.arange(256, dtype=np.uint8), (16, 16, 3))
+    for kind, channels in [("unit", 1), ("unit", 3), ("symmetric", 3), ("raw", 3), ("imagenet", 3)]:
+        spec = PreprocessSpec.for_input(16, 16, channels, kind, color="gray" if channels == 1 else "rgb")
+        small = every[:, :, :channels]
+        a, b = spec._affine()
+        by_numpy = np.multiply(small, a, dtype=np.float32, casting="unsafe") + b
+        out = np.full(small.shape, np.nan, np.float32)
+        assert spec.normalize_pixels(small, out) is out and np.array_equal(out, by_numpy), (kind, channels)
+
+
+def test_a_frame_is_prepared_straight_into_the_input_tensor(monkeypatch):
+    """predict(frame), load and set_pixels write the float input in place: the same values as
+    set_input(prepare(frame)), no tensor copied in (set_tensor is never called), and the interpreter
+    still runs (no array left pointing into it), on BlazeFace's float input, letterboxed."""
+    import cv2
+
+    from edgecnn.detectors import open_detector
+
+    det = open_detector("blazeface", threads=1)
+    m = det.model
+    frame = cv2.imread(str(FACES / "obama.jpg"))
+    expected = m.preprocess.apply(frame)
+    reference = m.predict(expected)  # a prepared float tensor goes in by set_input
+    copies = []
+    real = m.interpreter.set_tensor
+    monkeypatch.setattr(m.interpreter, "set_tensor", lambda *a: (copies.append(a[0]), real(*a)))
+    out = m.predict(frame)
+    assert copies == [] and np.array_equal(m.interpreter.get_tensor(m.inputs[0]["index"])[0], expected)
+    for a, b in zip(out, reference):
+        assert np.array_equal(a, b)
+    faces = det.detect(frame)
+    assert faces and copies == []
+    pixels, tr = det.prepare(frame, out=det.input_buffer())
+    assert det.infer(frame, pixels, tr)[0].box == faces[0].box and copies == []
 
 
 def test_external_model_needs_explicit_preprocessing_and_gets_it():
