@@ -125,10 +125,9 @@ def run(
     tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
     errors, taken = [], [0]  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
-    # A reader thread also resizes a file's frames (still in its cache: -0.07 ms a frame at 720p, writing)
-    # into a ring of uint8 pixel buffers, which the workers normalise into their input tensors (a quarter of
-    # the float tensor's bytes cross cores), handed round-robin: it is at most (depth + 1) * k frames
-    # ahead of a frame in use (it blocks on that worker's full queue): (depth + 2) * k are enough.
+    # A reader thread also resizes a file's frames (still in its cache) into a ring of uint8 pixel buffers
+    # that the workers normalise into their input tensors, handed round-robin: it is at most (depth + 1) * k
+    # frames ahead of a frame in use (it blocks on that worker's full queue): (depth + 2) * k are enough.
     ring = [det.input_buffer() for _ in range((depth + 2) * len(in_qs))]
 
     def put(q, item):

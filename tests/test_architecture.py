@@ -13,7 +13,7 @@ FOLDERS = {"edgecnn.calibration": "calibration", "edgecnn.converters": "converte
 
 LOW = {"edgecnn", "edgecnn.errors", "edgecnn._quiet", "edgecnn._progress", "edgecnn.paths", "edgecnn.files", "edgecnn.metrics",
        "edgecnn.video_io", "edgecnn.tflite_file", "edgecnn.tflite_metadata", "edgecnn.preprocess", "edgecnn.detection", "edgecnn.backend"}
-DEVICE = {"edgecnn.loader", "edgecnn.runtime", "edgecnn.detectors", "edgecnn.overlay", "edgecnn.faces", "edgecnn.gallery", "edgecnn.camera", "edgecnn.profiling", "edgecnn.bundle", "edgecnn.stylize"}
+DEVICE = {"edgecnn.loader", "edgecnn.model_input", "edgecnn.runtime", "edgecnn.detectors", "edgecnn.overlay", "edgecnn.faces", "edgecnn.gallery", "edgecnn.camera", "edgecnn.profiling", "edgecnn.bundle", "edgecnn.stylize"}
 APP = {"edgecnn.demo", "edgecnn.demo_data", "edgecnn.report", "edgecnn.bundler", "edgecnn.facenet", "edgecnn.stylebuild", "edgecnn.styleopt", "edgecnn.benchmark", "edgecnn.benchmark_ray"}
 ORDER = ["low", "calibration", "models", "targets", "device", "converters", "app"]
 TF_SIDE = ("edgecnn.models", "edgecnn.converters")
