@@ -133,10 +133,10 @@ class PreprocessSpec:
 
     def pixels(self, image: np.ndarray, work: dict | None = None, out: np.ndarray | None = None):
         """The first half of :meth:`apply`: the frame resized (by the spec's mode) and in the model's
-        colour order, still uint8 (H, W, C) for a uint8 frame; returns (pixels, Transform). ``out``: a uint8 buffer of
-        that shape to hold them (a ring of them lets another thread normalise them later, 4x smaller
-        than the float tensor); without it the pixels may be ``work``'s own buffer, valid until the
-        next frame."""
+        colour order, still uint8 (H, W, C) for a uint8 frame; returns (pixels, Transform). ``out``: a
+        uint8 buffer of that shape to hold them (a ring of them lets another thread normalise them
+        later, 4x smaller than the float tensor); without it the pixels may be ``work``'s own buffer,
+        valid until the next frame."""
         import cv2
 
         img = np.asarray(image)
