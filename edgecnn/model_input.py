@@ -58,6 +58,9 @@ class ModelInput:
         the interpreter's input tensor: the same values as ``set_input(prepare(image))`` with no tensor
         copied (``set_tensor`` copies 196 KB a frame for a 128x128 float input)."""
         spec, det = self.preprocess, self.inputs[0]
+        if pixels.dtype != np.uint8 or pixels.shape != (spec.height, spec.width, spec.channels):
+            raise InputError(f"set_pixels takes uint8 pixels of shape {(spec.height, spec.width, spec.channels)} "
+                             f"(from prepare_pixels), got {pixels.dtype} {pixels.shape}")
         table, _ = self._prepared_plan()
         dtype = np.dtype(det["dtype"])
         direct = tuple(self._input_shape[1:]) == (spec.height, spec.width, spec.channels) and (

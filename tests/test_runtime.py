@@ -151,6 +151,11 @@ def test_a_frame_is_prepared_straight_into_the_input_tensor(monkeypatch):
     assert faces and copies == []
     pixels, tr = det.prepare(frame, out=det.input_buffer())
     assert det.infer(frame, pixels, tr)[0].box == faces[0].box and copies == []
+    from edgecnn.errors import InputError
+
+    for wrong in (frame, pixels.astype(np.float32), pixels[:64]):  # a frame, a float tensor, a cut: one clear error
+        with pytest.raises(InputError, match="set_pixels takes uint8 pixels of shape"):
+            m.set_pixels(wrong)
 
 
 def test_external_model_needs_explicit_preprocessing_and_gets_it():
