@@ -20,8 +20,8 @@ class ModelInput:
     def prepare(self, image, reuse: bool = False, with_transform: bool = False, out: np.ndarray | None = None, work: dict | None = None):
         """One image (OpenCV BGR/gray uint8) -> the input tensor (H, W, C) by the spec. ``reuse`` writes
         into one preallocated buffer (valid until the next call): what ``predict`` and the camera use;
-        ``out`` (from :meth:`input_buffer`) and ``work`` (a thread's own planning dict) are the same for
-        a caller that keeps its own.
+        ``out`` (a buffer of the prepared input's shape and type) and ``work`` (a thread's own planning
+        dict) are the same for a caller that keeps its own.
 
         Into a buffer, a quantized input (int8, uint8, int16) takes its values already quantized: one
         lookup per pixel through a table of what normalising and then quantizing makes of each uint8
@@ -32,7 +32,7 @@ class ModelInput:
             raise InputError(f"{self.path} has no preprocessing metadata; pass preprocess=PreprocessSpec(...)")
         table = None
         if reuse or out is not None:
-            table, buf = self._prepared_plan()
+            table, buf, _ = self._prepared_plan()
             if reuse:
                 out, work = buf, self._work
             elif table is not None and out.dtype != table.dtype:
@@ -57,15 +57,11 @@ class ModelInput:
         """Normalise (and, for a quantized input, quantize) :meth:`prepare_pixels`' pixels straight into
         the interpreter's input tensor: the same values as ``set_input(prepare(image))`` with no tensor
         copied (``set_tensor`` copies 196 KB a frame for a 128x128 float input)."""
-        spec, det = self.preprocess, self.inputs[0]
-        if pixels.dtype != np.uint8 or pixels.shape != (spec.height, spec.width, spec.channels):
-            raise InputError(f"set_pixels takes uint8 pixels of shape {(spec.height, spec.width, spec.channels)} "
-                             f"(from prepare_pixels), got {pixels.dtype} {pixels.shape}")
-        table, _ = self._prepared_plan()
-        dtype = np.dtype(det["dtype"])
-        direct = tuple(self._input_shape[1:]) == (spec.height, spec.width, spec.channels) and (
-            table is not None or dtype == np.float32 or (dtype == np.uint8 and spec.normalize == "pixels"))
-        if not direct:  # a per-image normalisation (whiten) into an integer input, or a shape to check
+        spec = self.preprocess
+        table, buf, in_place = self._prepared_plan()
+        if pixels.dtype != np.uint8 or pixels.shape != buf.shape:
+            raise InputError(f"set_pixels takes uint8 pixels of shape {buf.shape} (from prepare_pixels), got {pixels.dtype} {pixels.shape}")
+        if not in_place:  # a per-image normalisation (whiten) into an integer input, or a shape to check
             self.set_input(spec.normalize_pixels(pixels))
             return
         view = self._input_tensor()[0]
@@ -86,19 +82,20 @@ class ModelInput:
             cached = self._input_view = (self.interpreter, self.interpreter.tensor(self.inputs[0]["index"]))
         return cached[1]()
 
-    def input_buffer(self) -> np.ndarray:
-        """A new buffer for :meth:`prepare`'s ``out``: the prepared input's shape and type."""
-        return np.empty_like(self._prepared_plan()[1])
-
     def _prepared_plan(self):
-        """(quantizing table or None, the reused input buffer) for the current spec, made once per spec."""
+        """(quantizing table or None, the reused input buffer, whether :meth:`set_pixels` can write the
+        input tensor in place) for the current spec, made once per spec."""
         spec = self.preprocess
         plan = self.__dict__.get("_plan")
         if plan is None or plan[0] is not spec:
             table = self._quantizing_table(spec)
             dtype = table.dtype if table is not None else np.uint8 if spec.normalize == "pixels" else np.float32
-            plan = self._plan = (spec, table, np.empty((spec.height, spec.width, spec.channels), dtype))
-        return plan[1], plan[2]
+            buf = np.empty((spec.height, spec.width, spec.channels), dtype)
+            tensor = np.dtype(self.inputs[0]["dtype"])
+            in_place = tuple(self._input_shape[1:]) == buf.shape and (
+                table is not None or tensor == np.float32 or (tensor == np.uint8 and spec.normalize == "pixels"))
+            plan = self._plan = (spec, table, buf, in_place)
+        return plan[1:]
 
     def _quantizing_table(self, spec):
         """(1, 256, 1 or C) of the input's integer type: each uint8 value normalised by ``spec`` and
