@@ -129,10 +129,10 @@ def overhead_floor(clip, out=None, passes=1):
     import cv2
 
     from edgecnn.detectors import open_detector
-    from edgecnn.overlay import draw
+    from edgecnn.overlay import Hud, draw
     from edgecnn.video_io import open_writer
 
-    det = open_detector("blazeface", threads=1)  # one thread each, as the camera's workers
+    det, hud = open_detector("blazeface", threads=1), Hud()  # one thread each, as the camera's workers
     draw(np.zeros((32, 32, 3), np.uint8), [], 0.0, 0.0)  # OpenCV sets up its text rendering once per thread
     per_pass = []
     for _ in range(passes):
@@ -151,7 +151,7 @@ def overhead_floor(clip, out=None, passes=1):
             c0 = time.thread_time()
             dets = det.infer(frame, None, det.model.load(frame))
             if enc is not None:  # drawn only where the frames go somewhere, as in the camera loop
-                draw(frame, dets, 100.0, 1.0)
+                draw(frame, dets, 100.0, 1.0, hud=hud)
                 q.put(frame)
             cpu += time.thread_time() - c0 - det.model.invoke_cpu_seconds
             frames += 1

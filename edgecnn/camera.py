@@ -18,7 +18,7 @@ from collections import Counter, deque
 
 from edgecnn._progress import progress as progress_bar
 from edgecnn.errors import EdgecnnError, InputError, first_line, note
-from edgecnn.overlay import LabelSmoother, draw, has_display
+from edgecnn.overlay import Hud, LabelSmoother, draw, has_display
 from edgecnn.video_io import (
     FrameSource,
     Handoff,
@@ -280,7 +280,7 @@ def run(
     frames = 0
     names: Counter = Counter()
     quit_reason = "end of source"
-    recent = deque(maxlen=30)
+    recent, hud = deque(maxlen=30), Hud()  # the FPS over the last 30 frames; the status line, redrawn 4 times a second
     total = max_frames or (capture_frame_count(src.cap) if not src.live else None)
     def clocks():  # CPU seconds: the process, decoding (the reading thread's clock), the interpreters' own pools
         return time.process_time(), src.decode_seconds, sum(d.model.pool_cpu_seconds() for d in dets_by_worker)
@@ -319,7 +319,7 @@ def run(
                 if writer is not None or show:
                     # drawn here: OpenCV 5 sets up its text rendering once per thread (20 ms, 6 MB of
                     # page faults, measured), so this long-lived thread draws, not one started per run
-                    draw(frame, dets, fps, latency)
+                    draw(frame, dets, fps, latency, hud=hud)
                 if show:  # shown before the frame goes to the writer, which hands it back to be read into
                     try:
                         cv2.imshow("edgecnn camera", frame)

@@ -66,6 +66,28 @@ def test_handoff_wakes_a_blocked_producer_once_half_has_drained():
     assert not put.is_alive() and [q.get_nowait() for _ in range(3)] == [2, 3, 4]
 
 
+def test_the_status_line_is_rendered_once_an_interval_and_copied_in_between():
+    """The overlay's FPS line: a black strip with white text in the top-left corner, the same pixels
+    on every frame until its interval has passed or its extra text changed; nothing else touched."""
+    from edgecnn.overlay import Hud, draw
+
+    hud = Hud(every=3600.0)
+    a = draw(np.zeros((120, 320, 3), np.uint8), [], 12.3, 4.5, hud=hud)
+    h, w = hud._patch.shape[:2]
+    b = draw(np.full((120, 320, 3), 50, np.uint8), [], 99.9, 8.8, hud=hud)  # within the interval: the same strip
+    assert a[:h, :w].max() == 255 and np.array_equal(a[:h, :w], b[:h, :w])
+    assert (b[h:] == 50).all() and (b[:, w:] == 50).all() and h < 40 and w < 320
+    now = draw(np.zeros((120, 320, 3), np.uint8), [], 99.9, 8.8)  # no Hud given: rendered now, other figures
+    assert not np.array_equal(now[:h, :w], a[:h, :w])
+    c = draw(np.zeros((120, 320, 3), np.uint8), [], 99.9, 8.8, extra="alice", hud=hud)  # new text: at once
+    assert hud._patch.shape[1] > w and not np.array_equal(c[:h, :w], a[:h, :w])
+    ticking = Hud(every=0.0)
+    d1, d2 = (draw(np.zeros((120, 320, 3), np.uint8), [], f, 1.0, hud=ticking) for f in (10.0, 20.0))
+    assert not np.array_equal(d1[:h, :w], d2[:h, :w])
+    tiny, gray = draw(np.zeros((9, 30, 3), np.uint8), [], 1.0, 1.0, hud=Hud()), draw(np.zeros((60, 400), np.uint8), [], 1.0, 1.0, hud=Hud())
+    assert tiny.shape == (9, 30, 3) and gray.ndim == 2 and gray.max() == 255
+
+
 def test_released_frames_are_decoded_into_again_and_others_never(face_clip):
     """A file's reader decodes into frames handed back with release(), and into nothing else: a frame
     still in use keeps its pixels; one of another size is not taken back."""
