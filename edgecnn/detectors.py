@@ -168,18 +168,17 @@ class FaceDetector(_Stages):
         if kept is None:
             return []
         reg, keep, scores, xywh, idx = kept
-        s = float(self.size)
-        raw, anchors = reg[keep[idx]], self.anchors[keep[idx]]  # keypoints of the kept faces only
-        kps = np.stack([raw[:, 4::2] / s + anchors[:, :1], raw[:, 5::2] / s + anchors[:, 1:2]], -1)
-        fh, fw = frame.shape[:2]
-        # back to frame pixels, all kept faces at once: pixel = (fraction * input - pad) / scale
+        rows = keep[idx]
+        # back to frame pixels, all kept faces at once: pixel = (fraction * input - pad) / scale; then
+        # plain lists (one tolist each, not a float() per number)
         sx, sy = tr.input_w / tr.scale_x, tr.input_h / tr.scale_y
         ox, oy = -tr.pad_x / tr.scale_x, -tr.pad_y / tr.scale_y
-        b = np.concatenate((xywh[idx, :2], xywh[idx, :2] + xywh[idx, 2:]), 1) * (sx, sy, sx, sy) + (ox, oy, ox, oy)
-        np.clip(b, 0.0, (fw, fh, fw, fh), out=b)
-        k = kps * (sx, sy) + (ox, oy)
-        return [Detection(tuple(map(float, b[j])), float(scores[i]), 0, [tuple(map(float, p)) for p in k[j]], None)
-                for j, i in enumerate(idx)]
+        kps = ((reg[rows, 4:].reshape(-1, 6, 2) / np.float32(self.size) + self.anchors[rows, None, :2]) * (sx, sy) + (ox, oy)).tolist()
+        b = xywh[idx]
+        b[:, 2:] += b[:, :2]
+        fh, fw = frame.shape[:2]
+        boxes = np.clip(b * (sx, sy, sx, sy) + (ox, oy, ox, oy), 0.0, (fw, fh, fw, fh)).tolist()
+        return [Detection(tuple(box), score, 0, [tuple(p) for p in kp], None) for box, score, kp in zip(boxes, scores[idx].tolist(), kps)]
 
 
 class GridDetector(_Stages):
