@@ -68,7 +68,8 @@ def test_handoff_wakes_a_blocked_producer_once_half_has_drained():
 
 def test_the_status_line_is_rendered_once_an_interval_and_copied_in_between():
     """The overlay's FPS line: a black strip with white text in the top-left corner, the same pixels
-    on every frame until its interval has passed or its extra text changed; nothing else touched."""
+    on every frame until its interval (seconds or frames) has passed, its extra text changed or while
+    there was no FPS figure yet; nothing else touched."""
     from edgecnn.overlay import Hud, draw
 
     hud = Hud(every=3600.0)
@@ -84,6 +85,13 @@ def test_the_status_line_is_rendered_once_an_interval_and_copied_in_between():
     ticking = Hud(every=0.0)
     d1, d2 = (draw(np.zeros((120, 320, 3), np.uint8), [], f, 1.0, hud=ticking) for f in (10.0, 20.0))
     assert not np.array_equal(d1[:h, :w], d2[:h, :w])
+    # a file runs faster than real time: every `frames` frames as well, and the first frame's 0 FPS not kept
+    by_frames = Hud(every=3600.0, frames=2)
+    strips = [draw(np.zeros((120, 320, 3), np.uint8), [], f, 1.0, hud=by_frames)[:h, :w] for f in (10.0, 20.0, 30.0)]
+    assert np.array_equal(strips[0], strips[1]) and not np.array_equal(strips[1], strips[2])
+    first = Hud(every=3600.0)
+    z, n = (draw(np.zeros((120, 320, 3), np.uint8), [], f, 1.0, hud=first)[:h, :w] for f in (0.0, 10.0))
+    assert not np.array_equal(z, n)
     tiny, gray = draw(np.zeros((9, 30, 3), np.uint8), [], 1.0, 1.0, hud=Hud()), draw(np.zeros((60, 400), np.uint8), [], 1.0, 1.0, hud=Hud())
     assert tiny.shape == (9, 30, 3) and gray.ndim == 2 and gray.max() == 255
 
