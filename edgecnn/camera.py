@@ -280,7 +280,7 @@ def run(
     frames = 0
     names: Counter = Counter()
     quit_reason = "end of source"
-    recent, hud = deque(maxlen=30), Hud()  # the FPS over the last 30 frames; the status line, rendered now and then
+    recent, hud = deque(maxlen=30), Hud()  # the FPS over the last 30 frames; the status line (overlay.Hud), rendered every few frames
     total = max_frames or (capture_frame_count(src.cap) if not src.live else None)
     def clocks():  # CPU seconds: the process, decoding (the reading thread's clock), the interpreters' own pools
         return time.process_time(), src.decode_seconds, sum(d.model.pool_cpu_seconds() for d in dets_by_worker)

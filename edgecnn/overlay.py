@@ -4,6 +4,7 @@ label smoothing of verified faces. Device-side: OpenCV."""
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -46,8 +47,6 @@ class Hud:
         self._key, self._at, self._left, self._patch = None, 0.0, 0, None
 
     def stamp(self, frame, fps: float, latency_ms: float, extra: str = ""):
-        import time
-
         now = time.perf_counter()
         key = (extra, frame.shape[2:], frame.dtype)
         self._left -= 1
