@@ -325,10 +325,12 @@ def test_per_channel_normalisation_by_table_gives_the_same_bits():
 
 @pytest.mark.parametrize("size", [(720, 528), (1280, 720)])
 def test_fast_preprocessing_finds_the_same_faces_as_before(tmp_path, size):
-    """Resize-first on uint8 (one bilinear step) against the old full-frame area average, on every frame.
-    Measured: uint8 rounding alone moves BlazeFace's boxes by up to 11 px at 720p (area average in two
-    exact halvings), so the check is the same faces on the same frames, overlapping, with the same
-    scores, and no less accurate against where the faces truly are."""
+    """Resize-first on uint8 (preprocess.resize's steps) against the old full-frame area average, on
+    every frame. Measured: uint8 rounding alone moves BlazeFace's boxes by up to 11 px at 720p (area
+    average in two exact halvings), so the check is the same faces on the same frames, overlapping,
+    with the same scores, and no less accurate against where the faces truly are. (Until 2026-11-26
+    the old path was patched into ``prepare``, which ``detect`` had stopped calling: the test
+    compared the new path with itself.)"""
     import types
 
     from edgecnn.detectors import FaceDetector
@@ -341,9 +343,18 @@ def test_fast_preprocessing_finds_the_same_faces_as_before(tmp_path, size):
         frames.append(f[1])
     det = FaceDetector("blazeface", threads=2)
     new = [det.detect(f) for f in frames]
-    spec = det.model.preprocess
-    det.model.prepare = types.MethodType(lambda self, f, reuse=False, with_transform=False: _old_apply(spec, f, with_transform), det.model)
+    spec, ran = det.model.preprocess, []
+
+    def old_load(self, frame):  # the old preprocessing into the input tensor, where detect() loads a frame
+        x, tr = _old_apply(spec, frame, with_transform=True)
+        self.set_input(x)
+        ran.append(x)
+        return tr
+
+    det.model.load = types.MethodType(old_load, det.model)
     old = [det.detect(f) for f in frames]
+    # the old path ran on every frame, and gave the model other pixels than the new one
+    assert len(ran) == len(frames) and not np.array_equal(ran[0], det.model.prepare(frames[0]))
     assert sum(map(len, old)) >= len(frames)
     for a, b in [(o, n) for o, n in zip(old, new)] + [(n, o) for o, n in zip(old, new)]:  # both ways
         for da in a:
