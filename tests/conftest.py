@@ -61,6 +61,20 @@ def mnv2_int8(tmp_path_factory, photo_clip):
 
 
 @pytest.fixture(scope="session")
+def mnv2_int8_file(tmp_path_factory, photo_clip):
+    """The same int8 MobileNetV2 (alpha 0.35, 96 px, calibrated on the video) for the tests that only
+    need the file: converted in this process, without the per-layer analysis and the latency run
+    (14 s against the CLI's 27: the default test run's largest setup). The CLI's own path is
+    tested with :func:`mnv2_int8`."""
+    from edgecnn.converters.convert import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("mnv2_file") / "m.tflite"
+    rep = convert("mobilenet_v2", ConvertOptions(precision="int8", target="cpu", output=str(out), calibration=str(photo_clip), samples=16,
+                                                 debug_layers=False, measure_latency=False, builder_options={"alpha": 0.35, "input_size": 96}))
+    return out, rep
+
+
+@pytest.fixture(scope="session")
 def lenet_int8_uint8(tmp_path_factory, digits_lenet):
     """Trained LeNet-5 as a full-integer model with uint8 input/output (the Coral recipe)."""
     from edgecnn.converters.convert import ConvertOptions, convert

@@ -10,8 +10,8 @@ from helpers import assert_one_line_error, run_cli
 pytestmark = [pytest.mark.tf]
 
 
-def test_profile_json_report(mnv2_int8, tmp_path):
-    out, _ = mnv2_int8
+def test_profile_json_report(mnv2_int8_file, tmp_path):
+    out, _ = mnv2_int8_file
     proc = run_cli("profile", out, "--threads", "1,2", "--runs", "20", "--warmup", "2", "--json", "--save", tmp_path / "a.json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
@@ -24,8 +24,8 @@ def test_profile_json_report(mnv2_int8, tmp_path):
     assert json.loads((tmp_path / "a.json").read_text())["latency_ms"]["count"] == 20
 
 
-def test_profile_seconds_compare_plot_and_predict(mnv2_int8, tmp_path):
-    out, _ = mnv2_int8
+def test_profile_seconds_compare_plot_and_predict(mnv2_int8_file, tmp_path):
+    out, _ = mnv2_int8_file
     a = run_cli("profile", out, "--seconds", "0.5", "--threads", "1", "--save", tmp_path / "one.json", "--label", "1 thread")
     assert a.returncode == 0, a.stderr
     b = run_cli("profile", out, "--runs", "10", "--threads", "2", "--save", tmp_path / "two.json", "--label", "2 threads")
@@ -46,9 +46,9 @@ def test_profile_seconds_compare_plot_and_predict(mnv2_int8, tmp_path):
     assert "warning" not in json.loads(proc.stdout)["predict"]  # int8 MobileNetV2 maps to the Edge TPU
 
 
-def test_profile_bad_usage(tmp_path, mnv2_int8):
+def test_profile_bad_usage(tmp_path, mnv2_int8_file):
     assert_one_line_error(run_cli("profile"), 2, "give a MODEL")
     (tmp_path / "x.json").write_text("{}")
     assert_one_line_error(run_cli("profile", "--compare", tmp_path / "x.json"), 2, "not a result")
-    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--runs", "3", "--seconds", "1"), 2, "not both")
-    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--predict", "cpu"), 2, "no [[predict.reference]]")
+    assert_one_line_error(run_cli("profile", mnv2_int8_file[0], "--runs", "3", "--seconds", "1"), 2, "not both")
+    assert_one_line_error(run_cli("profile", mnv2_int8_file[0], "--predict", "cpu"), 2, "no [[predict.reference]]")

@@ -192,8 +192,8 @@ def test_an_interpreters_own_thread_pool_is_found_and_its_cpu_counted():
     assert twin.pool_cpu_seconds() < 0.05  # the twin's pool idled: its interpreter never ran
 
 
-def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8, tmp_path):
-    out, _ = mnv2_int8
+def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8_file, tmp_path):
+    out, _ = mnv2_int8_file
     proc = run_cli("profile", out, "--target", "coral", "--runs", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -228,26 +228,26 @@ def test_runtime_order_and_forced_runtime(lenet_int8_uint8):
         (b"\x10\x00\x00\x00TFL3" + b"\xff" * 40, "points past its end"),  # the identifier, then offsets that point nowhere
     ],
 )
-def test_malformed_model_files_are_exit_2_not_a_crash(tmp_path, mnv2_int8, content, expect):
+def test_malformed_model_files_are_exit_2_not_a_crash(tmp_path, mnv2_int8_file, content, expect):
     bad = tmp_path / "bad.tflite"
-    bad.write_bytes(mnv2_int8[0].read_bytes()[: len(mnv2_int8[0].read_bytes()) // 2] if content is None else content)
+    bad.write_bytes(mnv2_int8_file[0].read_bytes()[: len(mnv2_int8_file[0].read_bytes()) // 2] if content is None else content)
     err = assert_one_line_error(run_cli("profile", bad), 2)
     assert expect in err and str(bad) in err, err
 
 
-def test_missing_and_folder_model_and_bad_threads(tmp_path, mnv2_int8):
+def test_missing_and_folder_model_and_bad_threads(tmp_path, mnv2_int8_file):
     assert_one_line_error(run_cli("profile", tmp_path / "nope.tflite"), 2, "not found")
     assert_one_line_error(run_cli("profile", tmp_path), 2, "folder")
     for bad in ("0", "a", "-1", "1,,2"):
-        assert_one_line_error(run_cli("profile", mnv2_int8[0], "--threads", bad), 2, "--threads")
-    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--runs", "0"), 2, "--runs")
-    assert_one_line_error(run_cli("profile", mnv2_int8[0], "--target", "tpu9"), 2, "unknown target")
+        assert_one_line_error(run_cli("profile", mnv2_int8_file[0], "--threads", bad), 2, "--threads")
+    assert_one_line_error(run_cli("profile", mnv2_int8_file[0], "--runs", "0"), 2, "--runs")
+    assert_one_line_error(run_cli("profile", mnv2_int8_file[0], "--target", "tpu9"), 2, "unknown target")
 
 
-def test_parser_agrees_with_the_interpreter(mnv2_int8):
+def test_parser_agrees_with_the_interpreter(mnv2_int8_file):
     from edgecnn.runtime import Model
 
-    m = Model(mnv2_int8[0])
+    m = Model(mnv2_int8_file[0])
     info = m.file
     ops = m.interpreter._get_ops_details()[: len(info.operators)]
     assert [o["op_name"] for o in ops] == [op.name for op in info.operators]

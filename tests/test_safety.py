@@ -182,9 +182,11 @@ def test_a_tampered_bundle_is_exit_2_naming_the_file(tmp_path, clip):
 def test_calibration_memory_follows_the_input_size_not_the_photos(tmp_path):
     big = tmp_path / "photos"
     big.mkdir()
-    rng = np.random.default_rng(0)
+    # 24 12-megapixel photos (36 MB each decoded): one smooth picture encoded once, written 24 times
+    photo = np.broadcast_to(np.linspace(0, 255, 4000).astype(np.uint8)[None, :, None], (3000, 4000, 3))
+    jpeg = cv2.imencode(".jpg", np.ascontiguousarray(photo), [cv2.IMWRITE_JPEG_QUALITY, 30])[1].tobytes()
     for i in range(24):
-        cv2.imwrite(str(big / f"{i}.jpg"), (rng.random((3000, 4000, 3)) * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 30])
+        (big / f"{i}.jpg").write_bytes(jpeg)
     code = (
         "import resource, sys; from edgecnn.calibration.datasets import load_images;"
         "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
