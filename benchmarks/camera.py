@@ -199,7 +199,6 @@ def overhead_floor(clip, out=None, passes=1, least=False):
 
     from edgecnn.detectors import open_detector
     from edgecnn.overlay import Hud, draw
-    from edgecnn.preprocess import Transform
     from edgecnn.video_io import Handoff, open_writer
 
     det, hud = open_detector("blazeface", threads=1), Hud()  # one thread each, as the camera's workers
@@ -212,10 +211,8 @@ def overhead_floor(clip, out=None, passes=1, least=False):
         frames, cpu, p0 = 0, 0.0, pool()
         q, enc = Handoff(maxsize=8), None  # the camera's own hand-off
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        s = size / max(w, h)
-        nw, nh = round(w * s), round(h * s)
-        px, py = (size - nw) // 2, (size - nh) // 2
-        region, tr = canvas[py : py + nh, px : px + nw], Transform(s, s, float(px), float(py), size, size)
+        nw, nh, px, py, tr = det.model.preprocess._placement(w, h)  # where edgecnn's letterbox puts the frame
+        region = canvas[py : py + nh, px : px + nw]
         if out:
             writer = open_writer(out, 25.0, (w, h))
             enc = threading.Thread(target=_encode, args=(q, writer))
