@@ -4,7 +4,7 @@
 
 Compares p50s on a prepared tensor, each against the bare ai_edge_litert set_tensor/invoke/get_tensor
 loop given the same thing: (a) a tensor already in the input's type (int8 for an int8 model) to
-Model.predict; (b) a float tensor to Model.predict, against the bare loop quantizing it the way a user
+Model.run; (b) a float tensor to Model.run, against the bare loop quantizing it the way a user
 writes it (`np.clip(np.round(x / s + z), lo, hi).astype(dtype)`), timed inside the loop too; (c) the
 invoke loop `edgecnn profile` times, against the bare loop on the pre-quantized tensor. Goal: each
 ratio <= 1.05. Also the 1 -> 2 thread scaling. Each round times every loop in a block of --runs, the
@@ -58,7 +58,7 @@ def main(argv=None):
         scaling = results[1]["bare"]["p50"] / results[args.threads]["bare"]["p50"] if args.threads != 1 else 1.0
         table("p50 latency (ms): edgecnn against the bare LiteRT interpreter given the same input, same model and threads; "
               "ratio: median of the rounds' own (range)",
-              ["threads", "bare", "Model.predict", "ratio", "bare + quantize", "Model.predict(float)", "ratio", "profile loop", "ratio"], rows)
+              ["threads", "bare", "Model.run", "ratio", "bare + quantize", "Model.run(float)", "ratio", "profile loop", "ratio"], rows)
         print(f"thread scaling 1 -> {args.threads}: {scaling:.2f}x")
         raw = raw_frame_rows(path, args.threads, args.runs, args.rounds)
         table("a raw 1280x720 BGR frame: Model.predict against the hand-written preprocessing + invoke (p50 ms)",
@@ -106,9 +106,9 @@ def prepared_rows(path, threads, runs, rounds):
             bare_interp.get_tensor(o_det["index"])
         return run
 
-    fns = {"bare": bare(lambda: xq), "predict": lambda: m.predict(xq[0])}
+    fns = {"bare": bare(lambda: xq), "predict": lambda: m.run(xq[0])}
     if quantized:
-        fns.update({"bare_from_float": bare(lambda: quantize(x)[None]), "predict_from_float": lambda: m.predict(x)})
+        fns.update({"bare_from_float": bare(lambda: quantize(x)[None]), "predict_from_float": lambda: m.run(x)})
     # the invoke loop `edgecnn profile` times, run as it runs there (its own timing, a block at a time)
     blocks = {"profile": lambda runs: time_invocations(m, x, runs=runs, warmup=5)[1]}
     return paired(fns, rounds, runs, f"threads {threads}", blocks,

@@ -7,3 +7,13 @@ Importing :mod:`edgecnn` is cheap and never imports TensorFlow; the TensorFlow s
 __version__ = "0.1.0"
 
 from edgecnn.errors import EdgecnnError, InputError  # noqa: E402,F401
+
+
+def __getattr__(name):
+    """``from edgecnn import Model``: the device runtime, imported on first use (numpy, OpenCV and
+    LiteRT only), so that ``import edgecnn`` stays cheap."""
+    if name in ("Model", "load"):
+        from edgecnn import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'edgecnn' has no attribute {name!r}")

@@ -7,9 +7,11 @@ through :func:`check_model`, which
 1. validates what the interpreter trusts without checking (:func:`edgecnn.tflite_file.parse`:
    tensor and opcode indices, optional inputs, quantization parameters, constant buffer sizes,
    shapes), and
-2. loads and invokes a file it has not seen before in a child process, caching the verdict by the
-   file's sha256 in the user's data folder, so that whatever the validator misses costs a one-line
-   error (exit 2), never the host process.
+2. loads and invokes a file it has not seen before in a child process (a fresh Python running
+   :mod:`edgecnn._probe`, which never imports the caller's ``__main__``), caching the verdict by the
+   file's sha256 and the runtime's version in the user's data folder, so that whatever the validator
+   misses costs a one-line error (exit 2), never the host process. A probe that fails for its own
+   reasons (a timeout, a child that cannot start or is killed) is said as such and never cached.
 
 Device-side: the standard library, numpy and LiteRT.
 """
@@ -21,11 +23,13 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgecnn import tflite_file
-from edgecnn._quiet import quiet_stderr
-from edgecnn.errors import InputError
+from edgecnn.errors import EdgecnnError, InputError
 from edgecnn.paths import data_dir
 
 PROBE_TIMEOUT_S = float(os.environ.get("EDGECNN_PROBE_TIMEOUT", "30"))  # slow boards: raise it
@@ -36,7 +40,13 @@ def sha256_of(data: bytes) -> str:
 
 
 def _verdict_path(digest: str) -> Path:
-    return data_dir() / "verdicts" / f"{digest}.json"
+    """One verdict per file *and runtime*: a newer LiteRT may load what an older one refused (or crash
+    where it did not)."""
+    from edgecnn.backend import get_backend
+
+    b = get_backend()
+    runtime = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{b.name}-{b.version}")
+    return data_dir() / "verdicts" / f"{digest}-{runtime}.json"
 
 
 def known_verdict(digest: str) -> dict | None:
@@ -58,82 +68,105 @@ def record_verdict(digest: str, ok: bool, reason: str = "") -> None:
         pass
 
 
-def _probe_child(path: str, report: str) -> None:
-    """In the child: the first load, allocation and two invokes of the file with zeros as input, then
-    the interpreter's teardown. Exit 0: it survived; exit 3: the runtime refused it (reason in
-    ``report``); a signal: it crashed."""
-    import gc
-
-    import numpy as np
-
-    from edgecnn.backend import get_backend
-
+def forget_verdict(path) -> bool:
+    """Drop the cached test-load verdict of the model file ``path`` for this runtime (``edgecnn profile
+    --recheck``); True when there was one. The next load tests the file again."""
+    digest = sha256_of(tflite_file.read_bytes(Path(path)))
     try:
-        interp = get_backend().Interpreter(model_path=path, num_threads=1)
-        interp.allocate_tensors()
-        for d in interp.get_input_details():
-            interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-        for _ in range(2):  # a second run catches state the first one corrupted
-            interp.invoke()
-            for d in interp.get_output_details():
-                interp.get_tensor(d["index"])
-        del interp  # the teardown is part of the test: damage can crash it there
-        gc.collect()
-    except Exception as exc:  # noqa: BLE001 - the runtime's own refusal: a clean verdict
-        from edgecnn.errors import first_line
-
-        Path(report).write_text(first_line(exc, 200))
-        os._exit(3)
-    os._exit(0)
+        _verdict_path(digest).unlink()
+        return True
+    except FileNotFoundError:
+        return False
 
 
-_CONTEXT = None
+# Signals that say the file broke the interpreter. SIGKILL is not among them: it is what the kernel's
+# out-of-memory killer (or a user) sends, and says nothing about the file.
+_CRASH_SIGNALS = {s for s in (getattr(signal, n, None) for n in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")) if s}
 
 
-def _context():
-    """A forkserver that has already imported numpy and LiteRT: each probe is a fork, not a fresh
-    Python (tens of milliseconds instead of half a second)."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["numpy", "edgecnn.backend", "edgecnn.loader"])
-        _CONTEXT = ctx
-    return _CONTEXT
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    reason: str = ""
+    about_the_file: bool = True  # False: the probe itself failed (timeout, no child, out of memory): never cached
 
 
-def probe(path) -> tuple[bool, str]:
-    """Load and invoke ``path`` in a child process; (ok, reason). A signal or a hang is a failed probe.
-    The verdict travels by exit code (and a file for the runtime's reason): no pipe to leave open."""
-    import tempfile
+def _child_command(path: str, report: str) -> list[str] | None:
+    """A fresh Python running :mod:`edgecnn._probe`; None in a frozen app, whose executable is the app."""
+    if getattr(sys, "frozen", False):
+        return None
+    return [sys.executable, "-m", "edgecnn._probe", path, report]
 
-    ctx = _context()
-    fd, report = tempfile.mkstemp(prefix="edgecnn-probe-", suffix=".txt")
-    os.close(fd)
-    try:
-        proc = ctx.Process(target=_probe_child, args=(str(path), report), daemon=True)
-        with quiet_stderr():  # the child inherits stderr: LiteRT's start-up lines stay off the terminal
-            proc.start()
+
+def _run_child(path: str, report: str) -> tuple[int | None, str]:
+    """(exit code, or None on a timeout; the last line the child wrote on stderr)."""
+    cmd = _child_command(path, report)
+    if cmd is None:  # frozen: multiprocessing's spawn, which frozen apps support through freeze_support()
+        from edgecnn._probe import probe_child
+
+        proc = multiprocessing.get_context("spawn").Process(target=probe_child, args=(path, report))
+        proc.start()
         proc.join(PROBE_TIMEOUT_S)
         if proc.is_alive():
             proc.kill()
-            proc.join(5)
-            return False, f"the model did not finish a test load in {PROBE_TIMEOUT_S:.0f} s"
-        code = proc.exitcode
+            proc.join()
+            return None, ""
+        return proc.exitcode, ""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=env, start_new_session=True)  # Ctrl-C reaches the caller, who ends the child
+    try:
+        _, err = child.communicate(timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return None, ""
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    lines = [ln.strip() for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return child.returncode, (lines[-1][:200] if lines else "")
+
+
+def _package_root() -> str:
+    """The folder that holds the ``edgecnn`` package this process imported: the child imports the same."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def probe(path) -> Probe:
+    """Load and invoke ``path`` in a child process. A crash by signal is the file's fault; a refusal by
+    the runtime too; a timeout, a child that cannot start or is killed is the probe's, said as such."""
+    import tempfile
+
+    fd, report = tempfile.mkstemp(prefix="edgecnn-probe-", suffix=".txt")
+    os.close(fd)
+    try:
+        try:
+            code, last = _run_child(str(Path(path).resolve()), report)
+        except OSError as exc:
+            return Probe(False, f"the test load could not start ({exc.strerror or exc})", False)
+        if code is None:
+            return Probe(False, f"the test load did not finish in {PROBE_TIMEOUT_S:g} s (a busy machine? "
+                                "set EDGECNN_PROBE_TIMEOUT higher and try again)", False)
         if code == 0:
-            return True, ""
+            return Probe(True)
         if code == 3:
-            return False, Path(report).read_text() or "the runtime refused it"
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            return False, f"the model crashed the interpreter in a test load ({name})"
-        return False, f"the model did not finish a test load (exit {code})"
+            return Probe(False, Path(report).read_text() or "the runtime refused it")
+        if code < 0 and -code in _CRASH_SIGNALS:
+            return Probe(False, f"the model crashed the interpreter in a test load ({signal.Signals(-code).name})")
+        if code < 0:
+            return Probe(False, f"the test load was killed ({_signal_name(-code)}; out of memory?)", False)
+        return Probe(False, f"the test load could not run (exit {code}{': ' + last if last else ''})", False)
     finally:
         os.unlink(report)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def check_model(path, isolate: bool | None = None) -> tflite_file.TFLiteFile:
@@ -151,13 +184,15 @@ def check_model(path, isolate: bool | None = None) -> tflite_file.TFLiteFile:
         digest = sha256_of(data)
         verdict = known_verdict(digest)
         if verdict is None:
-            ok, reason = probe(p)
-            record_verdict(digest, ok, reason)
-            verdict = {"ok": ok, "reason": reason}
+            result = probe(p)
+            if not result.about_the_file:
+                raise EdgecnnError(f"{p}: {result.reason}")
+            record_verdict(digest, result.ok, result.reason)
+            verdict = {"ok": result.ok, "reason": result.reason}
         if not verdict["ok"]:
             reason = verdict["reason"]
-            if reason.startswith("the model "):  # crashed or hung in the test load
-                raise InputError(f"{p}: {reason}; the file is damaged")
+            if reason.startswith("the model "):  # crashed in the test load
+                raise InputError(f"{p}: {reason}; the file is damaged (edgecnn profile {p} --recheck tests it again)")
             from edgecnn.backend import get_backend
 
             raise InputError(f"the {get_backend().name} runtime cannot load {p}: {reason}")

@@ -111,12 +111,6 @@ class ModelInput:
         values = spec.pixel_values()
         return None if values is None else self._quantize(values, 0).copy()
 
-    def _is_prepared(self, x: np.ndarray) -> bool:
-        shape = self.input_shape[1:]
-        if tuple(x.shape[-len(shape) :]) != shape:
-            return False
-        return x.dtype != np.uint8 or (self.preprocess is not None and self.preprocess.normalize == "pixels")
-
     def set_input(self, x: np.ndarray, index: int = 0) -> None:
         """Quantize a float tensor (batch 1) for the model's input type and hand it to the interpreter."""
         det = self.inputs[index]

@@ -4,9 +4,11 @@
     >>> m = Model("mobilenet_v2_int8.tflite", target="rpi4")
     >>> probs = m.predict(cv2.imread("cat.jpg"))
 
-``predict`` resizes, orders colours and normalises by the preprocessing spec that ``edgecnn
-convert`` wrote into the file (or one the caller passes for files edgecnn did not make), quantizes
-integer inputs, runs the interpreter and returns float outputs. Imports: numpy, OpenCV, LiteRT.
+``predict`` takes one image of any size and resizes, orders colours and normalises it by the
+preprocessing spec that ``edgecnn convert`` wrote into the file (or one the caller passes for files
+edgecnn did not make), quantizes integer inputs, runs the interpreter and returns float outputs.
+Several images go to ``predict_batch``, a prepared tensor to ``run``: nothing is guessed from a shape.
+Imports: numpy, OpenCV, LiteRT.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Model(ModelInput):
         self.pool_threads = native_threads() - before if before is not None else set()
         self.load_seconds = time.perf_counter() - t0
         self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
+        self.outputs, self.output_names = source_order(self.interpreter.get_output_details(), self.file, self.metadata)
         self._input_shape = tuple(int(d) for d in self.inputs[0]["shape"])
         # per output: (tensor index, dequantization (scale, zero) or None); read on every run
         self._out_plan = [(d["index"], _dequantization(d)) for d in self.outputs]
@@ -108,7 +110,7 @@ class Model(ModelInput):
             "delegate": self.delegate.active,
             "threads": self.threads,
             "inputs": [_tensor_desc(d) for d in self.inputs],
-            "outputs": [_tensor_desc(d) for d in self.outputs],
+            "outputs": [{**_tensor_desc(d), "name": n} for d, n in zip(self.outputs, self.output_names)],
             "preprocess": self.preprocess.to_dict() if self.preprocess else None,
             "made_by_edgecnn": bool(self.metadata),
         }
@@ -179,40 +181,75 @@ class Model(ModelInput):
         return [self.get_output(i) for i in range(len(self._out_plan))]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        """Run one prepared float input; returns the float outputs without the batch axis."""
+        """Run one *prepared* input tensor (the input's shape, with or without the batch axis; float, or
+        already quantized); returns the float outputs without the batch axis. For an image, use
+        :meth:`predict`."""
+        x = np.asarray(x)
+        if tuple(x.shape) not in (self._input_shape, self._input_shape[1:]):
+            raise InputError(f"run takes a prepared input of shape {self._input_shape[1:]} (or {self._input_shape}), "
+                             f"got {x.shape}; an image goes to predict(image)")
         self.set_input(x)
         self.invoke()
         return self.get_outputs()
 
-    def predict(self, images):
-        """Images or prepared tensors (one or a batch) -> float outputs.
+    def predict(self, image):
+        """One image -> its float outputs (an array, or a list of arrays for a multi-output model).
 
-        One input gives the output array (or a list of arrays for multi-output models); a batch (list,
-        or array with a leading batch axis) gives them stacked along a new first axis.
+        ``image`` is one OpenCV image of any size: uint8 H x W (grey), H x W x 1, H x W x 3 (BGR) or
+        H x W x 4 (BGRA). It is always resized, colour-ordered and normalised by the model's spec, also
+        when it is already the input size: nothing is guessed from a shape. A prepared tensor goes to
+        :meth:`run`; several images to :meth:`predict_batch`.
         """
-        n_out = len(self.outputs)
+        image = _one_image(image, "predict")
+        if self._input_shape[0] > 1:  # a model with a fixed batch of several: one image fills one slot
+            outs = self.predict_batch([image])
+            return outs[0] if len(self.outputs) == 1 else [o[0] for o in outs]
+        self.load(image)  # prepared straight into the input tensor
+        self.invoke()
+        outs = self.get_outputs()
+        return outs[0] if len(self.outputs) == 1 else outs
+
+    def predict_batch(self, images):
+        """Several images (a list of what :meth:`predict` takes, or an N x H x W x C uint8 array) -> the
+        outputs stacked along a new first axis. A model with a fixed batch of B runs B images at a time."""
         if isinstance(images, np.ndarray):
-            if images.dtype != np.uint8 and images.shape == self._input_shape[1:]:
-                outs = self.run(images)  # the fast path: one prepared tensor
-                return outs[0] if n_out == 1 else outs
-            if images.dtype == np.uint8 and images.ndim in (2, 3) and not self._is_prepared(images):
-                self.load(images)  # a raw frame: prepared straight into the input tensor
-                self.invoke()
-                outs = self.get_outputs()
-                return outs[0] if n_out == 1 else outs
-            batch = list(images)
-        else:
-            batch = list(images)
+            if images.ndim != 4:
+                raise InputError(f"predict_batch takes a list of images or an N x H x W x C array, got an array of shape {images.shape} "
+                                 "(one image goes to predict; N grey images: pass list(array))")
+            images = list(images)
+        elif isinstance(images, (str, bytes)) or not hasattr(images, "__iter__"):
+            raise InputError(f"predict_batch takes a list of images, got {type(images).__name__}")
+        batch = [_one_image(im, f"predict_batch item {i}") for i, im in enumerate(images)]
         if not batch:
-            raise InputError("predict needs at least one image")
+            raise InputError("predict_batch needs at least one image")
+        if self._input_shape[0] > 1:
+            return self._run_batched(batch)
+        n_out = len(self.outputs)
         results = []
         for item in batch:
-            item = np.asarray(item)
-            x = item if self._is_prepared(item) else self.prepare(item)
-            results.append(self.run(x))
+            self.load(item)
+            self.invoke()
+            results.append(self.get_outputs())
         stacked = [np.stack([r[k] for r in results]) for k in range(n_out)]
         return stacked[0] if n_out == 1 else stacked
 
+    def _run_batched(self, batch: list) -> np.ndarray | list:
+        """A fixed-batch model: B prepared images a run (the last run padded with zeros), every row of
+        every output kept."""
+        size = self._input_shape[0]
+        outs: list[list] = [[] for _ in self.outputs]
+        for start in range(0, len(batch), size):
+            chunk = batch[start:start + size]
+            x = np.zeros(self._input_shape, np.float32)
+            for j, im in enumerate(chunk):
+                x[j] = self.prepare(im)
+            self.set_input(x)
+            self.invoke()
+            for k, (index, dq) in enumerate(self._out_plan):
+                y = self.interpreter.get_tensor(index)[: len(chunk)]
+                outs[k].append((y.astype(np.float32) - dq[1]) * dq[0] if dq is not None and dq[0] else y.astype(np.float32))
+        stacked = [np.concatenate(o) for o in outs]
+        return stacked[0] if len(stacked) == 1 else stacked
 
     def classify(self, image, top_k: int = 5) -> list[tuple[str, float]]:
         """Top-k (label, score) of a classifier, labels from the model's metadata (its packed label
@@ -221,6 +258,38 @@ class Model(ModelInput):
         order = np.argsort(-scores)[:top_k]
         names = self.labels or []
         return [(names[i] if i < len(names) else str(int(i)), float(scores[i])) for i in order]
+
+
+def source_order(details: list, info, metadata: dict) -> tuple[list, list]:
+    """The outputs in the order, and with the names, the model's source gave them: a converter may
+    reorder a graph's outputs, but the file's signature keeps the source's order and names (and
+    ``edgecnn convert`` writes an ONNX source's own names beside them). Without a signature: the
+    file's order and tensor names."""
+    by_tensor = {d["index"]: d for d in details}
+    signature = info.signature_outputs
+    declared = [o for o in (metadata.get("outputs") or []) if isinstance(o, dict) and o.get("signature") in signature]
+    if declared and len(declared) == len(details) and {signature[o["signature"]] for o in declared} == set(by_tensor):
+        return [by_tensor[signature[o["signature"]]] for o in declared], [str(o.get("name") or o["signature"]) for o in declared]
+    if signature and len(signature) == len(details) and set(signature.values()) == set(by_tensor):
+        return [by_tensor[t] for t in signature.values()], list(signature)
+    return list(details), [d["name"] for d in details]
+
+
+def _one_image(image, where: str) -> np.ndarray:
+    """``image`` if it is one 8-bit image (H x W, or H x W x 1, 3 or 4), else one clear error."""
+    if not isinstance(image, np.ndarray):
+        if isinstance(image, (list, tuple)):
+            raise InputError(f"{where} takes one image (a uint8 array); several images go to predict_batch")
+        raise InputError(f"{where} takes one image (a uint8 numpy array, e.g. from cv2.imread), got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputError(f"{where} takes an 8-bit image (uint8, as cv2.imread gives), got {image.dtype}; "
+                         "a prepared input tensor goes to run(x)")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4)):
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise InputError(f"{where}: the image is empty ({image.shape})")
+        return image
+    raise InputError(f"{where} takes one image of shape H x W or H x W x 1/3/4, got {image.shape}"
+                     + ("; a batch goes to predict_batch" if image.ndim == 4 else ""))
 
 
 def _dequantization(detail: dict):

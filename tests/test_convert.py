@@ -78,7 +78,7 @@ def test_int8_uint8_io_for_coral(lenet_int8_uint8, digits_lenet):
 
     _, test = digits_split()
     m = Model(out)
-    pred = m.predict(test.images[:200]).argmax(1)
+    pred = m.predict_batch(list(test.images[:200])).argmax(1)
     assert (pred == np.asarray(test.labels[:200])).mean() > 0.94
 
 

@@ -53,11 +53,11 @@ def test_predict_handles_preprocessing_quantization_and_batches(lenet_int8_uint8
     assert m.input_dtype == np.uint8 and m.labels == [str(i) for i in range(10)]
     _, test = digits_split()
     imgs = test.images[:64]
-    batch = m.predict(imgs)
+    batch = m.predict_batch(list(imgs))
     assert batch.shape == (64, 10)
     one = m.predict(imgs[0])
     np.testing.assert_allclose(one, batch[0])
-    prepared = m.predict(DIGITS_SPEC.apply(imgs[0]))  # an already-prepared float tensor is used as is
+    prepared = m.run(DIGITS_SPEC.apply(imgs[0]))[0]  # an already-prepared float tensor goes to run
     np.testing.assert_allclose(prepared, one)
     ref = keras.models.load_model(digits_lenet["keras"]).predict(DIGITS_SPEC.apply_batch(imgs), verbose=0)
     assert (ref.argmax(1) == batch.argmax(1)).mean() >= 0.95
@@ -91,7 +91,7 @@ def test_a_quantized_input_is_prepared_in_one_lookup_with_the_same_values(lenet_
             x = m.prepare(img, reuse=True)
             assert x.dtype == dtype and np.array_equal(x, by_hand), (path.name, spec)
         assert m.__dict__["_plan"][1] is not None  # the table path, not the float tensor's
-        assert np.array_equal(m.predict(frame), m.predict(f))  # set_input quantizes the float tensor alike
+        assert np.array_equal(m.predict(frame), m.run(f)[0])  # set_input quantizes the float tensor alike
         stages = _Stages()
         stages.model = m
         ring = stages.input_buffer()  # the camera's reader hands on pixels; the worker quantizes them in place
@@ -139,7 +139,7 @@ def test_a_frame_is_prepared_straight_into_the_input_tensor(monkeypatch):
     m = det.model
     frame = cv2.imread(str(FACES / "obama.jpg"))
     expected = m.preprocess.apply(frame)
-    reference = m.predict(expected)  # a prepared float tensor goes in by set_input
+    reference = m.run(expected)  # a prepared float tensor goes in by set_input
     copies = []
     real = m.interpreter.set_tensor
     monkeypatch.setattr(m.interpreter, "set_tensor", lambda *a: (copies.append(a[0]), real(*a)))

@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--seconds", type=positive_float, help="run for this long instead of a run count")
     sp.add_argument("--warmup", type=nonneg_int, default=3, help="warm-up runs before counting (default 3)")
     sp.add_argument("--strict", action="store_true", help="fail (exit 2) when the target's delegate is absent")
+    sp.add_argument("--recheck", action="store_true",
+                    help="forget this file's cached test-load verdict and test it again (after a runtime upgrade or a false alarm)")
     sp.add_argument("--predict", help="also estimate latency on rpi4 | rpi5 | coral from the model's MACs")
     sp.add_argument("--compare", nargs="+", metavar="RESULT.json", help="line up saved results (from --json/--save) in one table and plot")
     sp.add_argument("--save", help="write this run's JSON result to a file (for --compare later)")
@@ -89,6 +91,12 @@ def run_profile(args, extra) -> int:
     if args.runs is not None and args.seconds is not None:
         raise InputError("give --runs or --seconds, not both")
     results = []
+    if args.recheck:
+        if not args.model:
+            raise InputError("--recheck needs a MODEL.tflite")
+        from edgecnn.loader import forget_verdict
+
+        forget_verdict(args.model)
     if args.model:
         target = args.target or _bundle_target(args.model)
         report = profiling.profile_model(
