@@ -2,8 +2,8 @@
 
 The TFLite flatbuffer read through the schema bindings LiteRT ships (``schema_py_generated``, lazy
 API: no copy of the weights): operator codes, tensors with their types, shapes and quantization,
-operators, buffers and the model metadata. :func:`validate_graph` checks everything the interpreter
-trusts without checking (indices, optional inputs, quantization parameters, constant buffer sizes,
+operators, buffers and the model metadata. :func:`~edgecnn.tflite_validate.validate_graph` checks everything the
+interpreter trusts without checking (indices, optional inputs, quantization parameters, constant buffer sizes,
 shapes) *before* an interpreter sees the bytes, so a damaged file is a clear error, not a crash.
 Device-safe: numpy and the LiteRT wheel.
 
@@ -20,6 +20,16 @@ from functools import lru_cache
 from pathlib import Path
 
 from edgecnn.errors import InputError
+from edgecnn.tflite_validate import (  # noqa: F401 - FormatError and the validator are part of this module's API
+    MAX_ELEMENTS,
+    OFFSET_UNSET,
+    FormatError,
+    _bytes_for,
+    _count,
+    _sparsity,
+    _vec,
+    validate_graph,
+)
 
 METADATA_NAME = "edgecnn"
 TENSOR_TYPES = {
@@ -29,11 +39,6 @@ TENSOR_TYPES = {
 }
 
 
-class FormatError(InputError):
-    """The bytes are not a well-formed TFLite model, or hold values the interpreter would trust and
-    crash on."""
-
-
 @lru_cache(maxsize=1)
 def _builtin_names() -> dict[int, str]:
     """Builtin operator code -> name, from the schema module the installed runtime ships."""
@@ -41,23 +46,6 @@ def _builtin_names() -> dict[int, str]:
     return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-# Inputs an operator may leave out (index -1), by operator: bias of the convolutions and fully
-# connected; the LSTM/RNN families have many optional inputs (any but the first).
-OPTIONAL_INPUTS = {"CONV_2D": {2}, "DEPTHWISE_CONV_2D": {2}, "FULLY_CONNECTED": {2}, "TRANSPOSE_CONV": {3}, "CONV_3D": {2},
-                   "CONV_3D_TRANSPOSE": {3}, "SVDF": {3}, "BATCH_MATMUL": set()}
-ANY_OPTIONAL = ("LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN",
-                "BIDIRECTIONAL_SEQUENCE_RNN", "RNN")
-ITEM_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "complex64": 8, "int8": 1,
-              "float64": 8, "complex128": 16, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2}
-ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535), "int4": (-8, 7)}
-MAX_RANK, MAX_ELEMENTS = 8, 2**31 - 1
-# Operators whose output has their first input's shape: a file that declares otherwise makes the
-# interpreter allocate one size and read another (found by the fuzzer: a DEQUANTIZE output feeding a
-# depthwise filter, declared 65536 wide, crashed the host at random)
-SAME_SHAPE_OPS = {"DEQUANTIZE", "QUANTIZE", "CAST", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LOGISTIC", "TANH", "HARD_SWISH",
-                  "LEAKY_RELU", "ELU", "GELU", "ABS", "NEG", "EXP", "SQRT", "RSQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "CEIL",
-                  "ROUND", "SIGN", "LOGICAL_NOT"}
-OFFSET_UNSET = 1  # Buffer.offset: 0 or 1 means "no external data" (1 is the converter's placeholder)
 
 
 @dataclass
@@ -73,6 +61,7 @@ class TensorInfo:
     zero_point: list[int] = field(default_factory=list)
     is_constant: bool = False
     quantized_dimension: int = 0
+    sparsity: dict | None = None  # TFLite sparsity (a DENSIFY input): traversal order, block map, dimensions
 
 
 @dataclass
@@ -97,6 +86,7 @@ class TFLiteFile:
     outputs: list[int]
     subgraphs: int
     metadata: dict[str, bytes]
+    signature_outputs: dict[str, int] = field(default_factory=dict)  # the first signature's output names -> tensor index
 
     def op_histogram(self) -> dict[str, int]:
         hist: dict[str, int] = {}
@@ -162,16 +152,6 @@ class TFLiteFile:
             return None
 
 
-def _vec(obj, name: str, n_max: int) -> list:
-    """A vector field through the schema's lazy API, its length checked before anything is read."""
-    n = getattr(obj, name + "Length")()
-    if n < 0 or n > n_max:
-        raise FormatError(f"a {name} vector claims {n} entries")
-    if n == 0:
-        return []
-    return getattr(obj, name + "AsNumpy")().tolist()
-
-
 def parse(data: bytes, path: str | None = None) -> TFLiteFile:
     """Read TFLite bytes through the schema bindings LiteRT ships, then :func:`validate` everything the
     interpreter will trust; raises :class:`FormatError` with a one-line reason naming the file."""
@@ -225,6 +205,7 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
                     zero_point=zp,
                     is_constant=0 < buf_index < len(buffers) and (buffers[buf_index][0] > 0 or buffers[buf_index][1] > OFFSET_UNSET),
                     quantized_dimension=q.QuantizedDimension() if q is not None else 0,
+                    sparsity=_sparsity(t.Sparsity(), n_max, _schema()),
                 ))
             operators = []
             for i in range(_count(sg.OperatorsLength(), n_max, "operator")):
@@ -245,7 +226,7 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
             metadata[(md.Name() or b"").decode("utf-8", "replace")] = bf.DataAsNumpy().tobytes() if buffers[bi][0] else b""
         description = m.Description()
         info = TFLiteFile(path, len(data), m.Version(), description.decode("utf-8", "replace") if description else None,
-                          graphs[0][0], graphs[0][1], graphs[0][2], graphs[0][3], n_sub, metadata)
+                          graphs[0][0], graphs[0][1], graphs[0][2], graphs[0][3], n_sub, metadata, _signature_outputs(m, n_max))
         for g, (tensors, operators, ins, outs) in enumerate(graphs):
             validate_graph(g, tensors, operators, ins, outs, buffers, len(data))
     except FormatError as exc:
@@ -257,80 +238,19 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
     return info
 
 
-def _count(n: int, n_max: int, what: str) -> int:
-    if n < 0 or n > n_max:
-        raise FormatError(f"it claims {n} {what} entries")
-    return n
-
-
-def validate_graph(g: int, tensors, operators, inputs, outputs, buffers, file_size: int) -> None:
-    """What the interpreter trusts without checking, checked: tensor and opcode indices, optional
-    inputs, quantization parameters, constant buffer sizes against shape x type, shapes and ranks."""
-    n = len(tensors)
-    sub = f" in subgraph {g}" if g else ""
-    for t in tensors:
-        if t.dtype.startswith("type_"):
-            raise FormatError(f"tensor {t.index}{sub} has an unknown type code {t.dtype[5:]}")
-        if len(t.shape) > MAX_RANK or any(d < 0 for d in t.shape) or any(d < -1 for d in t.shape_signature):
-            raise FormatError(f"tensor {t.index}{sub} has an impossible shape {t.shape}")
-        count = 1
-        for d in t.shape:
-            count *= d
-        if count > MAX_ELEMENTS:
-            raise FormatError(f"tensor {t.index}{sub} claims {count} elements")
-        if t.buffer < 0 or t.buffer >= max(1, len(buffers)):
-            raise FormatError(f"tensor {t.index}{sub} names buffer {t.buffer} of {len(buffers)}")
-        if t.scale or t.zero_point:
-            _check_quantization(t, sub)
-        if 0 < t.buffer < len(buffers):
-            length, offset, size = buffers[t.buffer]
-            if offset > OFFSET_UNSET:
-                if offset + size > file_size:
-                    raise FormatError(f"tensor {t.index}{sub}: its weights lie past the end of the file (truncated)")
-                length = size
-            want = _bytes_for(t.dtype, count)
-            if length and want is not None and length != want:
-                raise FormatError(f"tensor {t.index}{sub} is {t.dtype}{t.shape} ({want} bytes) but its buffer holds {length}")
-    for op in operators:
-        optional = OPTIONAL_INPUTS.get(op.name, set())
-        for pos, k in enumerate(op.inputs):
-            if k == -1 and (pos in optional or (pos > 0 and op.name in ANY_OPTIONAL)):
-                continue
-            if not 0 <= k < n:
-                raise FormatError(f"operator {op.index} ({op.name}){sub} input {pos} names tensor {k} of {n}")
-        for pos, k in enumerate(op.outputs):
-            if not 0 <= k < n:
-                raise FormatError(f"operator {op.index} ({op.name}){sub} output {pos} names tensor {k} of {n}")
-        if op.name in SAME_SHAPE_OPS and op.inputs and op.outputs and op.inputs[0] >= 0:
-            src, dst = tensors[op.inputs[0]].shape, tensors[op.outputs[0]].shape
-            if src and dst and src != dst:
-                raise FormatError(f"operator {op.index} ({op.name}){sub} turns shape {src} into {dst}")
-    for k in inputs + outputs:
-        if not 0 <= k < n:
-            raise FormatError(f"subgraph {g} inputs/outputs name tensor {k} of {n}")
-
-
-def _check_quantization(t, sub: str) -> None:
-    import math
-
-    if any(not math.isfinite(s) or s <= 0 for s in t.scale):
-        raise FormatError(f"tensor {t.index}{sub} has a quantization scale that is not a finite positive number")
-    if t.zero_point and len(t.zero_point) != len(t.scale):
-        raise FormatError(f"tensor {t.index}{sub} has {len(t.scale)} scales but {len(t.zero_point)} zero points")
-    lo, hi = ZERO_POINT_RANGE.get(t.dtype, (-(2**63), 2**63 - 1))
-    if any(not lo <= z <= hi for z in t.zero_point):
-        raise FormatError(f"tensor {t.index}{sub} has a zero point outside the {t.dtype} range")
-    if len(t.scale) > 1:
-        qd = t.quantized_dimension
-        if not 0 <= qd < len(t.shape) or t.shape[qd] != len(t.scale):
-            raise FormatError(f"tensor {t.index}{sub} has {len(t.scale)} per-channel scales for dimension {qd} of shape {t.shape}")
-
-
-def _bytes_for(dtype: str, count: int) -> int | None:
-    if dtype == "int4":
-        return (count + 1) // 2
-    item = ITEM_BYTES.get(dtype)
-    return item * count if item else None
+def _signature_outputs(m, n_max: int) -> dict[str, int]:
+    """The output names of the first signature on subgraph 0 (what a SavedModel's or ONNX graph's outputs
+    were called) -> tensor index; empty where the file has none."""
+    for i in range(_count(m.SignatureDefsLength(), n_max, "signature")):
+        sd = m.SignatureDefs(i)
+        if sd.SubgraphIndex() != 0:
+            continue
+        out = {}
+        for j in range(_count(sd.OutputsLength(), n_max, "signature output")):
+            tm = sd.Outputs(j)
+            out[(tm.Name() or b"").decode("utf-8", "replace")] = tm.TensorIndex()
+        return out
+    return {}
 
 
 def read_bytes(path) -> bytes:

@@ -10,6 +10,11 @@ if "EDGECNN_HOME" not in os.environ:
 
     os.environ["EDGECNN_HOME"] = tempfile.mkdtemp(prefix="edgecnn-test-home-")
 
+# Real model files from packages the project does not install (.ci/fetch-corpus unpacks them here).
+_CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".corpus")
+if "EDGECNN_CORPUS" not in os.environ and os.path.isdir(_CORPUS):
+    os.environ["EDGECNN_CORPUS"] = _CORPUS
+
 from helpers import FACES, make_clip, run_cli  # noqa: E402
 
 
