@@ -22,7 +22,7 @@ import numpy as np
 from edgecnn import __version__, tflite_file
 from edgecnn._progress import stage_printer
 from edgecnn.calibration.datasets import ImageSet, load_images
-from edgecnn.errors import EdgecnnError, InputError, first_line
+from edgecnn.errors import EdgecnnError, InputError, first_line, note
 from edgecnn.files import atomic_write, check_clashes, remove_temp
 from edgecnn.loader import record_verdict, sha256_of
 from edgecnn.preprocess import PreprocessSpec
@@ -31,7 +31,7 @@ from edgecnn.targets.profile import IO_TYPES, PRECISIONS, TargetProfile, load_ta
 from edgecnn.converters import debugging, evaluation
 from edgecnn.converters.recipes import NEEDS_CALIBRATION, apply_recipe, representative, run_converter
 from edgecnn.converters.report import describe_file, runtimes_that_load
-from edgecnn.converters.sources import Source, default_preprocess, load_source, make_converter
+from edgecnn.converters.sources import Source, assumed_preprocessing, default_preprocess, load_source, make_converter
 
 
 @dataclass
@@ -50,6 +50,9 @@ class ConvertOptions:
     normalize: str | None = None
     color: str | None = None
     resize: str | None = None
+    anchor: str | None = None  # letterbox placement: center | top-left
+    pad: int | None = None  # letterbox fill, 0-255
+    interpolation: str | None = None  # area | linear
     labels: list | None = None
     eval_dir: str | None = None
     keep_float: str | None = None
@@ -82,6 +85,7 @@ class Conversion:
     xs: list = field(default_factory=list)  # held-out inputs, prepared
     float_ref: list = field(default_factory=list)  # the float model's outputs on them
     flex: list = field(default_factory=list)
+    assumed: str | None = None  # what was assumed of a source that declares no normalisation
 
     def factory(self) -> Any:
         return make_converter(self.src)
@@ -133,8 +137,13 @@ def plan(source: str, opts: ConvertOptions) -> Conversion:
     existing = lambda v: v if v and Path(v).exists() else None  # noqa: E731
     check_clashes({"--output": out}, {"SOURCE": existing(source), "--calibration": existing(opts.calibration), "--eval": existing(opts.eval_dir),
                                       "--weights": existing(opts.weights)})
-    spec = default_preprocess(src, opts.normalize, opts.color, opts.resize, opts.labels)
-    return Conversion(source, opts, target, precision, io, src, out, spec)
+    overrides = {"color": opts.color, "resize": opts.resize, "anchor": opts.anchor, "pad": opts.pad, "interpolation": opts.interpolation}
+    spec = default_preprocess(src, opts.normalize, overrides, opts.labels)
+    c = Conversion(source, opts, target, precision, io, src, out, spec)
+    c.assumed = assumed_preprocessing(src, opts.normalize, opts.color)
+    if c.assumed:
+        note(c.assumed)
+    return c
 
 
 def read_data(c: Conversion) -> None:
@@ -195,6 +204,7 @@ def start_report(c: Conversion, seconds: float) -> None:
         **describe_file(info, len(c.float_data)),
         "calibration": {"source": c.images.source, "samples": len(c.calib), "held_out": len(c.held_out), "skipped": c.images.skipped},
         "preprocess": c.spec.to_dict(),
+        **({"preprocess_assumed": c.assumed} if c.assumed else {}),
         "runtimes": runtimes_that_load(info, c.precision),
         "accuracy": None,
         "latency_ms": None,
@@ -228,7 +238,7 @@ def evaluate(c: Conversion) -> None:
             c.report["accuracy"] = evaluation.compare_outputs(c.src.task or "other", c.float_ref, evaluation.outputs(q_model, c.xs))
         if c.opts.eval_dir:
             c.report["eval"] = evaluation.evaluate_folder(c.opts.eval_dir, c.spec, q_model, f_model or q_model, c.opts.samples * 10)
-        if c.src.onnx is not None:
+        if c.src.onnx is not None or _keras_model(c.src) is not None:
             reference(c, f_model or q_model)
         if c.opts.measure_latency:
             x = c.xs[0] if c.xs else c.spec.apply(_any_image(c))
@@ -240,20 +250,46 @@ def evaluate(c: Conversion) -> None:
 
 
 def reference(c: Conversion, fp32_model) -> None:
-    """An ONNX source: the fp32 TFLite against onnxruntime on real held-out images. A mismatch is the
-    work failing (exit 1, nothing written), never a silently wrong model."""
-    from edgecnn.converters import onnx_import
+    """The fp32 TFLite against its source framework (onnxruntime for ONNX, Keras for Keras models) on
+    real held-out images, every output compared. A mismatch is the work failing (exit 1, nothing
+    written), never a silently wrong model."""
+    from edgecnn.converters import reference as source_check
 
     images = c.held_out.images or c.calib.images[:8] or [_any_image(c)]
     xs = c.xs or [c.spec.apply(im) for im in images]
-    ref = onnx_import.reference_check(c.src.onnx, fp32_model, xs)
+    if c.src.onnx is not None:
+        ref = source_check.reference_check(c.src.onnx, fp32_model, xs)
+    else:
+        xs = xs[:KERAS_REFERENCE_SAMPLES]
+        model = _keras_model(c.src)
+        outs = model.predict(np.stack(xs).astype(np.float32), verbose=0, batch_size=8)
+        outs = list(outs.values()) if isinstance(outs, dict) else outs if isinstance(outs, (list, tuple)) else [outs]
+        runs = [[np.asarray(o)[k:k + 1] for o in outs] for k in range(len(xs))]
+        ref = source_check.compare_with_source("keras", list(getattr(model, "output_names", None) or []), runs, fp32_model, xs)
     c.report["reference"] = ref
-    if c.src.onnx.notes:
+    if ref["ok"]:  # the source's output names, by the signature names they were matched to
+        signature = [fp32_model.output_names[j] for j in ref["order"]]
+        if set(signature) <= set(tflite_file.parse(c.data).signature_outputs):
+            c.meta["outputs"] = [{"name": r["name"], "signature": s} for r, s in zip(ref["outputs"], signature)]
+            c.data = tflite_file.with_metadata(c.data, c.meta)
+    if c.src.onnx is not None and c.src.onnx.notes:
         c.report["onnx_notes"] = list(c.src.onnx.notes)
     if not ref["ok"]:
-        raise EdgecnnError(f"the fp32 TFLite does not match onnxruntime on {ref['samples']} real images (mean abs error "
-                           f"{ref['mean_abs_error']:.3g}, max {ref['max_abs_error']:.3g}, cosine min {ref['cosine_min']:.6f}; "
-                           f"tolerance {ref['tolerance_mean_abs']:.3g}): onnx2tf mis-converted it; nothing was written")
+        w = next(r for r in ref["outputs"] if r["name"] == ref["worst_output"])
+        raise EdgecnnError(f"the fp32 TFLite does not match {ref['against']} on {ref['samples']} real images (output {w['name']!r}: mean abs "
+                           f"error {w['mean_abs_error']:.3g}, max {w['max_abs_error']:.3g}, against a tolerance of {w['tolerance_mean_abs']:.3g} "
+                           f"for its scale {w['scale_rms']:.3g}): the converter got it wrong; nothing was written")
+
+
+KERAS_REFERENCE_SAMPLES = 16  # Keras runs them eagerly: enough to catch a wrong conversion, cheap beside it
+
+
+def _keras_model(src):
+    """The source's Keras model (a builder or a .keras file); None for SavedModels, frozen graphs, ONNX."""
+    model = src.keras_model
+    if model is None or src.kind != "keras" or not hasattr(model, "predict"):
+        return None
+    return model
 
 
 def debug_layers(c: Conversion) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -176,6 +177,29 @@ def fold_qdq(model) -> int:
     return len(drop)
 
 
+_SCOPE_FIRST = re.compile(r"[A-Za-z0-9.]")
+_SCOPE_REST = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
+def sanitize_node_names(model) -> int:
+    """Node names that TensorFlow rejects as scope names (PaddlePaddle's ``Softmax@0``, spaces, colons),
+    made valid and kept unique, in place; returns how many changed. Tensor names are left alone: the
+    graph's inputs and outputs keep the names the user knows."""
+    seen, changed = set(), 0
+    for node in model.graph.node:
+        name = _SCOPE_REST.sub("_", node.name) if node.name else ""
+        if name and not _SCOPE_FIRST.match(name[0]):
+            name = "n" + name
+        base, k = name, 1
+        while name and name in seen:
+            name, k = f"{base}_{k}", k + 1
+        seen.add(name)
+        if name != node.name:
+            node.name = name
+            changed += 1
+    return changed
+
+
 def _static_shapes(model, given: dict) -> dict:
     """Fix every input to a static batch-1 shape; returns name -> shape."""
     init_names = {i.name for i in model.graph.initializer}
@@ -231,7 +255,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 args = json.loads(sys.argv[1])
 import onnx2tf
 onnx2tf.convert(input_onnx_file_path=args["onnx"], output_folder_path=args["out"], output_signaturedefs=True,
-                non_verbose=True, keep_nwc_or_nhwc_or_ndhwc_input_names=args["keep_nhwc"] or None)
+                non_verbose=True, keep_nwc_or_nhwc_or_ndhwc_input_names=args["keep_nhwc"] or None, **args["extra"])
 """
 
 
@@ -251,22 +275,56 @@ def _sample_images(folder: Path) -> None:
     np.save(folder / ONNX2TF_SAMPLE, (np.stack(batch).astype(np.float32) / 255.0))
 
 
-def _onnx2tf(onnx_path: Path, out: Path, keep_nhwc: list, timeout: int) -> None:
+# What onnx2tf's README offers when a conversion fails, cheapest first: its ONNX simplifier off (it can
+# break graphs), grouped convolutions split, then a parameter-replacement file it generates itself.
+ONNX2TF_FALLBACKS = (
+    ("without onnxsim", {"not_use_onnxsim": True}),
+    ("grouped convolutions split", {"not_use_onnxsim": True, "disable_group_convolution": True}),
+    ("onnx2tf's generated parameter replacement", {"auto_generate_json_on_error": True}),
+)
+
+
+def _onnx2tf(onnx_path: Path, out: Path, keep_nhwc: list, timeout: int) -> str | None:
+    """Convert with onnx2tf, retrying with its documented fixes; returns the fix that was needed (None:
+    none), or raises one line naming everything tried. onnx2tf rewrites its input in place, so every
+    try starts from a pristine copy (all in this run's own work folder)."""
+    import shutil
+
+    pristine = onnx_path.with_suffix(".pristine.onnx")
+    shutil.copyfile(onnx_path, pristine)
+    tried, why = [], ""
+    for label, extra in (("as it is", {}),) + ONNX2TF_FALLBACKS:
+        if tried:
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copyfile(pristine, onnx_path)
+        why = _onnx2tf_once(onnx_path, out, keep_nhwc, timeout, extra)
+        if why is None:
+            pristine.unlink()
+            return None if not tried else label
+        tried.append(label)
+        if why.startswith("did not finish"):
+            break  # a timeout would only repeat
+    pristine.unlink()
+    raise EdgecnnError(f"onnx2tf could not convert this model (tried {', '.join(tried)}): {why}")
+
+
+def _onnx2tf_once(onnx_path: Path, out: Path, keep_nhwc: list, timeout: int, extra: dict) -> str | None:
+    """One onnx2tf run in a child process; None when it wrote the SavedModel, else why not (one line)."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update({"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
                 "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"})
-    args = json.dumps({"onnx": str(onnx_path), "out": str(out), "keep_nhwc": keep_nhwc})
+    args = json.dumps({"onnx": str(onnx_path), "out": str(out), "keep_nhwc": keep_nhwc, "extra": extra})
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=timeout,
                               cwd=str(onnx_path.parent), env=env)
     except subprocess.TimeoutExpired:
-        raise EdgecnnError(f"onnx2tf did not finish in {timeout} s") from None
-    if proc.returncode != 0 or not (out / "saved_model.pb").is_file():
-        text = proc.stdout + proc.stderr
-        lines = [ln for ln in text.splitlines() if "ERROR" in ln or "Error" in ln]
-        why = lines[-1] if lines else (text.strip().splitlines() or ["no output"])[-1]
-        why = why.replace("\x1b[31m", "").replace("\x1b[0m", "").strip()
-        raise EdgecnnError(f"onnx2tf could not convert this model: {why[:240]}")
+        return f"did not finish in {timeout} s"
+    if proc.returncode == 0 and (out / "saved_model.pb").is_file():
+        return None
+    text = proc.stdout + proc.stderr
+    lines = [ln for ln in text.splitlines() if "ERROR" in ln or "Error" in ln]
+    why = lines[-1] if lines else (text.strip().splitlines() or ["no output"])[-1]
+    return re.sub(r"\x1b\[[0-9;]*m", "", why).strip()[:240]
 
 
 def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> OnnxImport:
@@ -280,6 +338,7 @@ def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> O
     model = _load(path)
     work = Path(temp_dir(prefix="edgecnn-onnx-"))
     folded = fold_qdq(model)
+    renamed = sanitize_node_names(model)
     shapes = _static_shapes(model, input_shapes or {})
     try:
         model = onnx.shape_inference.infer_shapes(model)
@@ -294,7 +353,7 @@ def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> O
     keep = [n for n, i in inputs.items() if i["layout"] == "NHWC"]
     sm = work / "saved_model"
     _sample_images(work)
-    _onnx2tf(float_onnx, sm, keep, timeout)
+    fix = _onnx2tf(float_onnx, sm, keep, timeout)
     for junk in work.glob("*.tflite"):
         junk.unlink()
     m = _load(float_onnx)
@@ -302,60 +361,8 @@ def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> O
                      m.opset_import[0].version if m.opset_import else None, f"{m.producer_name} {m.producer_version}".strip())
     if folded:
         imp.notes.append(f"{folded} QuantizeLinear/DequantizeLinear nodes folded to float; the recipe quantizes again")
+    if fix:
+        imp.notes.append(f"onnx2tf failed as it was and converted {fix}")
+    if renamed:
+        imp.notes.append(f"{renamed} node names that TensorFlow rejects (such as 'Softmax@0') were renamed")
     return imp
-
-
-def run_onnxruntime(onnx_path: str, feeds: dict, threads: int = 2) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
-
-
-def to_onnx_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    """A prepared NHWC tensor (no batch) as the ONNX input wants it (with batch 1)."""
-    x = np.asarray(x, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None]) if layout == "NCHW" else x[None]
-
-
-def match_layout(ort_out: np.ndarray, tfl_shape: tuple) -> np.ndarray:
-    """onnx2tf turns 4-D NCHW outputs into NHWC: bring onnxruntime's output to the TFLite shape."""
-    y = np.asarray(ort_out)
-    if y.shape[1:] == tuple(tfl_shape) or y.shape == tuple(tfl_shape):
-        return y.reshape(tfl_shape)
-    if y.ndim == 4 and (y.shape[0], y.shape[2], y.shape[3], y.shape[1])[1:] == tuple(tfl_shape):
-        return y.transpose(0, 2, 3, 1)[0]
-    raise EdgecnnError(f"cannot match the onnxruntime output {y.shape} to the TFLite output {tfl_shape}")
-
-
-# fp32 TFLite against onnxruntime: what "the same model" means here
-REFERENCE_MEAN_ABS = 1e-4  # times max(1, RMS of the reference output)
-REFERENCE_COSINE = 0.9999
-
-
-def reference_check(imp: OnnxImport, tflite_model, xs: list) -> dict:
-    """The fp32 TFLite against onnxruntime on the same prepared inputs (real held-out images)."""
-    (name, info), = imp.inputs.items()
-    errs, cos, agree, scale = [], [], [], []
-    max_abs = 0.0
-    for x in xs:
-        got = tflite_model.run(x)[0]
-        ref = match_layout(run_onnxruntime(imp.float_onnx, {name: to_onnx_layout(x, info["layout"])})[0], got.shape)
-        d = np.abs(got - ref)
-        max_abs = max(max_abs, float(d.max()))
-        errs.append(float(d.mean()))
-        scale.append(float(np.sqrt((ref**2).mean())))
-        a, b = got.reshape(-1), ref.reshape(-1)
-        cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
-        if ref.ndim == 1 and ref.size > 1:
-            agree.append(int(a.argmax() == b.argmax()))
-    mean_abs = float(np.mean(errs))
-    tol = REFERENCE_MEAN_ABS * max(1.0, float(np.mean(scale)))
-    out = {"against": "onnxruntime", "samples": len(xs), "mean_abs_error": mean_abs, "max_abs_error": max_abs,
-           "cosine_min": min(cos), "tolerance_mean_abs": tol,
-           **({"top1_agreement": float(np.mean(agree))} if agree else {})}
-    out["ok"] = bool(mean_abs <= tol and out["cosine_min"] >= REFERENCE_COSINE)
-    return out

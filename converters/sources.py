@@ -279,23 +279,29 @@ def make_converter(src: Source):
         return conv
 
 
-def default_preprocess(src: Source, preset: str | None = None, color: str | None = None, resize: str | None = None, labels=None) -> PreprocessSpec:
+def default_preprocess(src: Source, preset: str | None = None, overrides: dict | None = None, labels=None) -> PreprocessSpec:
+    """The source's preprocessing (a spec saved by training, or its defaults), with the user's
+    ``overrides`` (color, resize, anchor, pad, interpolation) applied and validated like any spec."""
     d = dict(src.preprocess)
     labels = labels or src.labels
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if "height" in d:  # a full spec saved by training
-        spec = PreprocessSpec.from_dict(d)
+        spec = PreprocessSpec.from_dict({**d, **given})
         if labels:
             spec.labels = labels
-        if color:
-            spec.color = color
-        if resize:
-            spec.resize = resize
         return spec
     preset = preset or d.pop("preset", "unit")
     d.pop("preset", None)
-    if color:
-        d["color"] = color
-    if resize:
-        d["resize"] = resize
     h, w, c = src.input_shape
-    return PreprocessSpec.for_input(h, w, c, preset, labels=labels, **d)
+    return PreprocessSpec.for_input(h, w, c, preset, labels=labels, **{**d, **given})
+
+
+def assumed_preprocessing(src: Source, preset: str | None, color: str | None) -> str | None:
+    """One line for a source that declares no normalisation (ONNX, a SavedModel or frozen graph we do not
+    know) where the user gave none either: what was assumed, and the flags that change it."""
+    if src.kind == "keras" and src.onnx is None:
+        return None  # a Keras model's preprocessing is part of the model, or was saved with it by training
+    if src.preprocess or preset:
+        return None
+    return (f"{src.name} declares no input normalisation: assumed {(color or 'rgb').upper()} pixels scaled to [0, 1]; "
+            "--normalize unit|symmetric|imagenet|raw and --color rgb|bgr change it")

@@ -114,7 +114,7 @@ def _reference(imp, fp32: bytes, size: int) -> dict:
     """The fp32 TFLite against onnxruntime on real photos and several styles."""
     from edgecnn._quiet import quiet_stderr
     from edgecnn.backend import get_backend
-    from edgecnn.converters import onnx_import
+    from edgecnn.converters import reference
 
     with quiet_stderr():
         interp = get_backend().Interpreter(model_content=fp32, num_threads=2)
@@ -127,13 +127,13 @@ def _reference(imp, fp32: bytes, size: int) -> dict:
         interp.set_tensor(ins[1], w)
         interp.invoke()
         got = interp.get_tensor(out_idx)[0]
-        ref = onnx_import.run_onnxruntime(imp.float_onnx, {"image": img.transpose(2, 0, 1)[None].copy(), "style_weights": w})[0]
+        ref = reference.run_onnxruntime(imp.float_onnx, {"image": img.transpose(2, 0, 1)[None].copy(), "style_weights": w})[0]
         d = np.abs(got - ref[0].transpose(1, 2, 0))
         errs.append(float(d.mean()))
         worst = max(worst, float(d.max()))
     mean = float(np.mean(errs))
     return {"against": "onnxruntime", "samples": len(errs), "mean_abs_error": mean, "max_abs_error": worst,
-            "ok": mean <= onnx_import.REFERENCE_MEAN_ABS}
+            "ok": mean <= reference.REFERENCE_MEAN_ABS}
 
 
 ARBITRARY = {"predict": ("arbitrary_predict.onnx", 256), "transform": ("arbitrary_transform.onnx", 384)}
@@ -149,7 +149,7 @@ def ensure_arbitrary(progress: bool = False) -> tuple[Path, Path]:
     if importlib.util.find_spec("tensorflow") is None:
         raise InputError("no converted arbitrary-style networks here and no TensorFlow to convert them: convert on a workstation")
     from edgecnn._progress import stage_printer
-    from edgecnn.converters import onnx_import
+    from edgecnn.converters import onnx_import, reference
     from edgecnn.converters.recipes import apply_recipe, run_converter
     from edgecnn.models._tf import tensorflow
 
@@ -179,9 +179,9 @@ def ensure_arbitrary(progress: bool = False) -> tuple[Path, Path]:
             it.set_tensor(idx, x)
         it.invoke()
         got = it.get_tensor(it.get_output_details()[0]["index"])
-        ref = onnx_import.run_onnxruntime(imp.float_onnx, ort_feeds)[0].reshape(got.shape)
+        ref = reference.run_onnxruntime(imp.float_onnx, ort_feeds)[0].reshape(got.shape)
         err = float(np.abs(got - ref).mean())
-        if err > onnx_import.REFERENCE_MEAN_ABS:
+        if err > reference.REFERENCE_MEAN_ABS:
             raise EdgecnnError(f"the converted arbitrary-style {part} network does not match onnxruntime (mean abs {err:.3g}): nothing was written")
         if part == "predict":
             vector = got.astype(np.float32)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import assert_one_line_error, run_cli
+from helpers import FACES, assert_one_line_error, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -143,7 +143,8 @@ def test_reference_check_catches_a_wrong_conversion(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from edgecnn.converters.onnx_import import OnnxImport, reference_check
+    from edgecnn.converters.onnx_import import OnnxImport
+    from edgecnn.converters.reference import reference_check
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])
@@ -166,3 +167,98 @@ def test_reference_check_catches_a_wrong_conversion(tmp_path):
             return [np.asarray(v, np.float32) + 1]
 
     assert reference_check(imp, PlusOne(), xs)["ok"]
+
+
+def _multi_output_onnx(path):
+    """A detector-like PyTorch network with four outputs of three kinds: softmax scores, an NCHW feature
+    map (onnx2tf makes it NHWC and moves it), logits of the same shape as the scores, and an output
+    that is near zero on every input; its nodes named the way PaddlePaddle exports name them
+    (``Softmax@5``), which TensorFlow rejects as scope names."""
+    torch = pytest.importorskip("torch")
+    import onnx
+
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1)
+            self.fa, self.fb, self.fz = nn.Linear(16, 10), nn.Linear(16, 10), nn.Linear(16, 5)
+
+        def forward(self, x):
+            f = torch.relu(self.c1(x))
+            p = torch.relu(self.c2(f)).mean((2, 3))
+            return torch.softmax(self.fa(p), 1), f, self.fb(p), self.fz(p) * 1e-9
+
+    torch.manual_seed(0)
+    plain = path.with_name("plain.onnx")
+    torch.onnx.export(Net().eval(), torch.rand(1, 3, 48, 48), str(plain), input_names=["image"],
+                      output_names=["scores", "features", "logits", "tiny"], dynamo=False)
+    m = onnx.load(str(plain))
+    for i, node in enumerate(m.graph.node):
+        node.name = f"{node.op_type}@{i}"
+    onnx.save(m, str(path))
+    return path
+
+
+def test_every_output_is_checked_and_exposed_in_the_sources_order(tmp_path):
+    """The converter reorders and transposes outputs; the check matches each by name, then shape, and
+    compares it against its own scale (the near-zero one is not refused by a meaningless cosine); the
+    written file gives the outputs back in the source's order, under the source's names."""
+    import cv2
+    import onnxruntime as ort
+
+    from edgecnn.runtime import Model
+
+    src = _multi_output_onnx(tmp_path / "paddle_like.onnx")
+    names = ["scores", "features", "logits", "tiny"]
+    rep = _convert(src, "--precision", "fp32", "--output", tmp_path / "fp32.tflite")
+    ref = rep["reference"]
+    assert ref["ok"] and [o["name"] for o in ref["outputs"]] == names
+    from edgecnn import tflite_file
+
+    info = tflite_file.read(tmp_path / "fp32.tflite")
+    assert info.outputs != list(info.signature_outputs.values())  # the graph's own order is not the source's
+    tiny = ref["outputs"][3]
+    assert tiny["scale_rms"] < 1e-8 and "cosine_min" not in tiny
+    assert any("renamed" in n for n in rep["onnx_notes"])
+    photo = cv2.imread(str(FACES / "obama.jpg"))
+    session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    for precision in ("fp32", "int8"):
+        out = tmp_path / f"{precision}.tflite"
+        if precision == "int8":
+            rep8 = _convert(src, "--precision", "int8", "--samples", "24", "--output", out)
+            assert rep8["reference"]["ok"]
+        m = Model(out)
+        assert m.output_names == names
+        got = m.predict(photo)
+        want = session.run(None, {"image": m.prepare(photo).transpose(2, 0, 1)[None].astype(np.float32)})
+        want[1] = want[1].transpose(0, 2, 3, 1)  # NCHW -> NHWC
+        for g, w, name in zip(got, want, names):
+            assert g.shape == w.shape[1:], name
+            scale = max(float(np.sqrt((w**2).mean())), 1e-3)
+            assert np.abs(g - w[0]).mean() < (1e-4 if precision == "fp32" else 0.1) * scale, (precision, name)
+
+
+def test_onnx2tf_failures_are_retried_with_its_documented_fixes(tmp_path, monkeypatch):
+    """onnx2tf failing as it is: the next fix is tried on a pristine copy of the input (onnx2tf
+    rewrites its input), the one that worked is noted, and when none works one line names them all."""
+    from edgecnn.converters import onnx_import
+    from edgecnn.errors import EdgecnnError
+
+    calls = []
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"original")
+
+    def fake(onnx_path, out, keep, timeout, extra):
+        calls.append((onnx_path.read_bytes(), extra))
+        onnx_path.write_bytes(b"rewritten by onnx2tf")
+        return None if extra.get("disable_group_convolution") else "ValueError: Exception encountered"
+
+    monkeypatch.setattr(onnx_import, "_onnx2tf_once", fake)
+    assert onnx_import._onnx2tf(model, tmp_path / "sm", [], 10) == "grouped convolutions split"
+    assert [c[0] for c in calls] == [b"original"] * 3 and calls[0][1] == {}
+    monkeypatch.setattr(onnx_import, "_onnx2tf_once", lambda *a: "ValueError: still broken")
+    with pytest.raises(EdgecnnError, match=r"tried as it is, without onnxsim, grouped convolutions split, onnx2tf's generated"):
+        onnx_import._onnx2tf(model, tmp_path / "sm", [], 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # the pristine copy went with the run
