@@ -26,6 +26,10 @@ COLORS = ("rgb", "bgr", "gray")
 # themselves (quantized inputs: the normalisation is folded into the input's quantization)
 NORMALIZATIONS = ("scale", "whiten", "none", "pixels")
 RESIZES = ("stretch", "letterbox", "crop")
+ANCHORS = ("center", "top-left")  # where a letterboxed image sits (YOLOX and others pad right and bottom)
+# area: anti-aliased (a bilinear step to twice the size, then an area average: see resize); linear: one
+# bilinear step, what a hand-written loop does (cheaper; aliasing on large reductions)
+INTERPOLATIONS = ("area", "linear")
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,21 @@ class PreprocessSpec:
     mean: list = field(default_factory=lambda: [0.0])
     std: list = field(default_factory=lambda: [1.0])
     labels: list | None = None
+    anchor: str = "center"
+    pad: int = 0  # the letterbox's fill, per pixel value (YOLOX: 114)
+    interpolation: str = "area"
 
     def __post_init__(self):
         if self.color not in COLORS:
             raise InputError(f"colour order must be one of {', '.join(COLORS)}, got {self.color!r}")
         if self.resize not in RESIZES:
             raise InputError(f"resize must be one of {', '.join(RESIZES)}, got {self.resize!r}")
+        if self.anchor not in ANCHORS:
+            raise InputError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if isinstance(self.pad, bool) or not isinstance(self.pad, (int, np.integer)) or not 0 <= int(self.pad) <= 255:
+            raise InputError(f"pad must be a pixel value from 0 to 255, got {self.pad!r}")
         if self.normalize not in NORMALIZATIONS:
             raise InputError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {self.normalize!r}")
         if int(self.height) <= 0 or int(self.width) <= 0 or int(self.channels) not in (1, 3):
@@ -97,17 +110,17 @@ class PreprocessSpec:
         h, w = image.shape[:2]
         H, W = int(self.height), int(self.width)
         if self.resize == "stretch":
-            return resize(image, W, H), self._placement(w, h)[4]
+            return resize(image, W, H, self.interpolation), self._placement(w, h)[4]
         if self.resize == "letterbox":
             nw, nh, px, py, transform = self._placement(w, h)
-            resized = resize(image, nw, nh)
-            out = np.zeros((H, W) + resized.shape[2:], image.dtype)
+            resized = resize(image, nw, nh, self.interpolation)
+            out = np.full((H, W) + resized.shape[2:], self.pad, image.dtype)
             out[py : py + nh, px : px + nw] = resized.reshape((nh, nw) + resized.shape[2:])
             return out, transform
         # crop: scale the short side to fit, then take the centre
         s = max(W / w, H / h)
         nw, nh = max(W, round(w * s)), max(H, round(h * s))
-        resized = resize(image, nw, nh)
+        resized = resize(image, nw, nh, self.interpolation)
         x0, y0 = (nw - W) // 2, (nh - H) // 2
         return resized[y0 : y0 + H, x0 : x0 + W], Transform(s, s, -float(x0), -float(y0), W, H)
 
@@ -193,16 +206,16 @@ class PreprocessSpec:
             return W, H, 0, 0, Transform(W / w, H / h, 0.0, 0.0, W, H)
         s = min(W / w, H / h)
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
-        px, py = (W - nw) // 2, (H - nh) // 2
+        px, py = ((W - nw) // 2, (H - nh) // 2) if self.anchor == "center" else (0, 0)
         return nw, nh, px, py, Transform(s, s, float(px), float(py), W, H)
 
     def _plan(self, w: int, h: int):
         import cv2
 
         nw, nh, px, py, transform = self._placement(w, h)
-        canvas = np.zeros((int(self.height), int(self.width), 3), np.uint8)
+        canvas = np.full((int(self.height), int(self.width), 3), self.pad, np.uint8)
         region = canvas[py : py + nh, px : px + nw]
-        steps = resize_steps(w, h, nw, nh) or [((nw, nh), cv2.INTER_NEAREST)]  # the same size: a copy into the canvas
+        steps = resize_steps(w, h, nw, nh, self.interpolation) or [((nw, nh), cv2.INTER_NEAREST)]  # the same size: a copy into the canvas
         # each step into its own buffer, the last into the canvas
         bufs = [np.empty((sh, sw, 3), np.uint8) for (sw, sh), _ in steps[:-1]] + [region]
         rgb = np.empty_like(canvas) if self.color == "rgb" else None
@@ -281,26 +294,30 @@ class PreprocessSpec:
         return np.stack([self.apply(im) for im in images]).astype(np.float32)
 
 
-def resize(image: np.ndarray, w: int, h: int) -> np.ndarray:
+def resize(image: np.ndarray, w: int, h: int, interpolation: str = "area") -> np.ndarray:
     """Resize a frame to the model input at a fraction of a full-frame area average's cost: a large
     reduction (4x or more) first takes one bilinear step to twice the target, then area-averages
     down to it; smaller changes are one step. Measured on the camera clips (BlazeFace): boxes as
     accurate against the true faces as a full-frame area average and no false positives, where one
     bilinear step alone (what hand-written loops do) added 7 in 72 frames at 720x528. Cost at
-    720x528: 0.2 ms, against 1.3 ms for the full-frame area average."""
+    720x528: 0.2 ms, against 1.3 ms for the full-frame area average. ``interpolation="linear"``:
+    one bilinear step, as a hand-written loop does (benchmarks/resize.py measures what each costs and
+    buys on real models)."""
     import cv2
 
-    for size, interpolation in resize_steps(image.shape[1], image.shape[0], w, h):
-        image = cv2.resize(image, size, interpolation=interpolation)
+    for size, method in resize_steps(image.shape[1], image.shape[0], w, h, interpolation):
+        image = cv2.resize(image, size, interpolation=method)
     return image
 
 
-def resize_steps(iw: int, ih: int, w: int, h: int) -> list:
+def resize_steps(iw: int, ih: int, w: int, h: int, interpolation: str = "area") -> list:
     """The steps of :func:`resize` from iw x ih to w x h: [((width, height), interpolation), ...]."""
     import cv2
 
     if (iw, ih) == (w, h):
         return []
+    if interpolation == "linear":
+        return [((w, h), cv2.INTER_LINEAR)]
     if iw >= 4 * w and ih >= 4 * h:
         return [((2 * w, 2 * h), _bilinear_step(iw, ih, 2 * w, 2 * h)), ((w, h), cv2.INTER_AREA)]
     return [((w, h), cv2.INTER_AREA if (ih > h or iw > w) else cv2.INTER_LINEAR)]

@@ -115,6 +115,23 @@ positive_float = _bounded(float, lambda v: v > 0, "a positive number")
 nonneg_float = _bounded(float, lambda v: v >= 0, "a number >= 0")
 fraction = _bounded(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 image_size = _bounded(int, lambda v: 8 <= v <= 4096, "an input size from 8 to 4096 pixels")
+pixel_value = _bounded(int, lambda v: 0 <= v <= 255, "a pixel value from 0 to 255")
+
+
+def choice(options):
+    """An argparse type for one of ``options``, in any case (``RGB`` is ``rgb``); anything else is one
+    line listing them, before any work."""
+
+    def parse(text: str):
+        import argparse
+
+        value = text.strip().lower()
+        if value not in options:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {' | '.join(options)}")
+        return value
+
+    parse.__name__ = "one of " + ", ".join(options)
+    return parse
 
 
 # Builder options checked before TensorFlow is imported: a typo costs under a second.

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.cli._output import check_knobs, check_output_folder, console, human_bytes, nonneg_int, parse_knobs, positive_int, print_json
+from edgecnn.cli._output import (
+    check_knobs,
+    check_output_folder,
+    choice,
+    console,
+    human_bytes,
+    nonneg_int,
+    parse_knobs,
+    pixel_value,
+    positive_int,
+    print_json,
+)
 from edgecnn.files import check_clashes, write_json
+from edgecnn.preprocess import ANCHORS, COLORS, INTERPOLATIONS, PRESETS, RESIZES
+from edgecnn.targets.profile import IO_TYPES, PRECISIONS
 
 
 def add_parser(sub) -> None:
@@ -18,9 +31,9 @@ def add_parser(sub) -> None:
         epilog="Builder options for a registry name: --input-size N, --classes N, --alpha A, ... (see edgecnn inspect).",
     )
     sp.add_argument("source")
-    sp.add_argument("--precision", help="fp32 | fp16 | dynamic | int8 | int16x8 (default: the target's)")
+    sp.add_argument("--precision", type=choice(PRECISIONS), help="fp32 | fp16 | dynamic | int8 | int16x8 (default: the target's)")
     sp.add_argument("--target", help="cpu | rpi4 | rpi5 | android-gpu | coral (default cpu; see edgecnn targets)")
-    sp.add_argument("--io", help="input/output type of int8 models: float | int8 | uint8")
+    sp.add_argument("--io", type=choice(IO_TYPES), help="input/output type of int8 models: float | int8 | uint8")
     sp.add_argument("--output", help="the .tflite to write (default <name>_<precision>.tflite next to the source)")
     sp.add_argument("--calibration", default="bundled", help="image folder, video file, 'bundled' (real photos), 'bundled:digits', 'bundled:faces' or 'none'")
     sp.add_argument("--samples", type=positive_int, default=200, help="calibration samples (default 200)")
@@ -30,9 +43,13 @@ def add_parser(sub) -> None:
     sp.add_argument("--input-shape", help="ONNX: the input's static shape in its own layout, e.g. 1,3,224,224 (dynamic dims need it)")
     sp.add_argument("--outputs", help="frozen graph: output tensor name(s), comma-separated")
     sp.add_argument("--weights", help="weights file for a registry model (.weights.h5)")
-    sp.add_argument("--normalize", help="unit [0,1] | symmetric [-1,1] | imagenet | raw | whiten (per-image, FaceNet)")
-    sp.add_argument("--color", help="rgb | bgr | gray: channel order the model expects")
-    sp.add_argument("--resize", help="stretch | letterbox | crop")
+    sp.add_argument("--normalize", type=choice(PRESETS), help="unit [0,1] | symmetric [-1,1] | imagenet | raw | whiten (per-image, FaceNet)")
+    sp.add_argument("--color", type=choice(COLORS), help="rgb | bgr | gray: channel order the model expects")
+    sp.add_argument("--resize", type=choice(RESIZES), help="stretch | letterbox | crop")
+    sp.add_argument("--anchor", type=choice(ANCHORS), help="where --resize letterbox puts the image: center (default) | top-left (YOLOX)")
+    sp.add_argument("--pad", type=pixel_value, help="the letterbox's fill value, 0-255 (default 0; YOLOX: 114)")
+    sp.add_argument("--interpolation", type=choice(INTERPOLATIONS),
+                    help="area: anti-aliased (default) | linear: one bilinear step, as a hand-written loop (faster)")
     sp.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     sp.add_argument("--eval", help="folder of class subfolders: report real top-1 of float and converted model")
     sp.add_argument("--keep-float", help="int8: 'auto' keeps the worst layers in float when accuracy drops, or LAYER,LAYER")
@@ -87,6 +104,9 @@ def run(args, extra) -> int:
         normalize=args.normalize,
         color=args.color,
         resize=args.resize,
+        anchor=args.anchor,
+        pad=args.pad,
+        interpolation=args.interpolation,
         labels=labels_arg(args.labels),
         eval_dir=args.eval,
         keep_float=args.keep_float,
