@@ -8,6 +8,9 @@ target, the gallery. Every path it lists is confined to the folder.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 
 from edgecnn.errors import InputError
@@ -60,6 +63,11 @@ class Bundle:
 def open_bundle(folder) -> Bundle:
     f = Path(folder)
     if not f.is_dir():
+        try:
+            recover(f)  # a replacement killed between its two renames: the old bundle goes back
+        except OSError:
+            pass  # a read-only medium: said below as a missing folder
+    if not f.is_dir():
         raise InputError(f"bundle folder not found: {f}")
     m = f / MANIFEST
     if not m.is_file():
@@ -81,3 +89,36 @@ def required_role(folder, key: str, what: str, how: str):
     if path is None:
         raise InputError(f"bundle {folder} has no {what}; make one with: {how}")
     return path, b.target
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
+
+
+def recover(out: Path) -> list[str]:
+    """Finish what killed runs left beside ``out``: a replacement cut between its two renames is undone
+    (the old bundle goes back in place); staging folders and old bundles of runs that are no longer
+    running are removed. Only names of our own pattern, ``.OUT.PID.*.partial`` and ``.OUT.PID.old``,
+    are touched. Returns what was done, a line each."""
+    done = []
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(\d+)\.(?:.+\.partial|old)")
+    parent = out.parent if str(out.parent) else Path(".")
+    for p in sorted(parent.iterdir()) if parent.is_dir() else []:
+        m = pattern.fullmatch(p.name)
+        if not m or not p.is_dir() or _alive(int(m.group(1))):
+            continue
+        if p.name.endswith(".old") and not out.exists():
+            os.rename(p, out)
+            done.append(f"restored the bundle that an interrupted --force had moved aside ({p.name})")
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f"removed {p.name}, left by an interrupted run")
+    return done

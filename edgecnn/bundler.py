@@ -8,18 +8,19 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
 from edgecnn import __version__
 from edgecnn._progress import stage_printer
-from edgecnn.bundle import MANIFEST, open_bundle
+from edgecnn.bundle import MANIFEST, open_bundle, recover
 from edgecnn.detectors import BLAZEFACE, find_model_file
 from edgecnn.errors import InputError
 from edgecnn.facenet import ensure_facenet
 from edgecnn.faces import Embedder
-from edgecnn.files import remove_temp, temp_dir
-from edgecnn.gallery import Gallery
+from edgecnn.files import remove_temp, signals_deferred, temp_dir, untrack_temp
+from edgecnn.gallery import Gallery, check_name
 from edgecnn.loader import sha256_of
 from edgecnn.paths import default_gallery_path
 from edgecnn.targets import load_target
@@ -30,8 +31,9 @@ def _sha(path: Path) -> str:
 
 
 def _prepare_output(out: Path, force: bool):
-    """The folder a bundle goes to: new, empty, or (with ``force``) an earlier bundle whose own files
-    are replaced. Returns the earlier bundle's file names (to remove) or an empty list."""
+    """The folder a bundle goes to: new, empty, or (with ``force``) an earlier bundle, replaced whole.
+    Returns the earlier bundle's own file names (its manifest's, its gallery's journals) or an empty
+    list. What a killed earlier run left beside it is recovered first (:func:`recover`)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} exists and is not a folder")
     parent = out.parent if str(out.parent) else Path(".")
@@ -39,6 +41,7 @@ def _prepare_output(out: Path, force: bool):
         raise InputError(f"the folder for --output does not exist: {parent}")
     if not os.access(parent, os.W_OK) or (out.is_dir() and not os.access(out, os.W_OK)):
         raise InputError(f"cannot write a bundle to {out} (permission denied); choose another --output")
+    recover(out)
     if not out.is_dir() or not any(out.iterdir()):
         return []
     if not force:
@@ -50,7 +53,54 @@ def _prepare_output(out: Path, force: bool):
         raise InputError(f"--output {out} is not empty and holds no edgecnn bundle; --force only replaces a bundle's own files: "
                          "choose another folder") from None
     names = [n for n in previous.manifest.get("files", {}) if (out / n).resolve().parent == out.resolve()]
-    return names + [MANIFEST]
+    journals = [n + j for n in names if previous.manifest["files"][n].get("role") == "gallery" for j in ("-wal", "-shm", "-journal")]
+    return names + journals + [MANIFEST]
+
+
+def _swap_in(staging: Path, out: Path, replace: list) -> None:
+    """Put the complete, verified bundle in ``staging`` at ``out`` by renames: at every moment ``out`` is
+    the old bundle or the new one, whole (a kill between the two renames is undone by :func:`recover`).
+    Files in an old bundle folder that its manifest does not list (the user's) come along, linked."""
+    mode = stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o755
+    staging.chmod(mode)
+    if not replace:  # a new or empty folder: one rename
+        with signals_deferred():
+            os.replace(staging, out)
+            untrack_temp(staging)
+        return
+    for entry in out.iterdir():
+        if entry.name in replace:
+            continue
+        if (staging / entry.name).exists():
+            raise InputError(f"{out / entry.name} is not part of the old bundle, but the new bundle has a file of that name: "
+                             "move it away and run again (nothing was changed)")
+        _carry(entry, staging / entry.name)
+    old = out.with_name(f".{out.name}.{os.getpid()}.old")
+    with signals_deferred():
+        os.rename(out, old)
+        try:
+            os.rename(staging, out)
+        except BaseException:
+            os.rename(old, out)
+            raise
+        untrack_temp(staging)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _carry(src: Path, dst: Path) -> None:
+    """The user's file or folder into the new bundle: hard links where the file system has them (no
+    copy, no space), else a copy."""
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(src, dst)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
 
 
 def parse_enrolments(specs) -> dict:
@@ -61,10 +111,11 @@ def parse_enrolments(specs) -> dict:
         paths = [p for p in images.split(",") if p]
         if not sep or not name.strip() or not paths:
             raise InputError(f"--enroll {spec!r}: expected NAME=IMG[,IMG…]")
+        name = check_name(name)
         for p in paths:
             if not Path(p).is_file():
                 raise InputError(f"--enroll {name}: image not found: {p}")
-        people.setdefault(name.strip(), []).extend(paths)
+        people.setdefault(name, []).extend(paths)
     return people
 
 
@@ -77,8 +128,9 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
     gallery (after the copied ``gallery``, if any); ``with_gallery=False`` leaves the user's gallery out.
 
     Nothing is deleted that this run did not create, except (with ``force``) the files an earlier
-    bundle's manifest lists in that same folder. The bundle is assembled in a unique temporary folder
-    beside ``output``, then moved in file by file, the manifest last."""
+    bundle's manifest lists in that same folder. The bundle is assembled and verified in a unique
+    temporary folder beside ``output``, which then takes the folder's place by renames
+    (:func:`_swap_in`): an interruption at any moment leaves the old bundle or the new one, whole."""
     prof = load_target(target)
     out = Path(output)
     replace = _prepare_output(out, force)
@@ -90,7 +142,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         raise InputError("--enroll needs the bundle's embedder; drop --no-embedder")
     if gallery and not with_gallery:
         raise InputError("--gallery and --no-gallery contradict each other; pass one")
-    staging = Path(temp_dir(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if str(out.parent) else "."))
+    staging = Path(temp_dir(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent if str(out.parent) else "."))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
     stage = stage_printer("bundle", progress)
@@ -147,13 +199,13 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
             manifest["gallery"] = "gallery.db"
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         (staging / MANIFEST).chmod(0o644)
-        out.mkdir(exist_ok=True)
-        for name in replace:
-            (out / name).unlink(missing_ok=True)
-        listed = [staging / n for n in files] + [staging / MANIFEST]  # (not a compiler's log)
-        for f in listed:  # the manifest last
-            os.replace(f, out / f.name)
-            stage(f"wrote {out / f.name}")
+        for extra in set(p.name for p in staging.iterdir()) - set(files) - {MANIFEST}:
+            remove_temp(staging / extra)  # a compiler's log: the bundle is what its manifest lists
+        staged = open_bundle(staging)
+        for name in files:
+            staged.file(name)  # complete and every sha256 right, before the old bundle goes
+        _swap_in(staging, out, replace)
+        stage(f"wrote {out} ({len(files)} files and {MANIFEST})")
     except OSError as exc:
         raise InputError(f"cannot write the bundle to {out}: {exc.strerror or exc}") from None
     finally:

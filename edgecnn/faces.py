@@ -71,6 +71,33 @@ class FaceEmbedding:
     faces_found: int
 
 
+def _check_embedder_kind(model, path) -> None:
+    """An embedder takes one image and gives one vector: a detector (several outputs, or boxes) or a
+    classifier (a softmax over classes, or a model edgecnn made for another task) is refused here, with
+    one line, not later as a wrong identification."""
+    task = model.metadata.get("task")
+    outs = model.outputs
+    shape = [int(d) for d in outs[0]["shape"]] if outs else []
+    image_in = len(model.input_shape) == 4 and model.input_shape[-1] in (1, 3)
+    if task and task != "embedding":
+        why = f"it is a {task} model"
+    elif len(outs) != 1 or len(shape) != 2:
+        why = f"it gives {len(outs)} output(s) of shape {shape}, not one vector (a detector?)"
+    elif not image_in:
+        why = f"its input {list(model.input_shape)} is not an image"
+    elif not task and (model.labels or _sums_to_one(model)):
+        why = "its output is a probability over classes (a classifier)"
+    else:
+        return
+    raise InputError(f"{path} is not a face-embedding model: {why}; give FaceNet or a model edgecnn converted for embedding")
+
+
+def _sums_to_one(model) -> bool:
+    """A softmax head: the output on a grey image is non-negative and sums to 1."""
+    out = np.asarray(model.predict(np.full((model.input_shape[1], model.input_shape[2], 3), 128, np.uint8))).reshape(-1)
+    return bool(out.size > 1 and (out >= 0).all() and abs(float(out.sum()) - 1.0) < 1e-3)
+
+
 class Embedder:
     """A ``.tflite`` face-embedding model; its identity (name + file hash) guards the gallery."""
 
@@ -80,6 +107,7 @@ class Embedder:
         self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
         self.target = target
         meta = self.model.metadata
+        _check_embedder_kind(self.model, path)
         self.name = meta.get("name") or Path(str(path)).stem
         self.size = self.model.input_shape[1]
         digest = hashlib.sha256(Path(str(path)).read_bytes()).hexdigest()[:16]
@@ -131,12 +159,16 @@ def read_image(path) -> np.ndarray:
     from edgecnn._quiet import quiet_stderr
 
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not an image; give an image file")
     if not p.is_file():
         raise InputError(f"image not found: {p}")
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror}") from None
+    if not data:
+        raise InputError(f"{p} is empty (0 bytes), not an image")
     if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-4096:].rstrip(b"\x00"):
         raise InputError(f"{p} is a truncated JPEG (no end-of-image marker); use the complete file")
     with quiet_stderr():

@@ -52,6 +52,17 @@ class _Critical:
             signal.raise_signal(signum)  # now the handler raises, with the path recorded
 
 
+def signals_deferred():
+    """A block that SIGTERM does not cut: one that arrives meanwhile is acted on when the block ends (a
+    swap of two renames, a temporary path and its record)."""
+    return _Critical()
+
+
+def untrack_temp(path) -> None:
+    """A temporary path that became a final one (renamed into place): the exit hook must leave it."""
+    _TEMPS.discard(str(path))
+
+
 def temp_file(prefix: str = "", suffix: str = "", dir=None) -> tuple[int, str]:
     """``tempfile.mkstemp`` whose path is recorded for the exit cleanup before any SIGTERM is acted on."""
     with _Critical():

@@ -19,6 +19,30 @@ from edgecnn.errors import InputError
 from edgecnn.paths import default_gallery_path
 
 SCHEMA_VERSION = 1
+RECOVERY = ("restore it from a backup or a 'gallery export' file (edgecnn gallery import FILE --gallery NEW.db), "
+            "or enrol again into a new --gallery")
+MAX_NAME = 64  # characters: a label on a video frame, not a paragraph
+SAME_EMBEDDING = 1e-5  # an export rounds to 6 decimals: within this, an imported vector is one already held
+
+
+def check_name(name) -> str:
+    """A person's name as the gallery stores it: stripped, printable (no control or formatting
+    characters: a name is data, never a terminal command), at most :data:`MAX_NAME` characters."""
+    text = str(name).strip()
+    if not text:
+        raise InputError("a name is needed to enrol")
+    if len(text) > MAX_NAME:
+        raise InputError(f"the name {shown(text[:20])}… is {len(text)} characters long; at most {MAX_NAME}")
+    if not text.isprintable():
+        raise InputError(f"the name {shown(text)} holds control or formatting characters; use plain text")
+    return text
+
+
+def shown(name) -> str:
+    """A stored name as it may be printed: non-printable characters escaped (a gallery written by an older
+    edgecnn, or by hand, may hold them)."""
+    text = str(name)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 @dataclass
@@ -59,18 +83,28 @@ class Gallery:
             if readonly:
                 self.db = self._connect_readonly()
                 self._check_schema(allow_new=False)
+                self._check_intact()
                 return
             self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self._retry_locked(lambda: self._check_schema(allow_new=True))  # before anything is written: a foreign file stays untouched
             self._retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
             self.db.execute("PRAGMA foreign_keys=ON")
             self._retry_locked(self._migrate)
+            self._check_intact()
         except sqlite3.OperationalError as exc:
             raise InputError(f"cannot open the gallery {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"{self.path} is not an edgecnn gallery ({exc})") from None
+            raise InputError(f"{self.path} is not an edgecnn gallery, or is damaged ({exc}); {RECOVERY}") from None
         if created:
             os.chmod(self.path, 0o600)
+
+    def _check_intact(self):
+        """SQLite's quick check on open: a damaged file is one line naming the way out, before any command
+        reads half of it (or writes into it)."""
+        row = self.db.execute("PRAGMA quick_check(1)").fetchone()
+        if not row or row[0] != "ok":
+            detail = " ".join(str(row[0]).replace("*** in database main ***", "").split())[:120] if row else "no answer"
+            raise InputError(f"gallery {self.path} is damaged ({detail}); {RECOVERY}")
 
     @staticmethod
     def _retry_locked(step, seconds: float = 30.0):
@@ -154,9 +188,7 @@ class Gallery:
     # ---------------------------------------------------------------- writes
     def enroll(self, name: str, vectors, embedder: str, sources=None, images=None, replace: bool = False) -> int:
         """Add ``vectors`` for ``name`` in one transaction; returns how many were stored."""
-        name = name.strip()
-        if not name:
-            raise InputError("a name is needed to enrol")
+        name = check_name(name)
         vectors = [np.asarray(v, np.float32).reshape(-1) for v in vectors]
         if not vectors:
             raise InputError(f"no face to enrol for {name}")
@@ -240,15 +272,22 @@ class Gallery:
 
     def import_export(self, data: dict) -> int:
         """Restore what :meth:`export` wrote (into this gallery, one transaction per identity); the
-        embedder must match. Returns the embeddings added."""
+        embedder must match and the export's schema be one this edgecnn knows. Idempotent: an embedding
+        the gallery already holds for that name (within the export's rounding) is not added again.
+        Returns the embeddings added."""
         if not isinstance(data, dict) or not isinstance(data.get("identities"), list) or not data.get("embedder"):
             raise InputError("not a gallery export (edgecnn gallery export FILE writes one)")
+        if data.get("schema") != SCHEMA_VERSION:
+            raise InputError(f"the export has schema {shown(data.get('schema'))}, which this edgecnn (schema {SCHEMA_VERSION}) does not know; "
+                             "export it again with this version")
         by_name: dict = {}
         for item in data["identities"]:
             try:
                 vec = np.asarray(item["embedding"], np.float32)
-                name = str(item["name"])
-            except (KeyError, TypeError, ValueError):
+                name = check_name(item["name"])
+            except (KeyError, TypeError, ValueError) as exc:
+                if isinstance(exc, InputError):
+                    raise
                 raise InputError("a gallery export entry lacks a name or an embedding") from None
             if vec.ndim != 1 or not vec.size or not np.all(np.isfinite(vec)):
                 raise InputError(f"the embedding of {name} in the export is not a finite vector")
@@ -258,7 +297,16 @@ class Gallery:
             raise InputError(f"the export mixes embeddings of {sorted(dims)} dimensions")
         for vs in by_name.values():
             self.check_embedder(data["embedder"], int(vs[0].size))
-        n = sum(self.enroll(name, vs, data["embedder"], sources=["gallery import"] * len(vs)) for name, vs in by_name.items())
+        held_names, held = self.vectors()
+        n = 0
+        for name, vs in by_name.items():
+            have = [v for k, v in zip(held_names, held) if k == name]
+            new = []
+            for v in vs:
+                if all(np.abs(v - h).max() > SAME_EMBEDDING for h in have + new):
+                    new.append(v)
+            if new:
+                n += self.enroll(name, new, data["embedder"], sources=["gallery import"] * len(new))
         if data.get("threshold") is not None and self.meta("threshold") is None:
             self.set_threshold(float(data["threshold"]))
         return n

@@ -75,8 +75,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:  # a signal while the parser is built is a stop like any other, not a traceback
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+    except Terminated:
+        print("edgecnn: terminated before it started; nothing was written", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("edgecnn: interrupted before it started; nothing was written", file=sys.stderr)
+        return 130
     if args.command is None:
         parser.print_help()
         return 2

@@ -76,10 +76,11 @@ def _verifier(args):
 
 def run_enroll(args, extra) -> int:
     from edgecnn.faces import aligned_crop_jpeg, read_image
-    from edgecnn.gallery import Gallery, gallery_path
+    from edgecnn.gallery import Gallery, check_name, gallery_path
     from edgecnn.paths import default_gallery_path
 
     no_extra(extra)
+    args.name = check_name(args.name)  # before any work: a name is data, never a terminal command
     target_gallery = gallery_path(args.gallery, args.bundle, create=True)
     check_clashes({"--gallery": target_gallery or default_gallery_path()},
                   {**{f"image {p}": p for p in args.images}, "--embedder": args.embedder})
@@ -92,12 +93,12 @@ def run_enroll(args, extra) -> int:
     n = g.enroll(args.name, [e.vector for e in embeddings], v.embedder.identity, sources=[str(p) for p in args.images],
                  images=crops, replace=args.replace)
     result = {"name": args.name, "enrolled": n, "gallery": str(g.path), "embedder": v.embedder.identity}
-    print_json(result) if args.json else console().print(f"enrolled {args.name}: {n} face(s) into {g.path}")
+    print_json(result) if args.json else console().print(f"enrolled {args.name}: {n} face(s) into {g.path}", markup=False, highlight=False)
     return 0
 
 
 def run_gallery(args, extra) -> int:
-    from edgecnn.gallery import Gallery, gallery_path
+    from edgecnn.gallery import Gallery, gallery_path, shown
 
     no_extra(extra)
     if args.action == "import":
@@ -111,13 +112,13 @@ def run_gallery(args, extra) -> int:
             con = console()
             con.print(f"{g.path} · embedder {g.meta('embedder')} · {len(rows)} identities")
             for r in rows:
-                con.print(f"  {r['name']}: {r['embeddings']} embedding(s), enrolled {r['enrolled']}")
+                con.print(f"  {shown(r['name'])}: {r['embeddings']} embedding(s), enrolled {r['enrolled']}", markup=False, highlight=False)
         return 0
     if args.action == "remove":
         if not args.name:
             raise InputError("gallery remove needs a NAME")
         g.remove(args.name)
-        print_json({"removed": args.name}) if args.json else console().print(f"removed {args.name}")
+        print_json({"removed": args.name}) if args.json else console().print(f"removed {shown(args.name)}", markup=False, highlight=False)
         return 0
     if args.name:
         check_clashes({"export FILE": args.name}, {"--gallery": str(g.path)})
@@ -199,7 +200,7 @@ def _calibrate(args) -> int:
 
 def run_identify(args, extra) -> int:
     from edgecnn.faces import read_image
-    from edgecnn.gallery import Gallery, gallery_path
+    from edgecnn.gallery import Gallery, gallery_path, shown
 
     no_extra(extra)
     img = read_image(args.image)
@@ -210,8 +211,8 @@ def run_identify(args, extra) -> int:
     thr = args.threshold if args.threshold is not None else float(g.meta("threshold") or v.embedder.threshold)
     m = g.identify(e.vector, thr)
     print_json(m.as_dict()) if args.json else console().print(
-        f"{m.name or 'unknown'} (distance {m.distance:.3f} to {m.nearest}, threshold {thr:.3f})"
-    )
+        f"{shown(m.name) if m.name else 'unknown'} (distance {m.distance:.3f} to {shown(m.nearest)}, threshold {thr:.3f})",
+        markup=False, highlight=False)
     return 0
 
 

@@ -1,0 +1,218 @@
+"""Faults a device meets: kills at any moment during a replacement, a gallery's stale write-ahead log,
+hostile names. Nothing lost, one line each."""
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import run_cli
+
+pytestmark = [pytest.mark.device]
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _bundle(out: Path, target: str, home: Path, *extra) -> subprocess.CompletedProcess:
+    return run_cli("bundle", "--target", target, "--no-embedder", "--output", out, *extra, env={"EDGECNN_HOME": str(home)})
+
+
+def _whole(out: Path) -> str:
+    """The target of the bundle at ``out``, after checking every file against its manifest."""
+    from edgecnn.bundle import open_bundle
+
+    b = open_bundle(out)
+    for name in b.manifest["files"]:
+        b.file(name)
+    return b.target
+
+
+def test_a_replacement_cut_between_its_renames_is_undone_by_the_next_reader(tmp_path):
+    from edgecnn.bundle import recover
+
+    out = tmp_path / "b"
+    assert _bundle(out, "cpu", tmp_path / "home").returncode == 0
+    moved = tmp_path / f".b.{_dead_pid()}.old"
+    os.rename(out, moved)  # what a SIGKILL between the two renames leaves
+    stale = tmp_path / f".b.{_dead_pid()}.abc123.partial"
+    stale.mkdir()
+    (stale / "face_detection_short_range.tflite").write_bytes(b"x" * 1000)
+    mine = tmp_path / ".b.notes"  # not our pattern: never touched
+    mine.write_text("keep")
+    assert _whole(out) == "cpu"  # the device's reader puts the old bundle back, and clears the dead run's staging
+    assert recover(out) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [".b.notes", "b"]
+    live = tmp_path / f".b.{os.getpid()}.xyz.partial"  # a run in progress (this process): left alone
+    live.mkdir()
+    assert recover(out) == [] and live.is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_forced_bundle_killed_at_any_moment_is_always_whole(tmp_path, sig):
+    """``bundle --force`` killed at 40 moments spread over its run: the folder always holds the old
+    bundle or the new one, every file matching its manifest; the user's own file survives; after the
+    next run nothing of the killed ones is left beside it."""
+    home = tmp_path / "home"
+    out = tmp_path / "b"
+    assert _bundle(out, "cpu", home).returncode == 0
+    (out / "my_notes.txt").write_text("mine")
+    t0 = time.perf_counter()
+    assert _bundle(out, "rpi5", home, "--force").returncode == 0
+    span = time.perf_counter() - t0
+    rng = random.Random(int(sig))
+    seen = {"cpu": 0, "rpi5": 0}
+    env = {**os.environ, "EDGECNN_HOME": str(home)}
+    for i in range(40):
+        target = ("cpu", "rpi5")[i % 2]
+        p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "bundle", "--target", target, "--no-embedder", "--output", str(out),
+                              "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(rng.uniform(0.3, 1.1) * span)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode in (0, -sig, 128 + sig), err
+        if sig == signal.SIGTERM and p.returncode != 0:
+            assert err.count("\n") <= 1 and "Traceback" not in err
+        seen[_whole(out)] += 1
+        assert (out / "my_notes.txt").read_text() == "mine"
+    assert seen["cpu"] and seen["rpi5"]
+    assert _bundle(out, "cpu", home, "--force").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["b"]
+
+
+def _gallery_with(path: Path, names: list, seed: int) -> None:
+    from edgecnn.gallery import Gallery
+
+    rng = np.random.default_rng(seed)
+    g = Gallery(path)
+    for name in names:
+        v = rng.normal(size=128).astype(np.float32)
+        g.enroll(name, [v / np.linalg.norm(v)], "test-embedder")
+    g.close()
+
+
+def test_a_replaced_gallery_never_meets_the_old_ones_write_ahead_log(tmp_path):
+    """An enrolment killed after committing leaves the bundle's gallery with a -wal; ``bundle --force``
+    with another gallery must not let SQLite replay that log into the new file (it made it malformed, or
+    brought the old people back)."""
+    home = tmp_path / "home"
+    old_gallery, new_gallery = tmp_path / "old.db", tmp_path / "new.db"
+    _gallery_with(old_gallery, ["alice", "bob"], 1)
+    _gallery_with(new_gallery, ["carol"], 2)
+    out = tmp_path / "b"
+    assert _bundle(out, "cpu", home, "--gallery", old_gallery).returncode == 0
+    killed = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, os, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "db.execute(\"INSERT INTO identities (name, created) VALUES ('mallory', 0)\")\n"
+        "os.kill(os.getpid(), 9)\n"), str(out / "gallery.db")])
+    killed.wait()
+    assert (out / "gallery.db-wal").stat().st_size > 0  # a committed enrolment waits in the log
+    assert _bundle(out, "cpu", home, "--gallery", new_gallery, "--force").returncode == 0
+    db = sqlite3.connect(str(out / "gallery.db"))
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert [r[0] for r in db.execute("SELECT name FROM identities ORDER BY name")] == ["carol"]
+    db.close()
+    assert json.loads((out / "manifest.json").read_text())["gallery"] == "gallery.db"
+
+
+def _export(path: Path) -> dict:
+    from edgecnn.gallery import Gallery
+
+    g = Gallery(path, create=False, readonly=True)
+    try:
+        return g.export()
+    finally:
+        g.close()
+
+
+def test_names_are_data_not_terminal_commands(tmp_path):
+    """A name with ANSI escapes and a newline is refused on enrolment and on import; one already stored
+    (an older gallery, or one edited by hand) is printed escaped, never raw."""
+    from edgecnn.errors import InputError
+    from edgecnn.gallery import Gallery
+
+    hostile = "eve\x1b[2J\nalice: 0 embedding(s)"
+    g = Gallery(tmp_path / "g.db")
+    for name in (hostile, "x" * 65, "bob\u202e", "   "):
+        with pytest.raises(InputError):
+            g.enroll(name, [np.ones(8, np.float32)], "e")
+    g.close()
+    _gallery_with(tmp_path / "g.db", ["alice"], 3)
+    data = _export(tmp_path / "g.db")
+    data["identities"].append({"name": hostile, "embedding": data["identities"][0]["embedding"]})
+    (tmp_path / "hostile.json").write_text(json.dumps(data))
+    proc = run_cli("gallery", "import", tmp_path / "hostile.json", "--gallery", tmp_path / "g.db")
+    assert proc.returncode == 2 and "control or formatting characters" in proc.stderr and "\x1b" not in proc.stderr
+    db = sqlite3.connect(str(tmp_path / "g.db"))  # written behind edgecnn's back
+    db.execute("INSERT INTO identities (name, created) VALUES (?, 0)", (hostile,))
+    db.commit()
+    db.close()
+    listed = run_cli("gallery", "list", "--gallery", tmp_path / "g.db")
+    assert listed.returncode == 0 and "\x1b" not in listed.stdout and "eve\\x1b[2J\\nalice" in listed.stdout
+    assert len(listed.stdout.strip().splitlines()) == 3  # the header, alice, the escaped one: no forged line
+
+
+def test_import_is_idempotent_and_refuses_an_unknown_schema(tmp_path):
+    _gallery_with(tmp_path / "g.db", ["alice", "bob"], 4)
+    data = _export(tmp_path / "g.db")
+    (tmp_path / "e.json").write_text(json.dumps(data))
+    for _ in range(2):  # its own export, twice: nothing new
+        proc = run_cli("gallery", "import", tmp_path / "e.json", "--gallery", tmp_path / "g.db", "--json")
+        assert proc.returncode == 0 and json.loads(proc.stdout)["imported"] == 0, proc.stderr
+    assert len(_export(tmp_path / "g.db")["identities"]) == 2
+    data["schema"] = 999
+    (tmp_path / "future.json").write_text(json.dumps(data))
+    proc = run_cli("gallery", "import", tmp_path / "future.json", "--gallery", tmp_path / "g.db")
+    assert proc.returncode == 2 and "schema 999" in proc.stderr
+
+
+def test_a_damaged_gallery_is_one_line_naming_the_way_out_in_every_command(tmp_path):
+    path = tmp_path / "g.db"
+    _gallery_with(path, [f"person{i}" for i in range(300)], 5)
+    raw = bytearray(path.read_bytes())
+    page = 4096
+    assert len(raw) > 6 * page and not path.with_name("g.db-wal").exists()
+    for k in (3, 4, 5):  # torn pages in the middle of the tables: their b-tree headers overwritten
+        raw[k * page: k * page + 12] = b"\xa5" * 12
+    path.write_bytes(bytes(raw))
+    for args in (("gallery", "list"), ("gallery", "export"), ("gallery", "remove", "person1"), ("gallery", "import", tmp_path / "x.json")):
+        (tmp_path / "x.json").write_text(json.dumps({"schema": 1, "embedder": "test-embedder", "identities": []}))
+        proc = run_cli(*args, "--gallery", path)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and "internal error" not in lines[0], (args, proc.stderr)
+        assert "damaged" in lines[0] and "gallery import" in lines[0], lines[0]
+
+
+def test_empty_files_and_folders_given_as_images_are_one_line(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for args, needle in ((("enroll", "bob", empty), "empty (0 bytes)"), (("verify", empty, empty), "empty (0 bytes)"),
+                         (("identify", empty), "empty (0 bytes)"), (("enroll", "bob", tmp_path), "is a folder")):
+        proc = run_cli(*args, "--gallery", tmp_path / "g.db")
+        assert proc.returncode == 2 and needle in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "g.db").exists()
+
+
+def test_a_detector_or_a_classifier_is_refused_as_an_embedder(tmp_path):
+    from edgecnn.detectors import find_model_file
+    from helpers import FACES, carried_model
+
+    photo = FACES / "obama.jpg"
+    for model, needle in ((find_model_file("blazeface"), "not one vector"), (carried_model("efficientnet_lite0.tflite"), "classifier")):
+        proc = run_cli("enroll", "bob", photo, "--embedder", model, "--gallery", tmp_path / "g.db")
+        assert proc.returncode == 2 and "is not a face-embedding model" in proc.stderr and needle in proc.stderr, proc.stderr
+    assert not (tmp_path / "g.db").exists()
