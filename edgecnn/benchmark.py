@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecnn import __version__
-from edgecnn.errors import EdgecnnError, InputError, first_line
+from edgecnn.errors import EdgecnnError, InputError, check_stop, first_line
 from edgecnn.files import atomic_write, write_json
 
 MARKER = ".edgecnn-benchmark"
@@ -214,11 +214,14 @@ def run_local(cells, results: Results, runs: int, progress: bool = False) -> lis
     records, converted = [], {}
     with progress_bar("benchmark", len(cells), progress) as tick:
         for cell in cells:
+            check_stop()  # Ctrl-C or SIGTERM stops between cells, even if a library swallowed its exception
             tick(description=cell.label())
             rec = results.cached(cell)
             if rec is None:
                 rec = _run_cell_here(cell, results, converted, runs)
-                results.store(rec)
+                check_stop()  # a cell cut short by a stop is not a result
+                if rec["status"] == "ok":  # a failure (a full disk, a lost node) is tried again next run
+                    results.store(rec)
             else:
                 rec["cached"] = True
             records.append(rec)

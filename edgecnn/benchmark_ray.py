@@ -17,6 +17,7 @@ from edgecnn.benchmark import (
     predict_cell,
 )
 from edgecnn.errors import InputError
+from edgecnn.files import atomic_write
 
 RETRIES = 2
 
@@ -72,18 +73,39 @@ def _authorised(address: str) -> None:
         return
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + an empty SETTINGS frame
+
+
 def _reachable(address: str, timeout: float = 5.0) -> None:
-    """A cluster address answers on TCP, or one line says so (before Ray's endless retries)."""
+    """A Ray head answers at ``address``, or one line says so within ``timeout`` seconds: nothing
+    listening, or something that is not a Ray head (a web server, a silent port), where Ray's own client
+    would retry for minutes. A Ray head's GCS speaks gRPC, which answers an HTTP/2 preface with a
+    SETTINGS frame at once."""
     import socket
 
     host, sep, port = address.replace("ray://", "").rpartition(":")
     if not sep or not port.isdigit():
         raise InputError(f"--ray {address!r}: expected auto or HOST:PORT of a Ray head (ray start --head prints it)")
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+        conn = socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout)
     except OSError as exc:
         raise InputError(f"--ray {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
                          "ray start --head, or pass --ray auto") from None
+    try:
+        conn.sendall(HTTP2_PREFACE)
+        reply = b""
+        while len(reply) < 9:
+            chunk = conn.recv(9 - len(reply))
+            if not chunk:
+                break
+            reply += chunk
+    except OSError:  # a timeout or a reset
+        reply = b""
+    finally:
+        conn.close()
+    if len(reply) < 9 or reply[3] != 0x04:
+        raise InputError(f"--ray {address}: something listens there but it is not a Ray head (no gRPC answer in {timeout:g} s); "
+                         "give the address 'ray start --head' printed")
 
 
 def _tasks(ray):
@@ -165,14 +187,15 @@ def run_cells(cells: list[Cell], results: Results, runs: int, address: str, prog
             else:
                 model = Path(results.folder / "models" / f"{c.conversion_key()}.tflite")
                 if not model.is_file():
-                    model.write_bytes(ray.get(data_ref))
+                    atomic_write(model, ray.get(data_ref))  # never a half-written model under its name
                 conv = {**conv, "model_file": str(model)}
                 if prof is not None:
                     lat = ray.get(prof)
                     rec = _record(c, status="failed", error=lat["error"]) if lat.get("error") else finish(c, conv, lat)
                 else:
                     rec = finish(c, conv, predict_cell(str(model), c.target))
-            results.store(rec)
+            if rec["status"] == "ok":  # a failure (a full disk, a lost node) is tried again next run
+                results.store(rec)
             records[key] = rec
             tick(advance=1, description=c.label())
     return [records[c.key()] for c in cells]

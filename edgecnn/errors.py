@@ -17,6 +17,33 @@ class InputError(EdgecnnError, ValueError):
     exit_code = 2
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, like Ctrl-C: temporary files are removed, a video being
+    written is finalised, then the process exits 143."""
+
+
+_STOP: list = []  # the signals asked to stop this process (SIGTERM, SIGINT), in order
+
+
+def request_stop(signum: int) -> None:
+    """Remember that a signal asked the process to stop. The exception its handler raises can be lost:
+    raised inside a library's finaliser or callback (TensorFlow's ``__del__``), Python prints it and goes
+    on. :func:`check_stop` raises it again where edgecnn is about to commit work."""
+    _STOP.append(signum)
+
+
+def check_stop() -> None:
+    """Raise the stop a signal asked for, if any (before an output is renamed into place, between cells)."""
+    if _STOP:
+        import signal
+
+        raise Terminated() if _STOP[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def stop_requested() -> int | None:
+    return _STOP[0] if _STOP else None
+
+
 _NOTED: set = set()
 
 

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgecnn.errors import InputError
+from edgecnn.errors import InputError, check_stop
 
 FILE_MODE = 0o644
 _TEMPS: set = set()  # temporary files and folders this process made and has not removed yet
@@ -117,6 +117,7 @@ def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        check_stop()  # a stop asked for meanwhile (its exception perhaps lost in a library): nothing replaced
         os.replace(tmp, p)
         _TEMPS.discard(tmp)
     except BaseException:

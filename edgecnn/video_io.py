@@ -3,6 +3,7 @@ and the demo: one place that knows how a source is opened and which codec an ext
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -10,7 +11,7 @@ from collections import deque
 from pathlib import Path
 
 from edgecnn._quiet import quiet_stderr
-from edgecnn.errors import InputError
+from edgecnn.errors import EdgecnnError, InputError
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
@@ -74,6 +75,8 @@ def open_writer(path, fps: float, size: tuple[int, int]):
         raise InputError(f"unsupported output {p.suffix or p.name!r}: use .mp4 (mp4v) or .avi (MJPG); OpenCV's wheels have no H.264 encoder")
     if not p.parent.exists():
         raise InputError(f"output folder does not exist: {p.parent}")
+    if not os.access(p.parent, os.W_OK):
+        raise InputError(f"cannot write to {p.parent} (read-only or permission denied); choose another --output")
     existed = p.exists()
     w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*codec), max(1.0, fps), size)
     if not w.isOpened():
@@ -93,20 +96,48 @@ class PartialVideo:
         self.output = Path(output)
         self.partial = self.output.with_name(f".{self.output.stem}.{os.getpid()}.partial{self.output.suffix}")
         self.writer = open_writer(self.partial, fps, size)
+        self.frames = 0
 
     def write(self, frame) -> None:
         self.writer.write(frame)
+        self.frames += 1
 
     def finish(self, keep: bool) -> None:
-        """Close; ``keep`` renames the video into place, otherwise the partial file goes."""
+        """Close; ``keep`` renames the video into place once it plays back whole, otherwise the partial
+        file goes. OpenCV's writer reports no write error: a full disk shows only as a file that does
+        not open (an mp4 without its index) or holds fewer frames, which is refused here, not renamed."""
         import os
 
         self.writer.release()
+        if keep and self.frames and not self._plays_back():
+            self.partial.unlink(missing_ok=True)
+            raise EdgecnnError(f"the video could not be written whole ({self.frames} frames sent; the disk is full or failed?): "
+                               f"nothing was kept at {self.output}; free some space or choose another --output")
         if keep:
             os.chmod(self.partial, 0o644)
             os.replace(self.partial, self.output)
         else:
             self.partial.unlink(missing_ok=True)
+
+    def _plays_back(self) -> bool:
+        import cv2
+
+        cap = cv2.VideoCapture(str(self.partial))
+        try:
+            if not cap.isOpened() or not cap.read()[0]:
+                return False
+            n = capture_frame_count(cap)
+            if n is not None:
+                return n >= self.frames
+            st = os.statvfs(self.partial.parent)  # no frame count in the header (an AVI cut before its index)
+            if st.f_bavail * st.f_frsize > 1 << 20:
+                return True  # room left on the disk: no write ran out of it
+            n = 1
+            while cap.grab():  # the disk is (nearly) full: count what is really there, without decoding
+                n += 1
+            return n >= self.frames
+        finally:
+            cap.release()
 
 
 class FrameSource:

@@ -55,13 +55,15 @@ def test_local_matrix_resumes_from_its_cache_and_writes_reports(tmp_path):
     assert len(rows) == 17 and rows[0].startswith("label,model,options,precision,target,status")
     # a second run resumes: every cell from the cache, the same answers
     again, cells2 = _bench(out)
-    assert again["cached"] == 16 and again["seconds"] < 30
+    n_ok = sum(c["status"] == "ok" for c in cells.values())
+    assert again["cached"] == n_ok  # failed cells are tried again (a full disk is no verdict on a cell)
+    assert {k for k, c in cells2.items() if c["status"] == "failed"} == {k for k, c in cells.items() if c["status"] == "failed"}
     assert {k: c["size_bytes"] for k, c in cells.items() if c["status"] == "ok"} == {k: c["size_bytes"] for k, c in cells2.items() if c["status"] == "ok"}
     # a cache entry damaged on disk is run again, not trusted
     victim = next((out / "cells").iterdir())
     victim.write_text("{not json")
     third, _ = _bench(out)
-    assert third["cached"] == 15
+    assert third["cached"] == n_ok - 1
 
 
 def test_benchmark_bad_input(tmp_path):
@@ -145,7 +147,7 @@ print(json.dumps({{n["NodeID"]: sorted(k for k in n["Resources"] if k in ("conve
             assert local[k]["accuracy_vs_float"] == pytest.approx(c["accuracy_vs_float"], abs=1e-6) if c["accuracy_vs_float"] else True
     # and the ray run resumes from its own cache
     again, _ = _bench(tmp_path / "ray", "--ray", address, env=env)
-    assert again["cached"] == 16
+    assert again["cached"] == sum(c["status"] == "ok" for c in cells.values())
 
 
 def test_ray_auto_starts_a_local_cluster_when_none_runs(tmp_path):

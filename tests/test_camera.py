@@ -478,7 +478,7 @@ def test_signal_ends_cleanly_with_summary_and_a_playable_video(tmp_path, sig, en
         time.sleep(0.05)
     p.send_signal(sig)
     out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
+    assert p.returncode == 128 + sig, err  # like every command (README): a service manager sees how it ended
     s = json.loads(out)
     assert s["ended_by"] == ended_by and 0 < s["frames"] < 400
     assert _count(out_video) == s["frames_written"] > 0  # finalised: every written frame plays back

@@ -11,9 +11,13 @@ import argparse
 import os
 import sys
 
+if not os.environ.get("EDGECNN_DEBUG"):  # one line per problem: OpenCV's and FFmpeg's own logs stay off the terminal
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
 from edgecnn import __version__
 from edgecnn.cli import benchmark, camera, convert, demo, faces, models, profile, stylize, train
-from edgecnn.errors import EdgecnnError, first_line
+from edgecnn.errors import EdgecnnError, Terminated, first_line, request_stop, stop_requested
 
 GROUPS = (models, convert, profile, camera, faces, stylize, benchmark, demo, train)
 
@@ -38,17 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, like Ctrl-C: temporary files are removed, a video being
-    written is finalised, then the process exits 143."""
-
-
 def _on_sigterm(signum, frame):
     from edgecnn.files import defer_signal
 
+    request_stop(signum)  # kept even if the exception below is lost inside a library's finaliser
     if defer_signal(signum):  # a temporary path is being recorded: delivered again right after
         return
     raise Terminated()
+
+
+def _on_sigint(signum, frame):
+    request_stop(signum)
+    raise KeyboardInterrupt()
 
 
 # System libraries that GUI builds of OpenCV need and a Raspberry Pi OS Lite image lacks.
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT (a background job) stays ignored
+            signal.signal(signal.SIGINT, _on_sigint)
     try:  # a signal while the parser is built is a stop like any other, not a traceback
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -90,16 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_knobs", False):  # only builder options may be free-form
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return int(args.run(args, extra) or 0)
+        code = int(args.run(args, extra) or 0)
+        if stop_requested():  # the signal's exception was lost inside a library: still a stop
+            raise Terminated() if stop_requested() == signal.SIGTERM else KeyboardInterrupt()
+        return code
     except EdgecnnError as exc:
         print(f"edgecnn {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Terminated:
-        print(f"edgecnn {args.command}: terminated; nothing half-written was left", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print(f"edgecnn {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        what, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        print(f"edgecnn {args.command}: {what}; {getattr(args, 'stop_note', 'nothing half-written was left')}", file=sys.stderr)
+        return code
     except ImportError as exc:
         msg = missing_library(exc)
         if msg is None or os.environ.get("EDGECNN_DEBUG"):

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--output", required=True, help="results folder (an earlier run's folder resumes)")
     sp.add_argument("--ray", metavar="auto|ADDRESS", help="run the cells on a Ray cluster (auto: join or start a local one)")
     sp.add_argument("--json", action="store_true")
-    sp.set_defaults(run=run)
+    sp.set_defaults(run=run, stop_note="the finished cells are kept: run the same command again to resume")
 
 
 def run(args, extra) -> int:
