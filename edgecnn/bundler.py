@@ -185,7 +185,9 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
                 )
         if g.is_file():
             dst = staging / "gallery.db"
-            src_db = sqlite3.connect(f"file:{g}?mode=ro", uri=True)
+            from urllib.parse import quote
+
+            src_db = sqlite3.connect(f"file:{quote(str(g.resolve()))}?mode=ro", uri=True)  # '#' or '?' in a path is not a URI part
             dst_db = sqlite3.connect(str(dst))
             src_db.backup(dst_db)  # a consistent copy even while the gallery is in use
             src_db.close()

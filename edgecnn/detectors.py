@@ -242,9 +242,9 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
     info = tflite_file.read(p)
     out_shapes = [info.tensors[i].shape for i in info.outputs]
     if any(len(s) == 5 for s in out_shapes):
-        return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=min_score or 0.5)
+        return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if sorted(s[-1] for s in out_shapes) == [1, 16]:
         return FaceDetector(str(p), target=target, threads=threads, strict=strict, warn=warn, min_score=min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
-        return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=min_score or 0.0)
+        return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.0 if min_score is None else min_score)
     raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected BlazeFace, a YOLO grid from edgecnn or a classifier")

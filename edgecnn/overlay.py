@@ -108,16 +108,22 @@ class LabelSmoother:
     tracks: list = field(default_factory=list)  # [(box, deque of names)]
 
     def update(self, detections):
+        """Each detection takes the history of the old track it overlaps most, one detection per track
+        (best pairs first): two people close together never share one history, and so one name."""
         from edgecnn.detection import iou
 
+        pairs = sorted(((float(iou(d.box, [t[0]])[0]), i, j) for i, d in enumerate(detections) for j, t in enumerate(self.tracks)),
+                       reverse=True)
+        taken, match = set(), {}
+        for v, i, j in pairs:
+            if v <= 0.3:
+                break
+            if i not in match and j not in taken:
+                match[i] = j
+                taken.add(j)
         new_tracks = []
-        for d in detections:
-            best, best_iou = None, 0.3
-            for t in self.tracks:
-                v = float(iou(d.box, [t[0]])[0])
-                if v > best_iou:
-                    best, best_iou = t, v
-            hist = best[1] if best else deque(maxlen=self.window)
+        for i, d in enumerate(detections):
+            hist = self.tracks[match[i]][1] if i in match else deque(maxlen=self.window)
             hist.append(d.name)
             d.name = Counter(hist).most_common(1)[0][0]
             new_tracks.append((d.box, hist))

@@ -61,8 +61,8 @@ class Model(ModelInput):
         try:
             with quiet_stderr():
                 self.interpreter = self.backend.Interpreter(
-                    model_path=self.path, experimental_delegates=self.delegate.delegates or None, num_threads=self.threads
-                )
+                    model_path=self.path, experimental_delegates=self.delegate.delegates or None, num_threads=self.threads,
+                    **self._resolver())
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"the {self.backend.name} runtime cannot load {self.path}: {first_line(exc)}") from None
@@ -92,6 +92,16 @@ class Model(ModelInput):
                        or (self.standard.labels if self.standard else None))
         self._work: dict = {}  # preprocessing's buffers, planned once per frame size (this model's thread)
         self.invoke_cpu_seconds = 0.0
+
+    def _resolver(self) -> dict:
+        """A target whose delegate is ``none`` runs the plain builtin kernels: without this, LiteRT applies
+        XNNPACK by default and "none" would mean XNNPACK under another name."""
+        if self.delegate.active != "cpu":
+            return {}
+        import importlib
+
+        kind = getattr(importlib.import_module(self.backend.Interpreter.__module__), "OpResolverType", None)
+        return {"experimental_op_resolver_type": kind.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if kind is not None else {}
 
     # ------------------------------------------------------------------ info
     @property
@@ -129,7 +139,7 @@ class Model(ModelInput):
         twin.threads = threads or self.threads
         before = native_threads() if twin.threads > 1 else None
         with quiet_stderr():
-            twin.interpreter = self.backend.Interpreter(model_path=self.path, num_threads=twin.threads)
+            twin.interpreter = self.backend.Interpreter(model_path=self.path, num_threads=twin.threads, **self._resolver())
             twin.interpreter.allocate_tensors()
         twin.pool_threads = native_threads() - before if before is not None else set()
         twin.__dict__.pop("_plan", None)  # its own input buffer

@@ -108,10 +108,30 @@ def references(target) -> list[dict]:
 
 
 def summary(target) -> dict | None:
-    """The fit and its leave-one-out error for a target profile (``edgecnn targets --json``)."""
+    """The fit and its leave-one-out error for a target profile (``edgecnn targets --json``), fitted once
+    per set of references and kept in the data folder (the fit and its leave-one-out take seconds)."""
+    import hashlib
+    import json
+
+    from edgecnn import __version__
+    from edgecnn.paths import data_dir
+
     refs = references(target)
     if not refs:
         return None
+    key = hashlib.sha256(json.dumps([refs, __version__], sort_keys=True, default=str).encode()).hexdigest()[:24]
+    cached = data_dir() / "fits" / f"{key}.json"
+    try:
+        return json.loads(cached.read_text())
+    except (OSError, ValueError):
+        pass
     model = fit(refs)
     model.update({"references": refs, "leave_one_out": leave_one_out(refs)})
+    try:  # best effort: a read-only data folder only costs the next fit
+        from edgecnn.files import write_json
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cached, model)
+    except (OSError, InputError):
+        pass
     return model

@@ -216,3 +216,120 @@ def test_a_detector_or_a_classifier_is_refused_as_an_embedder(tmp_path):
         proc = run_cli("enroll", "bob", photo, "--embedder", model, "--gallery", tmp_path / "g.db")
         assert proc.returncode == 2 and "is not a face-embedding model" in proc.stderr and needle in proc.stderr, proc.stderr
     assert not (tmp_path / "g.db").exists()
+
+
+SWALLOWED = r"""
+import os, signal, sys, time
+import edgecnn.cli.profile as prof
+from edgecnn.files import atomic_write
+
+class Finaliser:  # what TensorFlow's AtomicFunction.__del__ does to a signal: runs it, and loses its exception
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM if sys.argv[2] == "term" else signal.SIGINT)
+        time.sleep(0.2)
+
+def run(args, extra):
+    Finaliser()
+    print("work went on", file=sys.stderr)
+    atomic_write(sys.argv[1], b"new")
+    return 0
+
+prof.run_profile = run
+from edgecnn.cli import main
+sys.exit(main(["profile", "x.tflite"]))
+"""
+
+
+@pytest.mark.parametrize("sig, code", [("term", 143), ("int", 130)])
+def test_a_signal_lost_inside_a_finaliser_still_stops_before_any_output_is_replaced(tmp_path, sig, code):
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"old")
+    p = subprocess.run([sys.executable, "-c", SWALLOWED, str(out), sig], capture_output=True, text=True, timeout=60)
+    assert "Exception ignored" in p.stderr and "work went on" in p.stderr  # the library did swallow it
+    assert p.returncode == code, p.stderr
+    assert out.read_bytes() == b"old" and [q.name for q in tmp_path.iterdir()] == ["model.tflite"]
+
+
+@pytest.mark.slow
+def test_a_ray_address_that_is_not_a_ray_head_is_one_line_not_a_hang(tmp_path):
+    """A live port that is not Ray (a silent one, a web server): Ray's client retried for minutes."""
+    pytest.importorskip("ray")
+    import http.server
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # accepts (the kernel does), never answers
+    web = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        for port in (silent.getsockname()[1], web.server_address[1]):
+            proc = run_cli("benchmark", "--models", "lenet5", "--output", tmp_path / f"o{port}", "--ray", f"127.0.0.1:{port}", timeout=60)
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            assert proc.returncode == 2 and len(lines) == 1 and "not a Ray head" in lines[0], proc.stderr
+    finally:
+        web.shutdown()
+        silent.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 KB file system of its own (tmpfs, as root): the disk that fills half-way through a write."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_video_cut_short_by_a_full_disk_is_never_left_under_its_name(small_disk, tmp_path):
+    from edgecnn.calibration.datasets import real_clip
+
+    for ext in (".mp4", ".avi"):
+        out = small_disk / f"out{ext}"
+        proc = run_cli("camera", "--source", real_clip("bikes"), "--headless", "--json", "--output", out, "--max-frames", "120")
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 1 and "could not be written whole" in lines[-1] and "internal error" not in proc.stderr, proc.stderr
+        assert list(small_disk.iterdir()) == []  # no unplayable video at the final name, no partial left
+
+
+def test_a_read_only_output_folder_is_named_as_such_before_the_loop(tmp_path, clip_for_faults):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        proc = run_cli("camera", "--source", clip_for_faults, "--headless", "--output", ro / "o.mp4")
+        assert proc.returncode == 2 and "read-only or permission denied" in proc.stderr and "codec" not in proc.stderr, proc.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+
+
+@pytest.fixture
+def clip_for_faults(tmp_path):
+    from helpers import make_clip
+
+    return make_clip(tmp_path / "c.mp4", frames=6)
+
+
+def test_two_people_passing_each_other_never_share_one_name():
+    """Two faces side by side, then crossing: each detection takes one track's history (it took the best
+    track, shared: ['alice', 'alice'])."""
+    from edgecnn.detection import Detection
+    from edgecnn.overlay import LabelSmoother
+
+    smoother = LabelSmoother()
+    for step in range(40):
+        a = 100 + 8 * step  # alice walks right, bob walks left, their boxes overlapping in the middle
+        b = 420 - 8 * step
+        dets = [Detection((a, 100, a + 120, 240), 0.9, name="alice"), Detection((b, 104, b + 120, 244), 0.9, name="bob")]
+        labels = [d.name for d in smoother.update(dets)]
+        assert sorted(labels) == ["alice", "bob"], (step, labels)
+    smoother = LabelSmoother()  # bob steps up right beside alice: both boxes overlap her track best
+    smoother.update([Detection((100, 100, 220, 240), 0.9, name="alice")])
+    for _ in range(3):
+        both = [Detection((100, 100, 220, 240), 0.9, name="alice"), Detection((112, 100, 232, 240), 0.9, name="bob")]
+        assert [d.name for d in smoother.update(both)] == ["alice", "bob"]

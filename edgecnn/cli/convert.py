@@ -76,12 +76,13 @@ def labels_arg(value):
 
 
 def run(args, extra) -> int:
+    knobs = check_knobs(parse_knobs(extra))
+    if not Path(args.source).exists() and Path(args.source).suffix not in (".keras", ".h5", ".pb", ".onnx") and "/" not in args.source:
+        from edgecnn.models.known import check_options
+
+        check_options(args.source, knobs)  # a registry name and its options: checked before TensorFlow loads
     from edgecnn.converters.convert import ConvertOptions, convert
 
-    if not Path(args.source).exists() and Path(args.source).suffix not in (".keras", ".h5", ".pb", ".onnx") and "/" not in args.source:
-        from edgecnn.models.known import check_name
-
-        check_name(args.source)  # a registry name: checked before TensorFlow loads
     check_output_folder(args.report, "report")
     check_output_folder(args.html, "html")
     check_clashes({"--output": args.output, "--report": args.report, "--html": args.html},
@@ -112,7 +113,7 @@ def run(args, extra) -> int:
         keep_float=args.keep_float,
         debug_layers=False if args.no_layers else None,
         progress=not args.json,
-        builder_options=check_knobs(parse_knobs(extra)),
+        builder_options=knobs,
     )
     report = convert(args.source, opts)  # stage lines on stderr unless --json
     if args.report:

@@ -43,11 +43,12 @@ def run_models(args, extra) -> int:
 
 
 def run_inspect(args, extra) -> int:
-    from edgecnn import models
-    from edgecnn.models.known import check_name
+    from edgecnn.models.known import check_options
 
-    check_name(args.name)  # before TensorFlow loads
     knobs = check_knobs(parse_knobs(extra))
+    check_options(args.name, knobs)  # the name and every option, before TensorFlow loads
+    from edgecnn import models
+
     resolved = models.resolve_kwargs(args.name, knobs)  # exit 2 with valid options before building
     model = models.build(args.name, **resolved)
     rows = models.layer_table(model)

@@ -13,6 +13,7 @@ from pathlib import Path
 from edgecnn.errors import InputError
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
+ALIASES = {"classes": "num_classes", "input_size": "input_shape"}  # the CLI's short names of builder options
 
 
 @lru_cache(maxsize=1)
@@ -32,6 +33,18 @@ def check_name(name: str) -> str:
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(known)}"
         raise InputError(f"unknown model {name!r}{hint} (list them with: edgecnn models)")
     return name
+
+
+def check_options(name: str, options: dict) -> None:
+    """Builder options a registered model has, or exit 2 with the valid list: no TensorFlow needed (the
+    catalog carries each model's options; the registry checks them again when it builds)."""
+    row = next((r for r in catalog() if r["name"] == check_name(name)), None)
+    valid = set(row.get("knobs") or {}) - {"kwargs"}
+    for key in options:
+        k = key.replace("-", "_")
+        if ALIASES.get(k, k) not in valid:
+            raise InputError(f"model {name!r} has no option {ALIASES.get(k, k)!r}; valid options: "
+                             + ", ".join(sorted(valid | {"classes", "input_size"})))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgecnn.errors import InputError, first_line
+from edgecnn.models.known import ALIASES  # convenience spellings accepted by build() and the CLI
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,6 @@ class ModelSpec:
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
-# Convenience spellings accepted by build() and the CLI.
-ALIASES = {"classes": "num_classes", "input_size": "input_shape"}
 
 
 def register_model(name: str, *, family: str, paper: str, default_input, **fixed):
