@@ -28,7 +28,7 @@ from edgecnn.loader import record_verdict, sha256_of
 from edgecnn.preprocess import PreprocessSpec
 from edgecnn.targets.profile import IO_TYPES, PRECISIONS, TargetProfile, load_target
 
-from edgecnn.converters import debugging, evaluation
+from edgecnn.converters import debugging, evaluation, verdict
 from edgecnn.converters.recipes import NEEDS_CALIBRATION, apply_recipe, representative, run_converter
 from edgecnn.converters.report import describe_file, runtimes_that_load
 from edgecnn.converters.sources import Source, assumed_preprocessing, default_preprocess, load_source, make_converter
@@ -56,6 +56,7 @@ class ConvertOptions:
     labels: list | None = None
     eval_dir: str | None = None
     keep_float: str | None = None
+    tolerance: float | None = None  # the task metric's floor for the verdict (default: converters.verdict)
     debug_layers: bool | None = None  # default: on for int8 / int16x8
     measure_latency: bool = True
     progress: bool = False
@@ -102,6 +103,10 @@ def _check_options(opts: ConvertOptions, target):
         raise InputError(f"--io {io} needs --precision int8 (integer input/output exists only for full-integer models)")
     if not isinstance(opts.samples, int) or opts.samples < 1:
         raise InputError(f"--samples must be a positive integer, got {opts.samples!r}")
+    if opts.keep_float and precision != "int8":  # a flag that would do nothing is refused, not ignored
+        raise InputError(f"--keep-float applies to --precision int8, not {precision}")
+    if opts.tolerance is not None and not 0 < opts.tolerance <= 1:
+        raise InputError(f"--tolerance is an agreement from 0 to 1 (e.g. 0.98), got {opts.tolerance!r}")
     return precision, io
 
 
@@ -119,6 +124,9 @@ def _check_writable(out: Path):
         raise InputError(f"cannot write to {folder} (permission denied); choose another --output")
     if out.exists() and out.is_dir():
         raise InputError(f"--output {out} is a folder; give a file name ending in .tflite")
+
+
+EVAL_SAMPLES = 200  # held-out inputs a verdict is measured on by default (never used for calibration)
 
 
 def plan(source: str, opts: ConvertOptions) -> Conversion:
@@ -150,11 +158,13 @@ def read_data(c: Conversion) -> None:
     """Calibration and held-out images, through the same preprocessing the device runtime applies."""
     opts = c.opts
     if opts.calibration:
-        c.images = load_images(opts.calibration, opts.samples + (opts.held_out or min(50, max(4, opts.samples // 5))), progress=opts.progress,
+        c.images = load_images(opts.calibration, opts.samples + (opts.held_out if opts.held_out is not None else EVAL_SAMPLES),
+                               progress=opts.progress,
                                min_side=2 * max(c.spec.height, c.spec.width))  # memory follows the input size, not the photos
     elif c.precision in NEEDS_CALIBRATION:
         raise InputError(f"--precision {c.precision} needs calibration data: --calibration DIR|VIDEO|bundled")
-    held = opts.held_out if opts.held_out is not None else min(50, max(2, len(c.images) // 5)) if len(c.images) >= 4 else 0
+    n = len(c.images)  # calibration keeps its samples; evaluation gets what is left, at least a fifth
+    held = opts.held_out if opts.held_out is not None else min(EVAL_SAMPLES, max(n - opts.samples, n // 5)) if n >= 4 else 0
     c.calib, c.held_out = c.images.split(held)
     if c.precision in NEEDS_CALIBRATION and len(c.calib) == 0:
         raise InputError("calibration gave no images")
@@ -323,6 +333,7 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     if opts.debug_layers is not False and c.precision in NEEDS_CALIBRATION:
         stage("per-layer quantization error")
     debug_layers(c)
+    judge(c)
     atomic_write(c.out, c.data)
     stage(f"wrote {c.out}")
     if not c.flex:  # it loaded and ran in the device interpreter above: no child-process test load later
@@ -333,6 +344,17 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
 
         c.report["edgetpu"] = compile_for_edgetpu(c.out)
     return c.report
+
+
+def judge(c: Conversion) -> None:
+    """The report's verdict (and the speed beside it), on what will be written: with --keep-float, the
+    model with its float layers."""
+    kf = c.report.get("keep_float") or {}
+    used = bool(kf.get("used"))
+    accuracy = kf.get("accuracy_after") if used else c.report.get("accuracy")
+    c.report["verdict"] = verdict.decide(c.src.task, c.precision, accuracy, c.opts.tolerance, kf.get("layers") if used else None,
+                                         c.report.get("reference"))
+    c.report["speed"] = verdict.speed(c.report.get("latency_ms"), c.target.name) if c.precision != "fp32" else None
 
 
 def _any_image(c: Conversion):

@@ -13,7 +13,7 @@ from edgecnn.files import remove_temp
 from edgecnn.models._tf import tensorflow
 from edgecnn.targets.coverage import op_mode
 
-from edgecnn.converters.evaluation import TOLERANCE, bytes_to_model, compare_outputs, lost, outputs
+from edgecnn.converters.evaluation import bytes_to_model, compare_outputs, lost, outputs
 from edgecnn.converters.recipes import apply_recipe, representative
 
 
@@ -72,8 +72,8 @@ def keep_float(c) -> dict:
     opts, report, io, src, out, spec = c.opts, c.report, c.io, c.src, c.out, c.spec
     acc = report.get("accuracy") or {}
     auto = opts.keep_float == "auto"
-    if auto and acc and not lost(src.task or "other", acc):
-        return {"used": False, "reason": "int8 is within tolerance of float", "tolerance": TOLERANCE}
+    if auto and acc and not lost(src.task or "other", acc, opts.tolerance):
+        return {"used": False, "reason": "int8 is within the tolerance of float: nothing kept in float"}
     layers = report.get("layers") or layer_errors(c.factory, c.calib.images, spec, "int8", io)
     known = [r["layer"] for r in layers if r.get("layer")]
     if auto:
@@ -92,7 +92,9 @@ def keep_float(c) -> dict:
         temp: list = []
         try:
             q, _ = bytes_to_model(data, out.parent, src.name + "_sel", temp)
-            result["accuracy_after"] = compare_outputs(src.task or "other", c.float_ref, outputs(q, c.xs))
+            result["accuracy_after"] = after = compare_outputs(src.task or "other", c.float_ref, outputs(q, c.xs))
+            if auto and lost(src.task or "other", after, opts.tolerance):
+                result["note"] = f"still below the tolerance with {len(deny)} layer(s) kept in float"
         finally:
             for t in temp:
                 remove_temp(t)

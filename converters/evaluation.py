@@ -14,7 +14,7 @@ from edgecnn.files import remove_temp, temp_file
 from edgecnn.profiling import summarize, time_invocations
 from edgecnn.runtime import Model
 
-TOLERANCE = {"classification": 0.98, "embedding": 0.98}  # top-1 agreement / cosine below which int8 "loses"
+from edgecnn.converters.verdict import DEFAULT_TOLERANCE, METRICS, mean_interval, wilson
 
 
 def bytes_to_model(data: bytes, folder: Path, name: str, temp_files: list | None = None):
@@ -49,20 +49,26 @@ def compare_outputs(task: str, ref: list, got: list) -> dict:
         "relative_rmse": float(np.sqrt((err**2).mean()) / (np.sqrt((ref_a**2).mean()) + 1e-12)),
     }
     if task == "classification":
-        out["top1_agreement"] = float((ref_a.argmax(1) == got_a.argmax(1)).mean())
+        same = ref_a.argmax(1) == got_a.argmax(1)
+        out["top1_agreement"] = float(same.mean())
+        out["top1_agreement_ci95"] = list(wilson(int(same.sum()), len(same)))
+        if ref_a.shape[1] >= 5:  # the float model's answer among the quantized one's five best
+            top5 = np.argsort(-got_a, axis=1)[:, :5]
+            out["top5_agreement"] = float((top5 == ref_a.argmax(1)[:, None]).any(1).mean())
         if ref_a.shape[1] > 1 and float(ref_a.max(1).mean()) < 2.0 / ref_a.shape[1]:
             out["note"] = "the float model's outputs are nearly uniform (untrained weights?): these numbers say little about a trained model"
     if task in ("embedding", "classification", "other", "detection"):
         cos = (ref_a * got_a).sum(1) / (np.linalg.norm(ref_a, axis=1) * np.linalg.norm(got_a, axis=1) + 1e-12)
         out["cosine_mean"] = float(cos.mean())
+        out["cosine_mean_ci95"] = list(mean_interval(cos))
         out["cosine_min"] = float(cos.min())
     return out
 
 
-def lost(task: str, acc: dict) -> bool:
-    if task == "classification":
-        return acc.get("top1_agreement", 1.0) < TOLERANCE["classification"]
-    return acc.get("cosine_mean", 1.0) < TOLERANCE["embedding"]
+def lost(task: str, acc: dict, tolerance: float | None = None) -> bool:
+    """The task's metric below its tolerance (the default one, or the user's)."""
+    metric = METRICS.get(task, "cosine_mean")
+    return acc.get(metric, 1.0) < (DEFAULT_TOLERANCE[metric] if tolerance is None else tolerance)
 
 
 def evaluate_folder(folder, spec, q_model, f_model, limit: int) -> dict:

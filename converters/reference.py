@@ -12,14 +12,17 @@ import numpy as np
 from edgecnn.errors import EdgecnnError
 
 
-def run_onnxruntime(onnx_path: str, feeds: dict, threads: int = 2) -> list[np.ndarray]:
+def onnx_session(onnx_path: str, threads: int = 2):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
+    return ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+
+
+def run_onnxruntime(onnx_path: str, feeds: dict, threads: int = 2) -> list[np.ndarray]:
+    return onnx_session(onnx_path, threads).run(None, feeds)
 
 
 def to_onnx_layout(x: np.ndarray, layout: str) -> np.ndarray:
@@ -84,7 +87,8 @@ def reference_check(imp, tflite_model, xs: list) -> dict:
     """The fp32 TFLite against onnxruntime on the same prepared inputs (real held-out images), every
     output compared (see :func:`match_outputs`), each against its own scale."""
     (name, info), = imp.inputs.items()
-    ref_runs = [run_onnxruntime(imp.float_onnx, {name: to_onnx_layout(x, info["layout"])}) for x in xs]
+    session = onnx_session(imp.float_onnx)  # one session for every input
+    ref_runs = [session.run(None, {name: to_onnx_layout(x, info["layout"])}) for x in xs]
     return compare_with_source("onnxruntime", list(imp.outputs), ref_runs, tflite_model, xs)
 
 

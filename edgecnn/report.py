@@ -60,7 +60,9 @@ def plot_profiles(results: list[dict], path) -> None:
 
 
 def write_convert_html(report: dict, path) -> None:
-    """One page: the numbers, coverage bars, worst layers, and the full JSON."""
+    """One page: the verdict first, the numbers, coverage bars, worst layers, and the full JSON."""
+    from edgecnn.converters.verdict import headline
+
     plt = _plt()
     imgs = []
     cov = report.get("coverage", {})
@@ -91,7 +93,8 @@ def write_convert_html(report: dict, path) -> None:
     pics = "".join(f"<h2>{html.escape(t)}</h2><img src='data:image/png;base64,{base64.b64encode(b).decode()}'>" for t, b in imgs)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>edgecnn convert: {html.escape(str(report.get('name')))}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}} th{{text-align:left;padding-right:1em}} pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style></head>
-<body><h1>{html.escape(str(report.get('name')))} → {html.escape(str(report.get('precision')))} for {html.escape(str(report.get('target')))}</h1>
+<body><p style="font-size:1.3em;font-weight:bold">{html.escape(headline(report))}</p>
+<h1>{html.escape(str(report.get('name')))} → {html.escape(str(report.get('precision')))} for {html.escape(str(report.get('target')))}</h1>
 <table>{rows}</table><h2>Accuracy against the float model</h2><table>{acc_rows or '<tr><td>not measured</td></tr>'}</table>
 {pics}<h2>Report (JSON)</h2><pre>{html.escape(json.dumps(report, indent=2, default=str))}</pre></body></html>"""
     atomic_write(path, page.encode("utf-8"))

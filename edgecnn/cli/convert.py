@@ -8,6 +8,7 @@ from edgecnn.cli._output import (
     check_knobs,
     check_output_folder,
     choice,
+    fraction,
     console,
     human_bytes,
     nonneg_int,
@@ -52,6 +53,8 @@ def add_parser(sub) -> None:
                     help="area: anti-aliased (default) | linear: one bilinear step, as a hand-written loop (faster)")
     sp.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     sp.add_argument("--eval", help="folder of class subfolders: report real top-1 of float and converted model")
+    sp.add_argument("--tolerance", type=fraction,
+                    help="the verdict's floor on the task's metric vs float (top-1 agreement for classifiers, cosine otherwise; default 0.98)")
     sp.add_argument("--keep-float", help="int8: 'auto' keeps the worst layers in float when accuracy drops, or LAYER,LAYER")
     sp.add_argument("--no-layers", action="store_true", help="skip the per-layer quantization error analysis")
     sp.add_argument("--report", help="write the JSON report to this file")
@@ -111,6 +114,7 @@ def run(args, extra) -> int:
         labels=labels_arg(args.labels),
         eval_dir=args.eval,
         keep_float=args.keep_float,
+        tolerance=args.tolerance,
         debug_layers=False if args.no_layers else None,
         progress=not args.json,
         builder_options=knobs,
@@ -132,7 +136,10 @@ def run(args, extra) -> int:
 def print_convert_summary(r: dict) -> None:
     from rich.table import Table
 
+    from edgecnn.converters.verdict import headline
+
     con = console()
+    con.print(headline(r), markup=False, highlight=False)
     con.print(f"[bold]{r['output']}[/bold]  {r['precision']} for {r['target']}  ({r['seconds']:.1f} s conversion, {r.get('total_seconds', 0):.1f} s in all)")
     con.print(f"size {human_bytes(r['size_bytes'])} = {r['size_ratio']:.2f}x the fp32 {human_bytes(r['float_size_bytes'])} · "
               f"{sum(r['ops'].values())} ops · input {r['input']['dtype']} {tuple(r['input']['shape'])} · float activations {r['float_tensors']}")
