@@ -20,7 +20,7 @@ from edgecnn.converters.verdict import DEFAULT_TOLERANCE, METRICS, mean_interval
 def bytes_to_model(data: bytes, folder: Path, name: str, temp_files: list | None = None):
     """Load converted bytes through the device runtime (the real interpreter) via a temp file, whose
     path goes into ``temp_files`` the moment it exists (so an interrupt can never leak it)."""
-    fd, tmp = temp_file(prefix=f".{name}.", suffix=".tflite", dir=folder)  # removed at exit even if an interrupt cuts the cleanup short
+    fd, tmp = temp_file(prefix=f"edgecnn-{name}.", suffix=".tflite")  # the temp folder: the output folder may be small; removed at exit
     if temp_files is not None:
         temp_files.append(tmp)
     with os.fdopen(fd, "wb") as f:

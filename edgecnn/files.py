@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgecnn.errors import InputError, check_stop
+from edgecnn.errors import EdgecnnError, InputError, check_stop
 
 FILE_MODE = 0o644
 _TEMPS: set = set()  # temporary files and folders this process made and has not removed yet
@@ -110,7 +110,10 @@ def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
         raise InputError(f"output folder does not exist: {folder}")
     if p.is_dir():
         raise InputError(f"{p} is a folder; give a file name")
-    fd, tmp = temp_file(prefix=f".{p.name}.", suffix=".part", dir=folder)
+    try:
+        fd, tmp = temp_file(prefix=f".{p.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise EdgecnnError(f"cannot write {p}: {exc.strerror or exc} (a read-only or full disk?); nothing was changed") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -120,6 +123,9 @@ def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
         check_stop()  # a stop asked for meanwhile (its exception perhaps lost in a library): nothing replaced
         os.replace(tmp, p)
         _TEMPS.discard(tmp)
+    except OSError as exc:  # a full disk, an immutable file in the way: one line, the old file untouched
+        remove_temp(tmp)
+        raise EdgecnnError(f"cannot write {p}: {exc.strerror or exc}; {p.name} was left as it was") from None
     except BaseException:
         remove_temp(tmp)
         raise

@@ -64,7 +64,7 @@ def record_verdict(digest: str, ok: bool, reason: str = "") -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps({"ok": ok, "reason": reason}).encode())
-    except (OSError, InputError):
+    except (OSError, EdgecnnError):  # InputError included
         pass
 
 

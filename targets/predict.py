@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.errors import InputError
+from edgecnn.errors import EdgecnnError, InputError
 
 CLASSES = ("int8", "float")
 
@@ -132,6 +132,6 @@ def summary(target) -> dict | None:
 
         cached.parent.mkdir(parents=True, exist_ok=True)
         write_json(cached, model)
-    except (OSError, InputError):
+    except (OSError, EdgecnnError):  # InputError included
         pass
     return model

@@ -333,3 +333,41 @@ def test_two_people_passing_each_other_never_share_one_name():
     for _ in range(3):
         both = [Detection((100, 100, 220, 240), 0.9, name="alice"), Detection((112, 100, 232, 240), 0.9, name="bob")]
         assert [d.name for d in smoother.update(both)] == ["alice", "bob"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    yield ro
+    subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+
+
+def test_outputs_on_a_read_only_medium_are_one_line_before_any_work(read_only_folder, tmp_path):
+    from edgecnn.detectors import find_model_file
+
+    model = find_model_file("blazeface")
+    for args in (("profile", model, "--save", read_only_folder / "r.json"), ("profile", model, "--plot", read_only_folder / "p.png"),
+                 ("convert", "lenet5", "--report", read_only_folder / "r.json")):
+        proc = run_cli(*args)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and "read-only or permission denied" in lines[0], (args, proc.stderr)
+
+
+def test_an_output_that_cannot_be_replaced_is_one_line_and_left_as_it_was(tmp_path):
+    """An immutable file (chattr +i holds even for root) where a result goes: no internal error."""
+    target = tmp_path / "r.json"
+    target.write_text("old")
+    if subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        from edgecnn.detectors import find_model_file
+
+        proc = run_cli("profile", find_model_file("blazeface"), "--runs", "2", "--save", target)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("edgecnn: note:")]
+        assert proc.returncode == 1 and len(lines) == 1 and "was left as it was" in lines[0], proc.stderr
+        assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], capture_output=True)

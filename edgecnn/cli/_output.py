@@ -81,12 +81,15 @@ def human_bytes(n: float) -> str:
 
 
 def check_output_folder(path, what: str = "output") -> None:
-    """An output file's folder must exist before any work starts."""
+    """An output file's folder must exist and be writable before any work starts (a read-only medium
+    found after an hour's conversion costs the hour)."""
     if path is None:
         return
-    folder = Path(path).parent
-    if str(folder) and not folder.is_dir():
+    folder = Path(path).parent if str(Path(path).parent) else Path(".")
+    if not folder.is_dir():
         raise InputError(f"{what} folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write {what} to {folder} (read-only or permission denied); choose another folder")
 
 
 # ---------------------------------------------------------------- argument types: checked before any work
