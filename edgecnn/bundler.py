@@ -142,6 +142,8 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         raise InputError("--enroll needs the bundle's embedder; drop --no-embedder")
     if gallery and not with_gallery:
         raise InputError("--gallery and --no-gallery contradict each other; pass one")
+    if enroll and not with_gallery:
+        raise InputError("--enroll puts people into the bundle's gallery and --no-gallery leaves it out; pass one")
     staging = Path(temp_dir(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent if str(out.parent) else "."))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}

@@ -371,3 +371,16 @@ def test_an_output_that_cannot_be_replaced_is_one_line_and_left_as_it_was(tmp_pa
         assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
     finally:
         subprocess.run(["chattr", "-i", str(target)], capture_output=True)
+
+
+def test_options_that_would_do_nothing_or_mean_nothing_are_refused(tmp_path):
+    from helpers import FACES, assert_one_line_error
+
+    photo = FACES / "obama.jpg"
+    for args, needle in ((("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--save-every", "5"), "only applies with --optimize"),
+                         (("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--optimize", "--beta", "nan"), "--beta"),
+                         (("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--optimize", "--alpha", "-1"), "--alpha"),
+                         (("bundle", "--target", "cpu", "--output", tmp_path / "b", "--enroll", f"bob={photo}", "--no-gallery"), "--no-gallery"),
+                         (("convert", "lenet5", "--labels", tmp_path / "lables.txt"), "no such file")):
+        assert_one_line_error(run_cli(*args), 2, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

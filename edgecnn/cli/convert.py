@@ -17,6 +17,7 @@ from edgecnn.cli._output import (
     positive_int,
     print_json,
 )
+from edgecnn.errors import InputError
 from edgecnn.files import check_clashes, write_json
 from edgecnn.preprocess import ANCHORS, COLORS, INTERPOLATIONS, PRESETS, RESIZES
 from edgecnn.targets.profile import IO_TYPES, PRECISIONS
@@ -75,6 +76,8 @@ def labels_arg(value):
     p = Path(value)
     if p.is_file():
         return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    if "," not in value and (p.suffix or "/" in value):  # a mistyped file name, not a one-class list
+        raise InputError(f"--labels {value}: no such file (give a text file, one label per line, or a comma-separated list)")
     return [v.strip() for v in value.split(",") if v.strip()]
 
 

