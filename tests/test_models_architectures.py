@@ -5,10 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from edgecnn import models
-from edgecnn.models import efficientnet as eff
-from edgecnn.models import googlenet as gnet
-from edgecnn.models.layers import make_divisible
+from helpers import lazy
+
+models = lazy("edgecnn.models")
+eff = lazy("edgecnn.models.efficientnet")
+gnet = lazy("edgecnn.models.googlenet")
+_layers = lazy("edgecnn.models.layers")
 
 pytestmark = [pytest.mark.tf]
 
@@ -102,9 +104,9 @@ def test_efficientnet_compound_scaling(keras_session):
     assert eff.round_filters(32, 1.1) == 32 and eff.round_filters(1280, 2.0) == 2560
     assert eff.round_repeats(3, 3.1) == 10  # ceil, as the reference
     w, d, res = eff.compound_coefficients(2.0)
-    assert math.isclose(w, 1.21) and math.isclose(d, 1.44) and res == make_divisible(224 * 1.15**2, 8)
+    assert math.isclose(w, 1.21) and math.isclose(d, 1.44) and res == _layers.make_divisible(224 * 1.15**2, 8)
     m = models.build("efficientnet", phi=2.5, include_top=False)
-    assert m.input_shape[1] == make_divisible(224 * 1.15**2.5, 8)
+    assert m.input_shape[1] == _layers.make_divisible(224 * 1.15**2.5, 8)
     blocks = {l.name.split("_")[0] for l in m.layers if l.name.startswith("block")}
     assert len(blocks) == sum(eff.round_repeats(b[1], 1.2**2.5) for b in eff.B0_BLOCKS)
     assert m.output_shape[-1] == eff.round_filters(1280, 1.1**2.5)

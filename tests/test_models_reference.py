@@ -2,10 +2,12 @@
 
 import gc
 
-import keras
 import pytest
 
-from edgecnn import models
+from helpers import lazy
+
+keras = lazy("keras")
+models = lazy("edgecnn.models")
 
 pytestmark = [pytest.mark.tf]
 

