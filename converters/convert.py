@@ -148,9 +148,7 @@ def plan(source: str, opts: ConvertOptions) -> Conversion:
     overrides = {"color": opts.color, "resize": opts.resize, "anchor": opts.anchor, "pad": opts.pad, "interpolation": opts.interpolation}
     spec = default_preprocess(src, opts.normalize, overrides, opts.labels)
     c = Conversion(source, opts, target, precision, io, src, out, spec)
-    c.assumed = assumed_preprocessing(src, opts.normalize, opts.color)
-    if c.assumed:
-        note(c.assumed)
+    c.assumed = assumed_preprocessing(src, opts.normalize, opts.color)  # said once the model is written
     return c
 
 
@@ -336,6 +334,8 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     judge(c)
     atomic_write(c.out, c.data)
     stage(f"wrote {c.out}")
+    if c.assumed:  # after the work: a failure stays one line
+        note(c.assumed)
     if not c.flex:  # it loaded and ran in the device interpreter above: no child-process test load later
         record_verdict(sha256_of(c.data), True, "made and run by edgecnn convert")
     c.report["total_seconds"] = round(time.perf_counter() - t_start, 2)
