@@ -14,6 +14,9 @@ def _color(i: int):
     return palette[i % len(palette)]
 
 
+STATUS_HEIGHT = 32  # pixels the status line's strip covers at the top of the frame (Hud._render)
+
+
 def draw(frame, detections, fps: float, latency_ms: float, extra: str = "", hud: Hud | None = None):
     """Boxes, labels, scores and keypoints of ``detections`` on ``frame``, and the status line through
     ``hud`` (a new one, rendered now, where none is given)."""
@@ -25,8 +28,9 @@ def draw(frame, detections, fps: float, latency_ms: float, extra: str = "", hud:
         cv2.rectangle(frame, (x1, y1), (x2, y2), col, 2)
         text = f"{d.name or d.label} {d.score:.2f}" if d.name or d.label else f"{d.score:.2f}"
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        cv2.rectangle(frame, (x1, max(0, y1 - th - 6)), (x1 + tw + 4, y1), col, -1)
-        cv2.putText(frame, text, (x1 + 2, max(th, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        y = max(y1, STATUS_HEIGHT + th + 6)  # never under the status line (a classifier's box is the whole frame)
+        cv2.rectangle(frame, (x1, y - th - 6), (x1 + tw + 4, y), col, -1)
+        cv2.putText(frame, text, (x1 + 2, y - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         for kx, ky in d.keypoints[:6]:
             cv2.circle(frame, (int(kx), int(ky)), 2, col, -1)
     (hud or Hud(every=0.0)).stamp(frame, fps, latency_ms, extra)

@@ -70,3 +70,16 @@ def test_a_builder_option_the_model_lacks_is_refused_without_tensorflow():
     for cmd in ("inspect", "convert"):
         proc = run_without_tf(code, cmd, "lenet5", "--alpha", "2")
         assert proc.returncode == 2 and "has no option 'alpha'" in proc.stderr and "valid options: classes" in proc.stderr, proc.stderr
+
+
+def test_a_classifiers_label_is_drawn_below_the_status_line_where_it_can_be_read():
+    from edgecnn.detection import Detection
+    from edgecnn.overlay import STATUS_HEIGHT, Hud, draw
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    assert Hud._render(" 99.9 FPS  model 999.9 ms", frame).shape[0] <= STATUS_HEIGHT
+    bare = draw(frame.copy(), [], 30.0, 5.0)
+    labelled = draw(frame.copy(), [Detection((0.0, 0.0, 320.0, 240.0), 0.93, 3, [], "tabby")], 30.0, 5.0)
+    changed = np.argwhere((labelled != bare).any(2))
+    label = changed[(changed[:, 0] >= STATUS_HEIGHT) & (changed[:, 0] < STATUS_HEIGHT + 30) & (changed[:, 1] < 120)]
+    assert len(label) > 100  # the label band, whole, under the strip
