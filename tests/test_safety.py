@@ -70,7 +70,8 @@ def test_gallery_export_refuses_its_own_file_and_a_folder_and_import_restores(tm
     assert run_cli("gallery", "export", tmp_path / "e.json", "--gallery", tmp_path / "g.db").returncode == 0
     assert oct((tmp_path / "e.json").stat().st_mode & 0o777) == "0o644"
     proc = run_cli("gallery", "import", tmp_path / "e.json", "--gallery", tmp_path / "new.db", "--json")
-    assert proc.returncode == 0, proc.stderr and json.loads(proc.stdout)["imported"] == 2
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["imported"] == 2
     a, b = Gallery(tmp_path / "g.db", readonly=True).export(), Gallery(tmp_path / "new.db", readonly=True).export()
     assert a == b and b["threshold"] == "0.7"
     assert oct((tmp_path / "new.db").stat().st_mode & 0o777) == "0o600"
