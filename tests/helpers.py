@@ -126,3 +126,9 @@ class lazy:  # noqa: N801 - stands in for a module
         if attr.startswith("_") or attr.startswith("pytest"):  # pytest probing what it collects: not the module's
             raise AttributeError(attr)
         return getattr(importlib.import_module(self._name), attr)
+
+
+def run_cli_without_tf(*args):
+    """The CLI with TensorFlow and Keras blocked: a check that must come before TensorFlow loads is
+    tested by that, not by a wall clock (which a busy machine breaks)."""
+    return run_without_tf("import sys\nfrom edgecnn.cli import main\nsys.exit(main(sys.argv[1:]))\n", *args)

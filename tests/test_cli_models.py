@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from helpers import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli, run_cli_without_tf
 
 pytestmark = [pytest.mark.tf]
 
@@ -16,16 +16,13 @@ def test_shipped_catalog_matches_the_builders():
 
 
 def test_models_table_lists_every_model_without_tensorflow():
-    import time
-
-    t0 = time.perf_counter()
-    proc = run_cli("models")
-    assert time.perf_counter() - t0 < 2.0
+    proc = run_cli_without_tf("models", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert proc.returncode == 0, proc.stderr
-    for name in ("lenet5", "vgg16", "efficientnet_b7", "yolo", "siamese", "googlenet"):
-        assert name in proc.stdout
-    assert "138,357,544" in proc.stdout  # VGG-16
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert {"lenet5", "vgg16", "efficientnet_b7", "yolo", "siamese", "googlenet"} <= set(rows)
+    assert rows["vgg16"]["params"] == 138357544
+    table = run_cli("models")
+    assert table.returncode == 0 and "138,357,544" in table.stdout
     assert "Traceback" not in proc.stderr
 
 
@@ -46,13 +43,10 @@ def test_inspect_table_with_phi():
     assert "top_conv" in proc.stdout and "params" in proc.stdout
 
 
-def test_unknown_model_name_is_rejected_in_under_a_second():
-    import time
-
+def test_unknown_model_name_is_rejected_before_tensorflow_loads():
     for args in (("inspect", "mobilenet_v9"), ("convert", "resnet5O")):
-        t0 = time.perf_counter()
-        err = assert_one_line_error(run_cli(*args), 2, "unknown model")
-        assert time.perf_counter() - t0 < 1.0 and "did you mean" in err
+        err = assert_one_line_error(run_cli_without_tf(*args), 2, "unknown model")
+        assert "did you mean" in err
 
 
 def test_inspect_bad_name_and_knob_are_exit_2_one_line():
