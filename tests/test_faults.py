@@ -1,6 +1,7 @@
 """Faults a device meets: kills at any moment during a replacement, a gallery's stale write-ahead log,
 hostile names. Nothing lost, one line each."""
 
+import contextlib
 import json
 import os
 import random
@@ -273,15 +274,29 @@ def test_a_ray_address_that_is_not_a_ray_head_is_one_line_not_a_hang(tmp_path):
         silent.close()
 
 
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, options: str):
+    """A file system of our own at ``mnt`` (tmpfs, as root), unmounted after."""
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 400 KB file system of its own (tmpfs, as root): the disk that fills half-way through a write."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    """A 400 KB disk: the one that fills half-way through a write."""
+    with _tmpfs(tmp_path / "small", "size=400k") as mnt:
+        yield mnt
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    with _tmpfs(tmp_path / "ro", "ro,size=64k") as mnt:
+        yield mnt
 
 
 @pytest.mark.slow
@@ -296,16 +311,9 @@ def test_a_video_cut_short_by_a_full_disk_is_never_left_under_its_name(small_dis
         assert list(small_disk.iterdir()) == []  # no unplayable video at the final name, no partial left
 
 
-def test_a_read_only_output_folder_is_named_as_such_before_the_loop(tmp_path, clip_for_faults):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    try:
-        proc = run_cli("camera", "--source", clip_for_faults, "--headless", "--output", ro / "o.mp4")
-        assert proc.returncode == 2 and "read-only or permission denied" in proc.stderr and "codec" not in proc.stderr, proc.stderr
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+def test_a_read_only_output_folder_is_named_as_such_before_the_loop(read_only_folder, clip_for_faults):
+    proc = run_cli("camera", "--source", clip_for_faults, "--headless", "--output", read_only_folder / "o.mp4")
+    assert proc.returncode == 2 and "read-only or permission denied" in proc.stderr and "codec" not in proc.stderr, proc.stderr
 
 
 @pytest.fixture
@@ -333,16 +341,6 @@ def test_two_people_passing_each_other_never_share_one_name():
     for _ in range(3):
         both = [Detection((100, 100, 220, 240), 0.9, name="alice"), Detection((112, 100, 232, 240), 0.9, name="bob")]
         assert [d.name for d in smoother.update(both)] == ["alice", "bob"]
-
-
-@pytest.fixture
-def read_only_folder(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    yield ro
-    subprocess.run(["umount", "-l", str(ro)], capture_output=True)
 
 
 def test_outputs_on_a_read_only_medium_are_one_line_before_any_work(read_only_folder, tmp_path):
