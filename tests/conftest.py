@@ -75,7 +75,7 @@ def mnv2_int8_file(tmp_path_factory, photo_clip):
 
     out = tmp_path_factory.mktemp("mnv2_file") / "m.tflite"
     rep = convert("mobilenet_v2", ConvertOptions(precision="int8", target="cpu", output=str(out), calibration=str(photo_clip), samples=16,
-                                                 debug_layers=False, measure_latency=False, builder_options={"alpha": 0.35, "input_size": 96}))
+                                                 held_out=8, debug_layers=False, measure_latency=False, builder_options={"alpha": 0.35, "input_size": 96}))
     return out, rep
 
 

@@ -203,6 +203,7 @@ def grey_models(tmp_path_factory):
 
 
 @pytest.mark.tf
+@pytest.mark.slow
 def test_grey_and_fixed_batch_models_follow_the_same_contract(grey_models):
     from edgecnn.runtime import Model
 
@@ -238,6 +239,7 @@ def _all_tflite_files():
     return sorted(found.values())
 
 
+@pytest.mark.slow
 def test_the_validator_accepts_every_file_from_other_packages_that_litert_runs():
     """A file that the validator refuses but LiteRT runs is a false refusal: every rule is checked
     against real files, Google's sparse (DENSIFY) ones included."""
