@@ -234,12 +234,12 @@ def evaluate(c: Conversion) -> None:
     tmp_files = []
     try:
         try:
-            q_model, _ = evaluation.bytes_to_model(c.data, c.out.parent, c.src.name, tmp_files)
+            q_model, _ = evaluation.bytes_to_model(c.data, c.src.name, tmp_files)
         except InputError as exc:
             hint = " (16x8 on untrained weights can make activation scales vanish: calibrate a trained model)" if c.precision == "int16x8" else ""
             raise EdgecnnError(f"the converted {c.precision} model does not run in the device interpreter: {str(exc).split(': ', 1)[-1]}{hint}") from None
         if c.precision != "fp32":
-            f_model, _ = evaluation.bytes_to_model(c.float_data, c.out.parent, c.src.name + "_float", tmp_files)
+            f_model, _ = evaluation.bytes_to_model(c.float_data, c.src.name + "_float", tmp_files)
         if len(c.held_out) and f_model is not None:
             c.xs = [c.spec.apply(im) for im in c.held_out.images]
             c.float_ref = evaluation.outputs(f_model, c.xs)

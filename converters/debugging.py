@@ -69,7 +69,7 @@ def selective_float(conv_factory, rep_images, spec, io, denylist: list[str]) -> 
 def keep_float(c) -> dict:
     """``--keep-float`` on a :class:`~edgecnn.converters.convert.Conversion`: when int8 loses too much
     (or for the named layers), an int8 model with the worst layers in float, measured again."""
-    opts, report, io, src, out, spec = c.opts, c.report, c.io, c.src, c.out, c.spec
+    opts, report, io, src, spec = c.opts, c.report, c.io, c.src, c.spec
     acc = report.get("accuracy") or {}
     auto = opts.keep_float == "auto"
     if auto and acc and not lost(src.task or "other", acc, opts.tolerance):
@@ -91,7 +91,7 @@ def keep_float(c) -> dict:
     if c.xs:
         temp: list = []
         try:
-            q, _ = bytes_to_model(data, out.parent, src.name + "_sel", temp)
+            q, _ = bytes_to_model(data, src.name + "_sel", temp)
             result["accuracy_after"] = after = compare_outputs(src.task or "other", c.float_ref, outputs(q, c.xs))
             if auto and lost(src.task or "other", after, opts.tolerance):
                 result["note"] = f"still below the tolerance with {len(deny)} layer(s) kept in float"

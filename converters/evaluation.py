@@ -4,7 +4,6 @@ output agreement on held-out samples, real top-1 on a labelled folder, latency b
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from edgecnn.runtime import Model
 from edgecnn.converters.verdict import DEFAULT_TOLERANCE, METRICS, mean_interval, wilson
 
 
-def bytes_to_model(data: bytes, folder: Path, name: str, temp_files: list | None = None):
+def bytes_to_model(data: bytes, name: str, temp_files: list | None = None):
     """Load converted bytes through the device runtime (the real interpreter) via a temp file, whose
     path goes into ``temp_files`` the moment it exists (so an interrupt can never leak it)."""
     fd, tmp = temp_file(prefix=f"edgecnn-{name}.", suffix=".tflite")  # the temp folder: the output folder may be small; removed at exit

@@ -46,8 +46,6 @@ def _builtin_names() -> dict[int, str]:
     return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-
-
 @dataclass
 class TensorInfo:
     index: int
