@@ -44,6 +44,9 @@ KNOWN_GRAPHS = {
 }
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
 def _task_of_keras(model, registry_name: str | None) -> str:
     family = None
     if registry_name:
@@ -69,7 +72,7 @@ def load_source(source: str, builder_options: dict | None = None, weights: str |
     """Resolve SOURCE into something the TFLite converter can take."""
     builder_options = builder_options or {}
     p = Path(source)
-    looks_like_path = p.suffix in (".keras", ".h5", ".pb", ".onnx") or p.exists() or "/" in source
+    looks_like_path = p.suffix in (*KERAS_SUFFIXES, ".pb", ".onnx") or p.exists() or "/" in source
     if input_shape is not None and p.suffix != ".onnx":
         raise InputError("--input-shape applies to an ONNX source (a .onnx file)")
     if not looks_like_path:
@@ -98,13 +101,13 @@ def load_source(source: str, builder_options: dict | None = None, weights: str |
         if not (p / "saved_model.pb").exists() and not (p / "saved_model.pbtxt").exists():
             raise InputError(f"{p} is a folder but not a SavedModel (no saved_model.pb inside)")
         return _saved_model(p)
-    if p.suffix in (".keras", ".h5"):
+    if p.suffix in KERAS_SUFFIXES:
         return _keras_file(p)
     if p.suffix == ".pb":
         return _frozen_graph(p, inputs, outputs)
     if p.suffix == ".onnx":
         return _onnx(p, input_shape)
-    raise InputError(f"unsupported source {p}: expected a .keras file, a SavedModel folder, a frozen .pb graph or an .onnx file")
+    raise InputError(f"unsupported source {p}: expected a .keras or .h5/.hdf5 file, a SavedModel folder, a frozen .pb graph or an .onnx file")
 
 
 def _onnx(p: Path, input_shape: str | None) -> Source:
@@ -142,7 +145,22 @@ def _is_vector_output(src: Source) -> bool:
     return len(out.shape) == 2 and (out.shape[-1] or 0) > 1
 
 
+def _check_keras_container(p: Path) -> None:
+    """Keras answers "File not found" for a file that exists but is not its kind: say what it is."""
+    import zipfile
+
+    size = p.stat().st_size
+    if p.suffix == ".keras":
+        if not zipfile.is_zipfile(p):
+            raise InputError(f"{p} is not a .keras file: " + ("it is empty (0 bytes)" if size == 0 else "not a zip archive (damaged, or another format renamed)"))
+    else:
+        with open(p, "rb") as f:
+            if f.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise InputError(f"{p} is not a Keras HDF5 file: " + ("it is empty (0 bytes)" if size == 0 else "no HDF5 signature (damaged, or another format renamed)"))
+
+
 def _keras_file(p: Path) -> Source:
+    _check_keras_container(p)
     tensorflow()
     import keras
 

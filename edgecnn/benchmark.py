@@ -383,7 +383,9 @@ def run_benchmark(models, sets, precisions, targets, output, calibration=None, e
     config = {"models": models, "sets": sets, "precisions": precisions, "targets": targets, "settings": settings,
               "mode": "ray" if ray_address else "local", "seconds": round(time.perf_counter() - t0, 2)}
     files = write_outputs(records, results.folder, config)
-    return {"cells": len(records), "ok": sum(r["status"] == "ok" for r in records), "failed": sum(r["status"] == "failed" for r in records),
+    failed = [r for r in records if r["status"] == "failed"]
+    return {"cells": len(records), "ok": sum(r["status"] == "ok" for r in records), "failed": len(failed),
+            "first_error": f"{failed[0]['label']}: {failed[0].get('error')}" if failed else None,
             "cached": sum(bool(r.get("cached")) for r in records), "seconds": config["seconds"], "mode": config["mode"], **files}
 
 

@@ -35,8 +35,8 @@ def run_demo(output="edgecnn-demo", target=None, progress: bool = False) -> dict
     from edgecnn import camera
     from edgecnn.demo_data import make_face_clip
     from edgecnn.facenet import ensure_facenet
-    from edgecnn.faces import Embedder, FaceVerifier, read_image
-    from edgecnn.gallery import Gallery, LiveVerifier
+    from edgecnn.faces import Embedder, FaceVerifier, LiveVerifier, read_image
+    from edgecnn.gallery import Gallery
 
     out = check_output(output)
     out.mkdir(parents=True, exist_ok=True)

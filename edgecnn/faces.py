@@ -267,3 +267,33 @@ def calibrate_from_folder(verifier: FaceVerifier, root, far: float | None = None
                    "at_default": {"threshold": default, "far": float((np.asarray(diff) <= default).mean()),
                                   "frr": float((np.asarray(same) > default).mean())}})
     return result
+
+
+class LiveVerifier:
+    """Labels faces in the camera loop with their best gallery match or ``unknown``."""
+
+    def __init__(self, verifier, gallery: Gallery, threshold: float):
+        self.verifier, self.gallery, self.threshold = verifier, gallery, threshold
+        self.names, self.mat = gallery.vectors()
+
+    @classmethod
+    def open(cls, gallery=None, embedder=None, bundle=None, target=None):
+        from edgecnn.gallery import Gallery, gallery_path
+
+        verifier = open_verifier(embedder, bundle, target)
+        g = Gallery(gallery_path(gallery, bundle), create=False, readonly=True)
+        g.check_embedder(verifier.embedder.identity, verifier.embedder.dim)
+        threshold = float(g.meta("threshold") or verifier.embedder.threshold)
+        return cls(verifier, g, threshold)
+
+    def label(self, frame, detections):
+        for d in detections:
+            v = self.verifier.embed_detection(frame, d)
+            if len(self.names):
+                dist = np.linalg.norm(self.mat - v[None], axis=1)
+                i = int(dist.argmin())
+                d.name = self.names[i] if dist[i] <= self.threshold else "unknown"
+            else:
+                d.name = "unknown"
+        return detections
+

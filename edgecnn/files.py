@@ -125,7 +125,8 @@ def atomic_write(path, data: bytes, mode: int = FILE_MODE) -> Path:
         _TEMPS.discard(tmp)
     except OSError as exc:  # a full disk, an immutable file in the way: one line, the old file untouched
         remove_temp(tmp)
-        raise EdgecnnError(f"cannot write {p}: {exc.strerror or exc}; {p.name} was left as it was") from None
+        kept = f"{p.name} was left as it was" if p.exists() else "nothing was written"
+        raise EdgecnnError(f"cannot write {p}: {exc.strerror or exc}; {kept}") from None
     except BaseException:
         remove_temp(tmp)
         raise

@@ -7,6 +7,7 @@ earlier identity intact and no trace of the half-enrolled one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.errors import InputError
+from edgecnn.errors import EdgecnnError, InputError
 from edgecnn.paths import default_gallery_path
 
 SCHEMA_VERSION = 1
@@ -45,6 +46,27 @@ def shown(name) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
+def why(exc: sqlite3.Error, folder: Path) -> str:
+    """SQLite's reason, said as the user's problem. A full disk that stops the shared-memory index from
+    growing reaches us as a bare "disk I/O error"."""
+    name = getattr(exc, "sqlite_errorname", "")
+    with contextlib.suppress(OSError):
+        st = os.statvfs(folder)
+        if name.startswith("SQLITE_IOERR") and st.f_bavail * st.f_frsize < 1 << 16:
+            name = "SQLITE_FULL"
+    if name == "SQLITE_FULL" or "disk is full" in str(exc):
+        return "the disk is full (free some space and run it again)"
+    if name.startswith("SQLITE_READONLY") or name == "SQLITE_CANTOPEN" or "readonly" in str(exc):
+        return f"the file or its folder is read-only ({exc})"
+    return str(exc)
+
+
+def _rollback(db) -> None:
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back on its own (SQLITE_FULL)
+            db.execute("ROLLBACK")
+
+
 @dataclass
 class Match:
     name: str | None
@@ -71,14 +93,40 @@ class Gallery:
                 if path is not None:
                     raise InputError(f"gallery folder does not exist: {self.path.parent}")
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            except OSError as exc:
-                raise InputError(f"cannot create the gallery {self.path}: {exc.strerror}") from None
-            os.close(fd)
-            created = True
+            created = self._create()
         elif self.path.is_dir():
             raise InputError(f"gallery {self.path} is a folder, not a SQLite file")
+        try:
+            self._open(readonly)
+        except BaseException:
+            if created:
+                self._remove_unborn()
+            raise
+        if created:
+            os.chmod(self.path, 0o600)
+
+    def _create(self) -> bool:
+        """Create the empty file; False when another process created it first."""
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise InputError(f"cannot create the gallery {self.path}: {exc.strerror}") from None
+        return True
+
+    def _remove_unborn(self):
+        """A gallery this run created but could not set up (a full disk): no empty file and logs left
+        behind. Only while nothing was ever committed to it."""
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            self.db.close()
+        logs = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size == 0 and all(not p.exists() or p.stat().st_size == 0 or p.name.endswith("-shm") for p in logs):
+                for p in [self.path, *logs]:
+                    p.unlink(missing_ok=True)
+
+    def _open(self, readonly: bool):
         try:
             if readonly:
                 self.db = self._connect_readonly()
@@ -92,11 +140,9 @@ class Gallery:
             self._retry_locked(self._migrate)
             self._check_intact()
         except sqlite3.OperationalError as exc:
-            raise InputError(f"cannot open the gallery {self.path}: {exc}") from None
+            raise InputError(f"cannot open the gallery {self.path}: {why(exc, self.path.parent)}") from None
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path} is not an edgecnn gallery, or is damaged ({exc}); {RECOVERY}") from None
-        if created:
-            os.chmod(self.path, 0o600)
 
     def _check_intact(self):
         """SQLite's quick check on open: a damaged file is one line naming the way out, before any command
@@ -135,8 +181,10 @@ class Gallery:
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        finally:
-            self.db.execute("COMMIT")
+        except BaseException:
+            _rollback(self.db)  # the failure itself is the message, not a COMMIT refused after it
+            raise
+        self.db.execute("COMMIT")
         if version > SCHEMA_VERSION:
             raise InputError(f"gallery {self.path} has schema {version}, newer than this edgecnn ({SCHEMA_VERSION}): upgrade edgecnn")
         if version == 0 and tables:
@@ -147,8 +195,7 @@ class Gallery:
     def _migrate(self):
         """Create the schema once, race-free: several processes enrolling into a new gallery at once
         serialise on the write lock and re-check the version inside it."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing("the gallery's schema"):
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -161,9 +208,18 @@ class Gallery:
                     "ON DELETE CASCADE, vector BLOB NOT NULL, dim INTEGER NOT NULL, source TEXT, image BLOB, created REAL NOT NULL)"
                 )
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _writing(self, what: str):
+        """One write transaction. A full or read-only disk is one line, and nothing of it is stored."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            yield
             self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(self.db)
+            if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc) and "busy" not in str(exc):
+                raise EdgecnnError(f"cannot write to the gallery {self.path}: {why(exc, self.path.parent)}; {what} was not stored, the gallery is as it was") from None
             raise
 
     def close(self):
@@ -195,8 +251,7 @@ class Gallery:
         dim = int(vectors[0].size)
         self.check_embedder(embedder, dim)
         now = time.time()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing(f"the enrolment of {shown(name)}"):
             self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('embedder', ?)", (embedder,))
             self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('dim', ?)", (str(dim),))
             row = self.db.execute("SELECT id FROM identities WHERE name=?", (name,)).fetchone()
@@ -211,26 +266,18 @@ class Gallery:
                     "INSERT INTO embeddings(identity_id, vector, dim, source, image, created) VALUES (?, ?, ?, ?, ?, ?)",
                     (ident, v.astype("<f4").tobytes(), dim, src, img, now),
                 )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return len(vectors)
 
     def remove(self, name: str) -> int:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing(f"the removal of {shown(name)}"):
             cur = self.db.execute("DELETE FROM identities WHERE name=?", (name,))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         if cur.rowcount == 0:
             raise InputError(f"no one named {name!r} in {self.path}; enrolled: {', '.join(self.names()) or 'nobody'}")
         return cur.rowcount
 
     def set_threshold(self, value: float):
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('threshold', ?)", (repr(float(value)),))
+        with self._writing("the threshold"):
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('threshold', ?)", (repr(float(value)),))
 
     # ---------------------------------------------------------------- reads
     def names(self) -> list[str]:
@@ -333,33 +380,3 @@ def gallery_path(gallery=None, bundle=None, create: bool = False):
             path = local
         return str(path)
     return None
-
-
-class LiveVerifier:
-    """Labels faces in the camera loop with their best gallery match or ``unknown``."""
-
-    def __init__(self, verifier, gallery: Gallery, threshold: float):
-        self.verifier, self.gallery, self.threshold = verifier, gallery, threshold
-        self.names, self.mat = gallery.vectors()
-
-    @classmethod
-    def open(cls, gallery=None, embedder=None, bundle=None, target=None):
-        from edgecnn.faces import open_verifier
-
-        verifier = open_verifier(embedder, bundle, target)
-        g = Gallery(gallery_path(gallery, bundle), create=False, readonly=True)
-        g.check_embedder(verifier.embedder.identity, verifier.embedder.dim)
-        threshold = float(g.meta("threshold") or verifier.embedder.threshold)
-        return cls(verifier, g, threshold)
-
-    def label(self, frame, detections):
-        for d in detections:
-            v = self.verifier.embed_detection(frame, d)
-            if len(self.names):
-                dist = np.linalg.norm(self.mat - v[None], axis=1)
-                i = int(dist.argmin())
-                d.name = self.names[i] if dist[i] <= self.threshold else "unknown"
-            else:
-                d.name = "unknown"
-        return detections
-

@@ -1,4 +1,7 @@
+import contextlib
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +119,28 @@ def face_images():
     imgs = {f: read_image(FACES / f"{f}.jpg") for f in ("obama", "obama2", "obama3", "biden")}
     imgs["astronaut"] = np.ascontiguousarray(data.astronaut()[:, :, ::-1])  # Eileen Collins, scikit-image
     return imgs
+
+
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, options: str):
+    """A file system of our own at ``mnt`` (tmpfs, as root), unmounted after."""
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 KB disk: the one that fills half-way through a write (see :func:`fill`)."""
+    with _tmpfs(tmp_path / "small", "size=400k") as mnt:
+        yield mnt
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    with _tmpfs(tmp_path / "ro", "ro,size=64k") as mnt:
+        yield mnt

@@ -132,3 +132,20 @@ def run_cli_without_tf(*args):
     """The CLI with TensorFlow and Keras blocked: a check that must come before TensorFlow loads is
     tested by that, not by a wall clock (which a busy machine breaks)."""
     return run_without_tf("import sys\nfrom edgecnn.cli import main\nsys.exit(main(sys.argv[1:]))\n", *args)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Fill the disk of ``folder`` up to ``leave`` bytes free; returns the filler file (delete it to free)."""
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        while True:
+            st = os.statvfs(folder)
+            room = st.f_bavail * st.f_frsize - leave
+            if room <= 0:
+                break
+            try:
+                f.write(b"\0" * min(room, 1 << 16))
+                f.flush()
+            except OSError:
+                break
+    return filler

@@ -105,6 +105,13 @@ def test_savedmodel_and_frozen_graph_sources(tmp_path, keras_session):
     rep = convert(str(pb), ConvertOptions(precision="fp16", output=str(tmp_path / "pb.tflite"), calibration="bundled:digits", samples=8, measure_latency=False))
     assert rep["input"]["shape"] == [1, 32, 32, 1] and "DEQUANTIZE" in rep["ops"]
 
+    # a legacy Keras HDF5 file, under either of its names (older packages ship .hdf5)
+    for suffix in (".h5", ".hdf5"):
+        m.save(tmp_path / f"lenet{suffix}")
+        rep = convert(str(tmp_path / f"lenet{suffix}"), ConvertOptions(precision="fp32", output=str(tmp_path / "h5.tflite"), calibration="bundled:digits",
+                                                                     samples=8, measure_latency=False))
+        assert rep["input"]["shape"] == [1, 32, 32, 1] and rep["reference"]["ok"], rep.get("reference")
+
 
 @pytest.fixture(scope="module")
 def flex_savedmodel(tmp_path_factory):

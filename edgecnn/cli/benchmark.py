@@ -41,8 +41,13 @@ def run(args, extra) -> int:
                           eval_dir=args.eval, samples=args.samples, runs=args.runs, ray_address=args.ray, progress=not args.json)
     if args.json:
         print_json(r)
+    else:
+        con = console()
+        con.print(f"{r['ok']} of {r['cells']} cells ok ({r['failed']} failed, {r['cached']} from the cache) in {r['seconds']:.0f} s, {r['mode']}")
+        con.print(f"results: {r['csv']}, {r['json']}; summary: {r['html']}" + (f"; Pareto plots: {', '.join(r['plots'].values())}" if r["plots"] else ""))
+    if not r["failed"]:
         return 0
-    con = console()
-    con.print(f"{r['ok']} of {r['cells']} cells ok ({r['failed']} failed, {r['cached']} from the cache) in {r['seconds']:.0f} s, {r['mode']}")
-    con.print(f"results: {r['csv']}, {r['json']}; summary: {r['html']}" + (f"; Pareto plots: {', '.join(r['plots'].values())}" if r["plots"] else ""))
-    return 0
+    # a matrix with holes is not a success: a script must see it (the finished cells are kept, the failed ones retried)
+    print(f"edgecnn benchmark: {r['failed']} of {r['cells']} cells failed (first: {r['first_error']}); "
+          "the reasons are in the results; run the same command again to retry them", file=sys.stderr)
+    return 1

@@ -69,7 +69,7 @@ def run(args, extra) -> int:
         if detector in ("blazeface", "blazeface-full") and b.role("detector" if detector == "blazeface" else "detector_full"):
             detector = str(b.role("detector" if detector == "blazeface" else "detector_full"))
     if args.verify:
-        from edgecnn.gallery import LiveVerifier
+        from edgecnn.faces import LiveVerifier
 
         embedder = args.embedder
         if not embedder and not bundle:
