@@ -149,3 +149,17 @@ def fill(folder: Path, leave: int = 0) -> Path:
             except OSError:
                 break
     return filler
+
+
+def gallery_with(path: Path, names: list, seed: int) -> None:
+    """A gallery at ``path`` holding ``names``, each with one random unit embedding of 'test-embedder'."""
+    import numpy as np
+
+    from edgecnn.gallery import Gallery
+
+    rng = np.random.default_rng(seed)
+    g = Gallery(path)
+    for name in names:
+        v = rng.normal(size=128).astype(np.float32)
+        g.enroll(name, [v / np.linalg.norm(v)], "test-embedder")
+    g.close()
