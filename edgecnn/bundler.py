@@ -25,6 +25,8 @@ from edgecnn.loader import sha256_of
 from edgecnn.paths import default_gallery_path
 from edgecnn.targets import load_target
 
+JOURNALS = ("-wal", "-shm", "-journal")  # what SQLite keeps beside a database
+
 
 def _sha(path: Path) -> str:
     return sha256_of(path.read_bytes())
@@ -53,7 +55,7 @@ def _prepare_output(out: Path, force: bool):
         raise InputError(f"--output {out} is not empty and holds no edgecnn bundle; --force only replaces a bundle's own files: "
                          "choose another folder") from None
     names = [n for n in previous.manifest.get("files", {}) if (out / n).resolve().parent == out.resolve()]
-    journals = [n + j for n in names if previous.manifest["files"][n].get("role") == "gallery" for j in ("-wal", "-shm", "-journal")]
+    journals = [n + j for n in names if previous.manifest["files"][n].get("role") == "gallery" for j in JOURNALS]
     return names + journals + [MANIFEST]
 
 
@@ -68,13 +70,15 @@ def _swap_in(staging: Path, out: Path, replace: list) -> None:
             os.replace(staging, out)
             untrack_temp(staging)
         return
-    for entry in out.iterdir():
-        if entry.name in replace:
-            continue
+    backed_up: set = set()
+    for entry in sorted(out.iterdir(), key=lambda e: e.name.endswith(JOURNALS)):  # a database before its journals
+        if entry.name in replace or entry.name.rsplit("-", 1)[0] in backed_up:
+            continue  # a database copied through SQLite's backup holds what its -wal held: the stale log stays behind
         if (staging / entry.name).exists():
             raise InputError(f"{out / entry.name} is not part of the old bundle, but the new bundle has a file of that name: "
                              "move it away and run again (nothing was changed)")
-        _carry(entry, staging / entry.name)
+        if _carry(entry, staging / entry.name) == "backup":
+            backed_up.add(entry.name)
     old = out.with_name(f".{out.name}.{os.getpid()}.old")
     with signals_deferred():
         os.rename(out, old)
@@ -87,20 +91,45 @@ def _swap_in(staging: Path, out: Path, replace: list) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _carry(src: Path, dst: Path) -> None:
+def _carry(src: Path, dst: Path) -> str:
     """The user's file or folder into the new bundle: hard links where the file system has them (no
-    copy, no space), else a copy."""
+    copy, no space; a live SQLite file and its logs stay one inode each), else a copy, and for a SQLite
+    database SQLite's own backup (a file copy of a database in use can be torn). Returns how."""
     if src.is_dir() and not src.is_symlink():
         shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
-    else:
-        _link_or_copy(src, dst)
+        return "tree"
+    return _link_or_copy(src, dst)
 
 
-def _link_or_copy(src, dst) -> None:
+def _link_or_copy(src, dst) -> str:
     try:
         os.link(src, dst, follow_symlinks=False)
+        return "link"
     except OSError:
-        shutil.copy2(src, dst, follow_symlinks=False)
+        pass
+    if not Path(src).is_symlink() and _is_sqlite(src):
+        sqlite_copy(Path(src), Path(dst))
+        return "backup"
+    shutil.copy2(src, dst, follow_symlinks=False)
+    return "copy"
+
+
+def _is_sqlite(path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
+def sqlite_copy(src: Path, dst: Path) -> None:
+    """A consistent copy of a SQLite database, even while another process writes to it."""
+    from urllib.parse import quote
+
+    src_db = sqlite3.connect(f"file:{quote(str(src.resolve()))}?mode=ro", uri=True)  # '#' or '?' in a path is not a URI part
+    dst_db = sqlite3.connect(str(dst))
+    try:
+        src_db.backup(dst_db)
+    finally:
+        src_db.close()
+        dst_db.close()
 
 
 def parse_enrolments(specs) -> dict:
@@ -186,14 +215,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
                     f"and enrol on the device (edgecnn enroll NAME IMG… --bundle DIR)"
                 )
         if g.is_file():
-            dst = staging / "gallery.db"
-            from urllib.parse import quote
-
-            src_db = sqlite3.connect(f"file:{quote(str(g.resolve()))}?mode=ro", uri=True)  # '#' or '?' in a path is not a URI part
-            dst_db = sqlite3.connect(str(dst))
-            src_db.backup(dst_db)  # a consistent copy even while the gallery is in use
-            src_db.close()
-            dst_db.close()
+            sqlite_copy(g, staging / "gallery.db")
         if enroll:
             manifest["enrolled"] = _enroll_into(staging, manifest, enroll, prof.name, stage)
         if (staging / "gallery.db").is_file():

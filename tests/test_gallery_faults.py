@@ -128,3 +128,36 @@ def test_a_damaged_gallery_is_one_line_naming_the_way_out_in_every_command(tmp_p
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and "internal error" not in lines[0], (args, proc.stderr)
         assert "damaged" in lines[0] and "gallery import" in lines[0], lines[0]
+
+
+def test_a_device_gallery_is_carried_by_sqlite_backup_where_hard_links_fail(tmp_path, monkeypatch):
+    """An SD card with FAT: no hard links. A gallery enrolled on the device (not in the manifest), with its
+    last enrolment still in the -wal, comes through ``bundle --force`` whole: copied by SQLite's backup,
+    never as a file copy beside a stale log."""
+    import os
+
+    from edgecnn import bundler
+
+    monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
+    out = tmp_path / "b"
+    bundler.make_bundle("cpu", out, with_embedder=False, with_gallery=False)
+    gallery_with(out / "gallery.db", ["alice"], 1)
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, os, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "db.execute(\"INSERT INTO identities (name, created) VALUES ('bob', 0)\")\n"
+        "os.kill(os.getpid(), 9)\n"), str(out / "gallery.db")])
+    writer.wait()
+    assert (out / "gallery.db-wal").stat().st_size > 0  # bob is committed, in the log only
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    bundler.make_bundle("cpu", out, with_embedder=False, with_gallery=False, force=True)
+    assert not (out / "gallery.db-wal").exists() or (out / "gallery.db-wal").stat().st_size == 0
+    db = sqlite3.connect(out / "gallery.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert [r[0] for r in db.execute("SELECT name FROM identities ORDER BY name")] == ["alice", "bob"]
+    db.close()
