@@ -16,6 +16,9 @@ from edgecnn.errors import EdgecnnError, InputError
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
 
+STREAM_TIMEOUT_MS = 10_000  # a stream that sends nothing for this long is dropped (then reconnected)
+
+
 def is_live(source) -> bool:
     s = str(source)
     return s.isdigit() or "://" in s or s.startswith("/dev/video")
@@ -31,8 +34,12 @@ def open_capture(source, decode_threads: int | None = None):
     with quiet_stderr():  # FFmpeg / V4L2 print their own complaints about unreadable sources
         if s.isdigit():
             return cv2.VideoCapture(int(s))
-        if decode_threads and hasattr(cv2, "CAP_PROP_N_THREADS"):
-            cap = cv2.VideoCapture(s, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(decode_threads)])
+        params = [cv2.CAP_PROP_N_THREADS, int(decode_threads)] if decode_threads and hasattr(cv2, "CAP_PROP_N_THREADS") else []
+        if "://" in s:  # a server that accepts and never answers: FFmpeg waits 30 s per try by default
+            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+            return cv2.VideoCapture(s, cv2.CAP_FFMPEG, params)
+        if params:
+            cap = cv2.VideoCapture(s, cv2.CAP_FFMPEG, params)
             if cap.isOpened():
                 return cap
             cap.release()  # not an FFmpeg source (an image sequence, GStreamer): OpenCV picks the backend
@@ -167,7 +174,9 @@ class FrameSource:
                 raise InputError(f"video source {p} is a folder, not a video file")
         self.cap = open_capture(source, decode_threads)
         if not self.cap.isOpened():
-            raise InputError(f"cannot open video source {source}: OpenCV cannot read it (unsupported format, missing camera or bad URL)")
+            why = (f"no video from it within {STREAM_TIMEOUT_MS // 1000} s (is the URL right and the stream up?)" if "://" in str(source)
+                   else "OpenCV cannot read it (unsupported format or missing camera)")
+            raise InputError(f"cannot open video source {source}: {why}")
         self.fps = capture_fps(self.cap, default=30.0)
         self.dropped = 0
         self.reconnects = 0

@@ -202,6 +202,24 @@ def test_a_ray_address_that_is_not_a_ray_head_is_one_line_not_a_hang(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_stream_server_that_never_answers_is_one_line_in_seconds_not_a_minute():
+    """FFmpeg's own open timeout is 30 s a try (twice: 60 s of silence before the first word)."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/stream.mjpg"
+        t0 = time.monotonic()
+        proc = run_cli("camera", "--source", url, "--headless", "--max-frames", "3", timeout=120)
+        assert_one_line_error(proc, 2, "no video from it within 10 s")
+        assert time.monotonic() - t0 < 45  # not the two 30 s tries (the bound is loose: a busy machine)
+    finally:
+        silent.close()
+
+
+@pytest.mark.slow
 def test_a_video_cut_short_by_a_full_disk_is_never_left_under_its_name(small_disk, tmp_path):
     from edgecnn.calibration.datasets import real_clip
 
