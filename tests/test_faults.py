@@ -179,6 +179,40 @@ def test_a_signal_lost_inside_a_finaliser_still_stops_before_any_output_is_repla
 
 
 @pytest.mark.slow
+@pytest.mark.tf
+def test_convert_stopped_at_any_moment_keeps_the_old_model_or_writes_the_new_one_whole(tmp_path):
+    """SIGTERM or SIGINT at random moments of an int8 conversion over an existing model: the exit code
+    of the signal, the old file or a whole new one (never a third state), no partial file, no temp left."""
+    from edgecnn import tflite_file
+
+    out, tmp = tmp_path / "m.tflite", tmp_path / "tmp"
+    tmp.mkdir()
+    assert run_cli("convert", "lenet5", "--samples", "8", "--output", out).returncode == 0
+    old = out.read_bytes()
+    rnd, outcomes = random.Random(11), []
+    for _ in range(8):
+        sig = rnd.choice([signal.SIGTERM, signal.SIGINT])
+        p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "convert", "lenet5", "--precision", "int8", "--samples", "8",
+                              "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "TMPDIR": str(tmp)})
+        time.sleep(rnd.uniform(0.3, 10.0))
+        if p.poll() is not None:  # finished first: nothing was interrupted
+            p.communicate()
+            continue
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == (143 if sig == signal.SIGTERM else 130), err
+        lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("edgecnn: note:")]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        data = out.read_bytes()
+        assert data == old or tflite_file.parse(data).tensors, "neither the old model nor a whole new one"
+        outcomes.append("old" if data == old else "new")
+        old = data
+        assert sorted(q.name for q in tmp_path.iterdir()) == ["m.tflite", "tmp"] and list(tmp.iterdir()) == []
+    assert "old" in outcomes, outcomes  # the sweep reached the work, not only its end
+
+
+@pytest.mark.slow
 def test_a_ray_address_that_is_not_a_ray_head_is_one_line_not_a_hang(tmp_path):
     """A live port that is not Ray (a silent one, a web server): Ray's client retried for minutes."""
     pytest.importorskip("ray")
