@@ -185,9 +185,12 @@ class Results:
             raise InputError(f"--output {self.folder} is not empty and holds no earlier benchmark; choose a new folder")
         if not self.folder.parent.is_dir():
             raise InputError(f"the folder for --output does not exist: {self.folder.parent}")
-        (self.folder / "cells").mkdir(parents=True, exist_ok=True)
-        (self.folder / "models").mkdir(exist_ok=True)
-        (self.folder / MARKER).write_text("edgecnn benchmark results; a later run resumes from cells/\n")
+        try:  # before any cell runs: a read-only or full medium is one line, not an error after an hour of work
+            (self.folder / "cells").mkdir(parents=True, exist_ok=True)
+            (self.folder / "models").mkdir(exist_ok=True)
+            (self.folder / MARKER).write_text("edgecnn benchmark results; a later run resumes from cells/\n")
+        except OSError as exc:
+            raise InputError(f"cannot write --output {self.folder}: {exc.strerror} (a read-only or full disk?); choose another folder") from None
 
     def cached(self, cell: Cell) -> dict | None:
         f = self.folder / "cells" / f"{cell.key()}.json"

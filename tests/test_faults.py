@@ -1,9 +1,11 @@
 """Faults a device meets: kills at any moment during a replacement, a gallery's stale write-ahead log,
 hostile names. Nothing lost, one line each."""
 
+import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -297,15 +299,30 @@ def test_two_people_passing_each_other_never_share_one_name():
         assert [d.name for d in smoother.update(both)] == ["alice", "bob"]
 
 
+@contextlib.contextmanager
+def _remounted_read_only(mnt: Path, *files):
+    """``files`` copied onto the tmpfs at ``mnt``, which is then read-only again."""
+    subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+    for f in files:
+        shutil.copy(f, mnt / Path(f).name)
+    subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+    yield mnt
+
+
 def test_outputs_on_a_read_only_medium_are_one_line_before_any_work(read_only_folder, tmp_path):
     from edgecnn.detectors import find_model_file
 
     model = find_model_file("blazeface")
     for args in (("profile", model, "--save", read_only_folder / "r.json"), ("profile", model, "--plot", read_only_folder / "p.png"),
-                 ("convert", "lenet5", "--report", read_only_folder / "r.json")):
+                 ("convert", "lenet5", "--report", read_only_folder / "r.json"), ("benchmark", "--models", "lenet5", "--output", read_only_folder / "b")):
         proc = run_cli(*args)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        assert proc.returncode == 2 and len(lines) == 1 and "read-only or permission denied" in lines[0], (args, proc.stderr)
+        assert proc.returncode == 2 and len(lines) == 1 and "read-only" in lines[0].lower(), (args, proc.stderr)
+    gallery_with(tmp_path / "g.db", ["ann"], 3)
+    (tmp_path / "e.json").write_text(json.dumps({"schema": 1, "embedder": "test-embedder", "identities": [{"name": "x", "embedding": [0.1] * 128}]}))
+    with _remounted_read_only(read_only_folder, tmp_path / "g.db"):
+        for args in (("gallery", "remove", "ann"), ("gallery", "import", tmp_path / "e.json"), ("enroll", "bob", FACES / "obama.jpg")):
+            assert_one_line_error(run_cli(*args, "--gallery", read_only_folder / "g.db"), 2, "read-only")
 
 
 def test_an_output_that_cannot_be_replaced_is_one_line_and_left_as_it_was(tmp_path):
