@@ -72,6 +72,28 @@ def nms_xywh(xywh, scores, iou_threshold: float = 0.45, score_threshold: float =
     return np.asarray(keep, np.int64).reshape(-1)
 
 
+def nms_clusters(xywh, scores, iou_threshold: float) -> list[np.ndarray]:
+    """Greedy NMS that also says what each kept box suppressed: one index array per kept box, the kept
+    one first, best score first. MediaPipe's weighted NMS blends each cluster (see :func:`blend`)."""
+    xywh = np.asarray(xywh, np.float64).reshape(-1, 4)
+    corners = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+    remaining = np.argsort(-np.asarray(scores), kind="stable")
+    clusters = []
+    while remaining.size:
+        close = iou(corners[remaining[0]], corners[remaining]) > iou_threshold
+        close[0] = True
+        clusters.append(remaining[close])
+        remaining = remaining[~close]
+    return clusters
+
+
+def blend(values: np.ndarray, scores: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """The score-weighted mean of ``values`` over a cluster: steadier boxes and keypoints than the best
+    one alone (MediaPipe's WEIGHTED suppression for its SSD detectors)."""
+    w = scores[cluster].astype(np.float64)
+    return (values[cluster] * w.reshape(-1, *[1] * (values.ndim - 1))).sum(0) / w.sum()
+
+
 def decode_yolo(output, anchors=DEFAULT_ANCHORS, score_threshold: float = 0.5, iou_threshold: float = 0.45):
     """Decode one YOLO grid output (S, S, B, 5 + C) into :class:`Detection` boxes in [0, 1] fractions.
 

