@@ -23,6 +23,7 @@ class Detection:
     label: int = 0
     keypoints: list = field(default_factory=list)  # [(x, y)], same units as the box
     name: str | None = None  # label text, or the identity once verified
+    mask: np.ndarray | None = None  # a segmenter's: bool, the frame's size (never in as_dict: its share is)
 
     @property
     def area(self) -> float:
@@ -34,6 +35,8 @@ class Detection:
             d["keypoints"] = [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints]
         if self.name is not None:
             d["name"] = self.name
+        if self.mask is not None:
+            d["mask_fraction"] = round(float(np.count_nonzero(self.mask)) / max(1, self.mask.size), 4)
         return d
 
 

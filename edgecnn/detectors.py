@@ -258,6 +258,52 @@ class Classifier(_Stages):
         return [Detection((0.0, 0.0, float(fw), float(fh)), float(scores[i]), i, [], labels[i] if i < len(labels) else str(i))]
 
 
+class Segmenter(_Stages):
+    """A segmentation model in the camera loop: its mask mapped back onto the frame and drawn over it.
+    One output channel is a foreground probability (MediaPipe's selfie segmentation: the mask is where it
+    reaches ``min_score``); several are per-class scores (DeepLab: the mask is every pixel whose best
+    class is not 0, the background, named by its most common class)."""
+
+    def __init__(self, path, target=None, threads=None, min_score: float = 0.5, strict=False, warn=None):
+        from edgecnn.runtime import Model
+
+        self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
+        self.min_score = min_score
+
+    def _to_frame(self, plane: np.ndarray, frame_shape, tr, nearest: bool) -> np.ndarray:
+        """``plane`` (the output's height x width) resampled onto the frame's pixels: the letterbox
+        padding cut away, one warp from output cells to frame pixel centres."""
+        import cv2
+
+        fh, fw = frame_shape[:2]
+        h, w = plane.shape[:2]
+        sx, sy = w / tr.input_w, h / tr.input_h
+        m = np.float64([[tr.scale_x * sx, 0, (0.5 * tr.scale_x + tr.pad_x) * sx - 0.5],
+                        [0, tr.scale_y * sy, (0.5 * tr.scale_y + tr.pad_y) * sy - 0.5]])
+        flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+        return cv2.warpAffine(plane, m, (fw, fh), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+    def infer(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> list[Detection]:
+        self._run(pixels)
+        out = np.asarray(self.model.get_output(0), np.float32)  # (height, width, channels): batch 1 dropped
+        if out.shape[-1] == 1:
+            prob = self._to_frame(np.ascontiguousarray(out[..., 0]), frame.shape, tr, nearest=False)
+            mask = prob >= self.min_score
+            score, label, name = (float(prob[mask].mean()) if mask.any() else 0.0), 1, "person"
+        else:
+            classes = self._to_frame(out.argmax(-1).astype(np.uint8), frame.shape, tr, nearest=True)
+            mask = classes != 0
+            counts = np.bincount(classes[mask].ravel(), minlength=out.shape[-1]) if mask.any() else np.zeros(out.shape[-1], int)
+            label = int(counts.argmax())
+            labels = self.model.labels or []
+            score, name = 1.0, labels[label] if label < len(labels) else str(label)
+        if not mask.any():
+            return []
+        ys, xs = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        box = (float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1))
+        return [Detection(box, score, label, [], name, mask)]
+
+
 def open_detector(spec: str, target=None, threads=None, bundle=None, strict=False, warn=None, min_score=None):
     """``blazeface``, ``blazeface-full`` or a ``.tflite`` path: BlazeFace-shaped, an edgecnn YOLO grid,
     or an image classifier (one label per frame)."""
@@ -274,6 +320,8 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
         return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if ssd_outputs(out_shapes):
         return FaceDetector(str(p), target=target, threads=threads, strict=strict, warn=warn, min_score=min_score)
+    if len(out_shapes) == 1 and len(out_shapes[0]) == 4 and min(out_shapes[0][1:3]) >= 16:  # (1, H, W, C): a map
+        return Segmenter(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
         return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.0 if min_score is None else min_score)
-    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a classifier")
+    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a segmenter, a classifier")

@@ -8,6 +8,8 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 def _color(i: int):
     palette = [(80, 200, 80), (60, 140, 255), (255, 160, 60), (200, 80, 220), (60, 220, 220)]
@@ -25,6 +27,8 @@ def draw(frame, detections, fps: float, latency_ms: float, extra: str = "", hud:
     for d in detections:
         x1, y1, x2, y2 = (int(round(v)) for v in d.box)
         col = _color(d.label)
+        if d.mask is not None:  # half the colour over the mask: the scene stays visible under it
+            frame[d.mask] = (frame[d.mask] >> 1) + (np.asarray(col, np.uint8) >> 1)
         cv2.rectangle(frame, (x1, y1), (x2, y2), col, 2)
         text = f"{d.name or d.label} {d.score:.2f}" if d.name or d.label else f"{d.score:.2f}"
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)

