@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 
 from edgecnn._progress import progress as progress_bar
-from edgecnn.errors import EdgecnnError, InputError, first_line, note
+from edgecnn.errors import EdgecnnError, InputError, first_line, hold_signals, note
 from edgecnn.overlay import Hud, LabelSmoother, draw, has_display
 from edgecnn.video_io import (
     FrameSource,
@@ -102,9 +102,7 @@ def run(
     depth = 4
     # Who decodes a file with several interpreters: with no encoder competing for the cores, each worker
     # decodes its own frames, taking turns (a thread and a hand-off fewer a frame); with one, a reader
-    # thread decoding ahead keeps the workers fed when the encoder takes their core. Paired runs against
-    # the hand-written loop (4 rounds): without output, face photos 1.05x -> 1.24x and bikes 1.25x ->
-    # 1.47x with workers decoding; bikes with output 1.39x with a reader thread, 1.22x without.
+    # thread decoding ahead keeps the workers fed when the encoder takes their core (benchmarks/camera.py).
     in_turn = len(dets_by_worker) > 1 and writer is None and not src.live
     # And where nothing needs the frames in order (no video, no window, no labels to smooth), each worker
     # keeps the tally of its own frames: no result handed to this thread per frame, which only waits.
@@ -120,8 +118,7 @@ def run(
     # CPU seconds of the invoke per interpreter, and of encoding, on each thread's own clock. overhead_ms: the process's CPU time
     # less these, the interpreters' pools and decoding (the reader's clock: one FFmpeg thread; GStreamer's own threads count)
     invoke_cpu, encode_cpu = [0.0 for _ in dets_by_worker], [0.0]
-    # tallies, per worker (the ordered loop's in the first): [frames, frames with detections, detections],
-    # latencies, (index, detections)
+    # per worker (the ordered loop's in the first): [frames, with detections, detections], latencies, (index, detections)
     tallies, lat_by_worker, kept_by_worker = [[0, 0, 0] for _ in dets_by_worker], [[] for _ in dets_by_worker], [[] for _ in dets_by_worker]
     errors, taken = [], [0]  # own tallies: (frame index, error), the first raised once the workers end
     stop = threading.Event()
@@ -255,8 +252,9 @@ def run(
                 writer.write(frame)
                 encode_cpu[0] += time.thread_time() - c0
                 written[0] += 1
-            except cv2.error as exc:  # disk full and friends
+            except Exception as exc:  # noqa: BLE001 - a full disk and friends: said at the end; this thread drains on
                 writer_error.append(first_line(exc))
+                abandoned[0] = True
             src.release(frame)
 
     def hand_to_writer(item):
@@ -285,9 +283,9 @@ def run(
     def clocks():  # CPU seconds: the process, decoding (the reading thread's clock), the interpreters' own pools
         return time.process_time(), src.decode_seconds, sum(d.model.pool_cpu_seconds() for d in dets_by_worker)
     t_start, cpu = time.perf_counter(), [clocks()]
-    for t in threads_started:
-        t.start()
     try:
+        for t in threads_started:  # inside: a signal between two starts still stops the ones started
+            t.start()
         with progress_bar("camera", total or None, progress) as tick:
             if own:  # the workers tally their own frames: wait for them (Ctrl-C still reaches this thread)
                 done = 0
@@ -317,8 +315,7 @@ def run(
                 recent.append(t0)
                 fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
                 if writer is not None or show:
-                    # drawn here: OpenCV 5 sets up its text rendering once per thread (20 ms, 6 MB of
-                    # page faults, measured), so this long-lived thread draws, not one started per run
+                    # drawn here: OpenCV sets up its text rendering once per thread, so a long-lived thread draws
                     draw(frame, dets, fps, latency, hud=hud)
                 if show:  # shown before the frame goes to the writer, which hands it back to be read into
                     try:
@@ -345,18 +342,21 @@ def run(
         abandoned[0] = True  # the partial video goes, once the writer thread is done with it
         raise
     finally:
-        stop.set()
-        out_q.put(_STOP)
-        for t in threads_started:
-            t.join(timeout=None if t.name == "edgecnn-writer" else 5)
-        cpu.append(clocks())
-        src.close()
-        if writer is not None:  # never before its thread ends: releasing it mid-write crashes the process
-            writer.finish(keep=not writer_error and not abandoned[0])
-        if show:
-            cv2.destroyAllWindows()
+        with hold_signals() as held:  # a second signal does not cut the shutdown short
+            stop.set()
+            out_q.put(_STOP)
+            for t in threads_started:  # every wait in them is bounded and checks stop: joined, never timed out
+                if t.ident is not None:
+                    t.join()
+            cpu.append(clocks())
+            src.close()
+            if writer is not None:  # never before its thread ends: releasing it mid-write crashes the process
+                writer.finish(keep=not writer_error and not abandoned[0])
+            if show:
+                cv2.destroyAllWindows()
+    if held.held and quit_reason not in ("interrupted", "terminated"):
+        quit_reason = "terminated" if held.held[0] == 15 else "interrupted"  # SIGTERM
     elapsed = time.perf_counter() - t_start
-    # the tallies, frames back in order
     frames, with_dets, total_dets = (sum(c[i] for c in tallies) for i in range(3))
     latencies = [x for lat in lat_by_worker for x in lat]
     per_frame = [d for _, d in sorted((p for kept in kept_by_worker for p in kept), key=lambda p: p[0])]
@@ -377,11 +377,11 @@ def run(
         "frames_read": src.frames_read,
         "dropped": src.dropped,
         "reconnects": src.reconnects,
+        "longest_gap_s": round(src.longest_gap, 3),
         "seconds": round(elapsed, 3),
         "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
         "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")},
-        # per frame, edgecnn's own work: preprocessing, detection decoding, labels, hand-offs and drawing
-        # (everything but video decode, the model's invoke and video encode)
+        # per frame, edgecnn's own work: everything but video decode, the model's invoke and video encode
         "overhead_ms": round((process - decoding - invoke - encode_cpu[0]) * 1e3 / frames, 4) if frames else None,
         "invoke_ms": round(invoke * 1e3 / frames, 4) if frames else None,
         "workers": len(dets_by_worker),

@@ -63,3 +63,36 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
         if line and not line.startswith("Traceback"):
             return line[:limit]
     return type(exc).__name__
+
+
+class hold_signals:  # noqa: N801 - used as a context manager, like contextlib's
+    """SIGINT and SIGTERM that arrive inside the block are held, not raised: a shutdown that a second
+    Ctrl-C cut half-way would leave threads running, a capture unreleased and a video unfinished. Each one
+    held is recorded as a stop (:func:`request_stop`), so the CLI still exits with its code; ``held`` lists
+    them. Outside the main thread (where Python runs handlers) it holds nothing."""
+
+    def __init__(self):
+        self.held: list = []
+        self._old: dict = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                old = signal.getsignal(s)
+                if callable(old) or s == signal.SIGTERM:  # an ignored SIGINT (a background job) stays ignored
+                    self._old[s] = signal.signal(s, self._hold)
+        return self
+
+    def _hold(self, signum, frame):
+        self.held.append(signum)
+        request_stop(signum)
+
+    def __exit__(self, *exc):
+        import signal
+
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        return False

@@ -186,7 +186,9 @@ class FrameSource:
         self._free = deque()  # released frames, read into again (append and pop are atomic)
         self._cond = threading.Condition()
         self._done = False
+        self._wake = threading.Event()  # cuts a reconnect's back-off short when the source is closed
         self._thread = None
+        self.longest_gap = 0.0  # seconds: the longest wait between two frames of a live source (a drop, a stall)
         self._t0 = None
         with quiet_stderr():
             first_ok, first = self.cap.read()
@@ -226,13 +228,15 @@ class FrameSource:
             self._latest = (0, self._first)
             self.frames_read = 1
             self._cond.notify_all()
-        index = 1
+        index, last = 1, time.monotonic()
         while not self._done:
             ok, frame = self._read_frame()
             if not ok or frame is None:
                 if not self._reconnect():
                     break
                 continue
+            now = time.monotonic()
+            self.longest_gap, last = max(self.longest_gap, now - last), now
             with self._cond:
                 if self._latest is not None:
                     self.dropped += 1  # the consumer never saw the previous one: read into it again
@@ -247,10 +251,9 @@ class FrameSource:
 
     def _reconnect(self) -> bool:
         for attempt in range(self.reconnect_tries):
-            if self._done:
+            if self._wake.wait(self.backoff * (2**attempt)) or self._done:
                 return False
-            time.sleep(self.backoff * (2**attempt))
-            self.cap.release()
+            self.cap.release()  # this thread's own capture: close() waits for this thread before it releases
             self.cap = open_capture(self.source, self.decode_threads)
             if self.cap.isOpened():
                 ok, frame = self.cap.read()
@@ -298,9 +301,12 @@ class FrameSource:
         return self.frames_read - 1, frame
 
     def close(self):
+        """Stop and let the capture go: the capture thread is joined first (every read and reopen it makes
+        is bounded by the stream timeouts), so the capture is never released under a running read."""
         self._done = True
+        self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join()
         self.cap.release()
 
 
