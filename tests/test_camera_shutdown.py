@@ -103,3 +103,13 @@ def test_sigterm_on_a_dropping_live_stream_ends_the_process_with_143(tmp_path):
             assert p.returncode == 143, err
             s = json.loads(out)
             assert s["ended_by"] == "terminated" and s["reconnects"] >= 0 and "longest_gap_s" in s
+
+
+def test_a_soak_on_a_dropping_stream_reconnects_every_time_with_flat_memory_and_threads():
+    """benchmarks/soak.py's short version (the 20-minute run keeps its JSON in benchmarks/results)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    from soak import soak
+
+    r = soak(minutes=1.5, drop_every=20, fps=15, output=True)
+    assert r["ok"], {k: r[k] for k in ("checks", "drops", "rss_growth_mb", "threads_after_warmup", "exit_code", "stderr_tail")}
+    assert r["drops"] >= 3 and r["camera"]["frames_written"] == r["camera"]["frames"]

@@ -9,6 +9,7 @@ from edgecnn.cli._output import (
     console,
     fraction,
     no_extra,
+    nonneg_int,
     positive_int,
     print_json,
 )
@@ -38,6 +39,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--headless", action="store_true", help="no window even where there is a display")
     sp.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     sp.add_argument("--realtime", action="store_true", help="pace a file like a camera (frames may be dropped)")
+    sp.add_argument("--reconnect", type=nonneg_int, default=3,
+                    help="times a dropped live source is reopened, with doubling back-off, before the loop ends (default 3)")
     sp.add_argument("--min-score", type=fraction, help="detection score threshold")
     sp.add_argument("--strict", action="store_true", help="fail when the target's delegate is absent")
     sp.add_argument("--keep-per-frame", action="store_true", help="include every frame's detections in --json")
@@ -81,7 +84,7 @@ def run(args, extra) -> int:
         source=args.source, detector=detector, target=target, threads=args.threads, output=args.output,
         headless=args.headless, max_frames=args.max_frames, realtime=args.realtime, verify=verify, bundle=bundle,
         min_score=args.min_score, strict=args.strict, progress=not args.json, keep_per_frame=args.keep_per_frame,
-        workers=args.workers,
+        workers=args.workers, reconnect=args.reconnect,
     )
     if args.json:
         print_json(summary)
