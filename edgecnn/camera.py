@@ -25,6 +25,9 @@ from edgecnn.video_io import (
     PartialVideo,
     capture_frame_count,
     default_source,
+    get_unless,
+    plan_frames,
+    put_unless,
 )
 
 _STOP = object()
@@ -49,14 +52,14 @@ def run(
     warn=None,
     keep_per_frame: bool = False,
     workers: int | None = None,
+    max_memory: int | None = None,
 ) -> dict:
     """Run the loop; returns the summary (frames, dropped, fps, latency, detections, ...).
 
     ``keep_per_frame`` adds every frame's detections (memory grows with the run: not for live use).
-    ``workers``: interpreters running frames side by side, each with ``threads // workers`` threads
-    (a file on the CPU with 2 or more threads: 2, else 1; a live source always 1, where latency counts
-    more than throughput).
-    """
+    ``max_memory``: bytes the frames in flight may take (default: a share of the memory available).
+    ``workers``: interpreters running frames side by side, each with ``threads // workers`` threads (a file
+    on the CPU with 2 or more threads: 2, else 1; a live source always 1: latency counts more there)."""
     import cv2
 
     from edgecnn.detectors import open_detector
@@ -99,7 +102,12 @@ def run(
     # workers in turn), inference with detection decoding (this thread, or k worker threads whose results
     # this thread takes back in frame order, labels and draws), encoding (the writer thread). Queues are
     # bounded: a file blocks (no frame dropped), a live source drops the oldest frame.
-    depth = 4
+    w, h = src.frame_size
+    memory = plan_frames(w * h * 3, len(dets_by_worker), max_memory)
+    if not memory["fits"]:
+        (warn or note)(f"--max-memory {memory['budget_mb']} MB is below the {memory['frames_in_flight_max']} frames of "
+                       f"{memory['frame_mb']} MB the loop needs at least: running with those")
+    depth = memory["queue_depth"]
     # Who decodes a file with several interpreters: with no encoder competing for the cores, each worker
     # decodes its own frames, taking turns (a thread and a hand-off fewer a frame); with one, a reader
     # thread decoding ahead keeps the workers fed when the encoder takes their core (benchmarks/camera.py).
@@ -113,7 +121,7 @@ def run(
     turns = [threading.Lock() for _ in dets_by_worker] if in_turn else []  # worker w decodes while it holds turns[w], then passes it on
     for lock in turns[1:]:
         lock.acquire()
-    out_q: queue.Queue = Handoff(maxsize=8)
+    out_q: queue.Queue = Handoff(maxsize=memory["writer_depth"])
     written, writer_error, abandoned = [0], [], [False]
     # CPU seconds of the invoke per interpreter, and of encoding, on each thread's own clock. overhead_ms: the process's CPU time
     # less these, the interpreters' pools and decoding (the reader's clock: one FFmpeg thread; GStreamer's own threads count)
@@ -128,20 +136,10 @@ def run(
     ring = [det.input_buffer() for _ in range((depth + 2) * len(in_qs))]
 
     def put(q, item):
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put_unless(q, item, stop)
 
     def get(q):
-        while not stop.is_set():
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        return None
+        return get_unless(q, stop)
 
     def reader_loop():
         n, item = 0, None
@@ -392,6 +390,7 @@ def run(
         "ended_by": quit_reason,
         "output": str(output) if output else None,
         "frames_written": written[0] if output else 0,
+        "memory": memory,
     }
     if keep_per_frame:
         summary["per_frame"] = per_frame

@@ -310,6 +310,26 @@ class FrameSource:
         self.cap.release()
 
 
+def put_unless(q, item, stop: threading.Event) -> None:
+    """``q.put(item)`` that gives up once ``stop`` is set: a stage never blocks for ever on a full queue."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def get_unless(q, stop: threading.Event):
+    """``q.get()`` that gives up (None) once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return None
+
+
 class Handoff(queue.Queue):
     """A bounded queue between two stages of a pipeline. A producer blocked on it when full is woken
     once half of it has drained, not at every item taken (``queue.Queue``): in a pipeline paced by its
@@ -329,3 +349,36 @@ class Handoff(queue.Queue):
             if self._qsize() <= self.maxsize // 2:
                 self.not_full.notify()
             return item
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can have without swapping (MemAvailable), or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+MEMORY_SHARE = 0.25  # of the memory available at start: the default budget for the frames in flight
+
+
+def plan_frames(frame_bytes: int, workers: int, max_memory: int | None) -> dict:
+    """The camera loop's queue depths under a memory budget for its frames in flight (``max_memory``
+    bytes; None: a share of the memory available). The deepest queues that fit, or the shallowest that
+    run at all. The bound counts every place a frame can wait: the workers' input and result queues, the
+    writer's queue, one in each stage's hands and one held by each producer blocked on a full queue."""
+    if max_memory is None:
+        avail = available_memory()
+        max_memory = int(avail * MEMORY_SHARE) if avail else None
+
+    def bound(depth, out):
+        return 2 * workers * depth + out + 2 * workers + 5
+
+    fits = [(d, o) for d in (4, 3, 2, 1) for o in (8, 6, 4, 2, 1) if max_memory is None or bound(d, o) * frame_bytes <= max_memory]
+    depth, out = max(fits, key=lambda p: (bound(*p), p)) if fits else (1, 1)
+    return {"budget_mb": round(max_memory / 2**20, 1) if max_memory else None, "frame_mb": round(frame_bytes / 2**20, 2),
+            "queue_depth": depth, "writer_depth": out, "frames_in_flight_max": bound(depth, out),
+            "fits": bool(fits)}

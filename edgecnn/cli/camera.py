@@ -10,6 +10,7 @@ from edgecnn.cli._output import (
     fraction,
     no_extra,
     nonneg_int,
+    positive_float,
     positive_int,
     print_json,
 )
@@ -39,6 +40,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--headless", action="store_true", help="no window even where there is a display")
     sp.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     sp.add_argument("--realtime", action="store_true", help="pace a file like a camera (frames may be dropped)")
+    sp.add_argument("--max-memory", type=positive_float, metavar="MB",
+                    help="memory the frames in flight may take (default: a quarter of the memory available)")
     sp.add_argument("--reconnect", type=nonneg_int, default=3,
                     help="times a dropped live source is reopened, with doubling back-off, before the loop ends (default 3)")
     sp.add_argument("--min-score", type=fraction, help="detection score threshold")
@@ -85,6 +88,7 @@ def run(args, extra) -> int:
         headless=args.headless, max_frames=args.max_frames, realtime=args.realtime, verify=verify, bundle=bundle,
         min_score=args.min_score, strict=args.strict, progress=not args.json, keep_per_frame=args.keep_per_frame,
         workers=args.workers, reconnect=args.reconnect,
+        max_memory=int(args.max_memory * 2**20) if args.max_memory else None,
     )
     if args.json:
         print_json(summary)

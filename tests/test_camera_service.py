@@ -1,6 +1,8 @@
-"""The camera loop stops cleanly whatever ends it, at any moment: the end of a file, an error in a stage,
-Ctrl-C, SIGTERM, a stream that drops. 200 shutdowns at random moments in one process, then the CLI on a
-live stream under SIGTERM: no hang, no thread of ours left behind, the exit code the README gives."""
+"""The camera loop as a service runs it. It stops cleanly whatever ends it, at any moment: the end of a
+file, an error in a stage, Ctrl-C, SIGTERM, a stream that drops (200 shutdowns at random moments in one
+process, then the CLI on a live stream under SIGTERM: no hang, no thread of ours left behind, the exit
+code the README gives). It keeps its frames in flight within a memory budget, and runs on a dropping
+stream with flat memory and threads."""
 
 import json
 import os
@@ -113,3 +115,23 @@ def test_a_soak_on_a_dropping_stream_reconnects_every_time_with_flat_memory_and_
     r = soak(minutes=1.5, drop_every=20, fps=15, output=True)
     assert r["ok"], {k: r[k] for k in ("checks", "drops", "rss_growth_mb", "threads_after_warmup", "exit_code", "stderr_tail")}
     assert r["drops"] >= 3 and r["camera"]["frames_written"] == r["camera"]["frames"]
+
+
+def test_the_frames_in_flight_keep_to_the_memory_budget(tmp_path):
+    """At 720p with a video written (the encoder is the slowest stage, so every queue fills), a 40 MB
+    budget holds 18 fewer frames of 2.6 MB in flight than an ample one: the peak RSS shows it."""
+    from edgecnn.calibration.datasets import real_clip
+
+    peaks, memory = {}, {}
+    for mb in (40, 4000):
+        code = ("import json, resource, subprocess, sys\n"
+                "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+                "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'peak': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+        args = [sys.executable, "-m", "edgecnn.cli", "camera", "--source", str(real_clip("bigbuckbunny")), "--headless", "--json",
+                "--max-frames", "150", "--max-memory", str(mb), "--output", str(tmp_path / "o.mp4")]
+        r = json.loads(subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300).stdout)
+        assert r["rc"] == 0, r
+        memory[mb], peaks[mb] = json.loads(r["out"])["memory"], r["peak"] / 1024
+    assert memory[40]["fits"] and memory[40]["frames_in_flight_max"] * memory[40]["frame_mb"] <= 40
+    assert memory[4000]["frames_in_flight_max"] - memory[40]["frames_in_flight_max"] >= 15
+    assert peaks[4000] - peaks[40] > 25, peaks  # the queues did fill, and the budget kept them short
