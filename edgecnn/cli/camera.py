@@ -99,6 +99,7 @@ def run(args, extra) -> int:
         f"{summary['frames']} frames from {summary['source']} ({summary['ended_by']}) · {summary['fps']:.1f} FPS · "
         f"model p50 {lat['p50'] or 0:.1f} ms, p90 {lat['p90'] or 0:.1f} ms · dropped {summary['dropped']} · "
         f"{summary['frames_with_detections']} frames with detections, {summary['detections']} detections"
+        + (f" · {summary['reconnects']} reconnects, longest gap {summary['longest_gap_s']:.1f} s" if summary["live"] else "")
         + (f" · wrote {summary['frames_written']} frames to {summary['output']}" if summary["output"] else "")
     )
     if summary.get("identities"):
