@@ -297,12 +297,10 @@ class PreprocessSpec:
 def resize(image: np.ndarray, w: int, h: int, interpolation: str = "area") -> np.ndarray:
     """Resize a frame to the model input at a fraction of a full-frame area average's cost: a large
     reduction (4x or more) first takes one bilinear step to twice the target, then area-averages
-    down to it; smaller changes are one step. Measured on the camera clips (BlazeFace): boxes as
-    accurate against the true faces as a full-frame area average and no false positives, where one
-    bilinear step alone (what hand-written loops do) added 7 in 72 frames at 720x528. Cost at
-    720x528: 0.2 ms, against 1.3 ms for the full-frame area average. ``interpolation="linear"``:
-    one bilinear step, as a hand-written loop does (benchmarks/resize.py measures what each costs and
-    buys on real models)."""
+    down to it; smaller changes are one step. One bilinear step alone (what hand-written loops do)
+    aliases fine detail into false detections; a full-frame area average is several times dearer.
+    ``interpolation="linear"``: one bilinear step, as a hand-written loop does (benchmarks/resize.py
+    measures what each costs and buys on real models)."""
     import cv2
 
     for size, method in resize_steps(image.shape[1], image.shape[0], w, h, interpolation):

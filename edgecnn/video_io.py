@@ -155,8 +155,7 @@ class FrameSource:
     when it stops. A file is read in order, none dropped, unless ``realtime`` paces it like a camera.
 
     Frames handed back with :meth:`release` are decoded into again. A new array per frame costs the
-    kernel's page faults on every read (at 1280x720, 55-70 a frame and 0.2-0.3 ms of system time in
-    the camera's decoding thread, measured), because frames freed in other threads go back to the OS."""
+    kernel's page faults on every read, because frames freed in other threads go back to the OS."""
 
     def __init__(self, source, live: bool | None = None, realtime: bool = False, reconnect: int = 3, backoff: float = 0.5,
                  decode_threads: int | None = None):
@@ -333,9 +332,7 @@ def get_unless(q, stop: threading.Event):
 class Handoff(queue.Queue):
     """A bounded queue between two stages of a pipeline. A producer blocked on it when full is woken
     once half of it has drained, not at every item taken (``queue.Queue``): in a pipeline paced by its
-    slowest stage every producer waits on a full queue, and each wake-up is a context switch. Paired
-    against ``queue.Queue`` in the camera loop writing a video (6 rounds of 2 runs): overhead -0.05 ms a
-    frame at 720p (-0.03 to -0.12 in every pair), bikes +2.7% FPS (every pair faster)."""
+    slowest stage every producer waits on a full queue, and each wake-up is a context switch."""
 
     def get(self, block=True, timeout=None):
         with self.not_empty:

@@ -32,6 +32,20 @@ def read_sidecar(model_path) -> dict | None:
 
 def save_with_sidecar(model, path, info: dict) -> None:
     """Save ``model`` as .keras with the sidecar that ``edgecnn convert`` reads."""
+    import os
+
+    from edgecnn.errors import check_stop
+    from edgecnn.files import remove_temp, temp_file, untrack_temp
+
     p = Path(path)
-    model.save(p)
+    fd, tmp = temp_file(prefix=f".{p.stem}.", suffix=p.suffix or ".keras", dir=p.parent if str(p.parent) else ".")
+    os.close(fd)
+    try:  # Keras writes its zip in place: a kill mid-save would leave half a model under the final name
+        model.save(tmp)
+        check_stop()
+        os.replace(tmp, p)
+        untrack_temp(tmp)
+    except BaseException:
+        remove_temp(tmp)
+        raise
     write_json(sidecar_path(p), info)
