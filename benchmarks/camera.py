@@ -330,7 +330,8 @@ def main(argv=None):
                 cpu_rows.append([name, "yes" if write else "no", hand_oh, float(np.median(over)), floor, least])
                 data.append({"clip": name, "write": write, "hand_written_fps": hand, "edgecnn_fps": ours, "ratio": o / h,
                              "paired_ratios": paired, "paired_ratio_median": float(np.median(paired)),
-                             "overhead_ms": over, "decoded_by": decoded_by, "decode_bound_fps": dec, "decode_bound_1_thread_fps": dec1, "invoke_bound_fps": invoke_bound,
+                             "overhead_ms": over, "decoded_by": decoded_by, "decode_bound_fps": dec, "decode_bound_1_thread_fps": dec1,
+                             "invoke_bound_fps": invoke_bound,
                              "encode_bound_fps": enc, "overhead_floor_ms": floor, "overhead_least_ms": least, "hand_written_overhead_ms": hand_oh,
                              "cpu_ms_by_round": {"hand_written": [c[0] for c in cpu], "floor": [c[1] for c in cpu], "least": [c[2] for c in cpu]}})
     table(f"camera loop FPS, BlazeFace short range, {args.threads} interpreter threads (edgecnn: {workers} worker(s)), "

@@ -69,9 +69,11 @@ def main(argv=None):
               ["tool", "mean ms (median of pairs)", "ratio of means", "ratio of medians"],
               [["benchmark_litert_model", tool["litert_mean_ms"], 1.0, 1.0],
                ["edgecnn profile", tool["edgecnn_mean_ms"], _ratio_text(tool["mean_ratio"]), _ratio_text(tool["median_ratio"])]])
-        out = save("runtime", {"model": path if args.model else f"mobilenet_v2 a0.35 160 int8, {args.io} io", "results": results, "scaling_1_to_n": round(scaling, 3),
+        name = path if args.model else f"mobilenet_v2 a0.35 160 int8, {args.io} io"
+        out = save("runtime", {"model": name, "results": results, "scaling_1_to_n": round(scaling, 3),
                                "raw_frame": raw, "vs_benchmark_litert_model": tool,
-                               "goal": "Model.predict (same input as bare) and profile p50 within 1.05x of bare; predict(raw frame) within 1.10x of hand-written"})
+                               "goal": "Model.predict (same input as bare) and profile p50 within 1.05x of bare; "
+                                       "predict(raw frame) within 1.10x of hand-written"})
         print(f"wrote {out}")
 
 

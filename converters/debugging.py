@@ -3,18 +3,16 @@ with chosen layers kept in float (``--keep-float auto|LAYER,…``)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from edgecnn import tflite_file
 from edgecnn._quiet import quiet_stderr
+from edgecnn.converters.evaluation import bytes_to_model, compare_outputs, lost, outputs
+from edgecnn.converters.recipes import apply_recipe, representative
 from edgecnn.errors import InputError, first_line
 from edgecnn.files import remove_temp
 from edgecnn.models._tf import tensorflow
 from edgecnn.targets.coverage import op_mode
-
-from edgecnn.converters.evaluation import bytes_to_model, compare_outputs, lost, outputs
-from edgecnn.converters.recipes import apply_recipe, representative
 
 
 def layer_errors(conv_factory, rep_images, spec, precision, io, max_samples: int = 16) -> list[dict]:
@@ -112,6 +110,7 @@ def resolve_layer_names(wanted: list[str], known: list[str]) -> list[str]:
             continue
         hits = [k for k in known if any(seg == w or seg.rsplit("_", 1)[0] == w for seg in k.split("/"))]
         if not hits:
-            raise InputError(f"--keep-float: no quantized layer named {w!r}; layers: {', '.join(sorted({k.split('/')[1] if '/' in k else k for k in known})[:30])}")
+            names = sorted({k.split("/")[1] if "/" in k else k for k in known})[:30]
+            raise InputError(f"--keep-float: no quantized layer named {w!r}; layers: {', '.join(names)}")
         out.extend(hits)
     return list(dict.fromkeys(out))

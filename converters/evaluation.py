@@ -8,12 +8,11 @@ import os
 import numpy as np
 
 from edgecnn.calibration.datasets import image_folder
+from edgecnn.converters.verdict import DEFAULT_TOLERANCE, METRICS, mean_interval, wilson
 from edgecnn.errors import InputError
 from edgecnn.files import remove_temp, temp_file
 from edgecnn.profiling import summarize, time_invocations
 from edgecnn.runtime import Model
-
-from edgecnn.converters.verdict import DEFAULT_TOLERANCE, METRICS, mean_interval, wilson
 
 
 def bytes_to_model(data: bytes, name: str, temp_files: list | None = None):

@@ -266,6 +266,7 @@ def _sample_images(folder: Path) -> None:
     """onnx2tf runs every all-image-input model once on 20 sample pictures, which it downloads unless the
     file is in its working folder: give it ours (real photos, RGB in [0, 1], 128x128)."""
     import cv2
+
     from edgecnn.calibration.datasets import sample_photos
 
     photos = sample_photos()

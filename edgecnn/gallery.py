@@ -219,7 +219,8 @@ class Gallery:
         except BaseException as exc:
             _rollback(self.db)
             if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc) and "busy" not in str(exc):
-                raise EdgecnnError(f"cannot write to the gallery {self.path}: {why(exc, self.path.parent)}; {what} was not stored, the gallery is as it was") from None
+                raise EdgecnnError(f"cannot write to the gallery {self.path}: {why(exc, self.path.parent)}; "
+                                   f"{what} was not stored, the gallery is as it was") from None
             raise
 
     def close(self):
@@ -288,7 +289,8 @@ class Gallery:
             "SELECT i.name, COUNT(e.id), MIN(i.created), SUM(e.image IS NOT NULL) FROM identities i "
             "LEFT JOIN embeddings e ON e.identity_id=i.id GROUP BY i.id ORDER BY i.name"
         )
-        return [{"name": n, "embeddings": c, "enrolled": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), "images_kept": int(k or 0)} for n, c, t, k in rows]
+        return [{"name": n, "embeddings": c, "enrolled": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), "images_kept": int(k or 0)}
+                for n, c, t, k in rows]
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         rows = self.db.execute("SELECT i.name, e.vector FROM embeddings e JOIN identities i ON i.id=e.identity_id ORDER BY e.id").fetchall()

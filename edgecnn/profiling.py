@@ -260,5 +260,6 @@ def predict_latency(path, target_name: str) -> dict:
             out["range_ms"] = [round(x + mem["stream_ms_per_inference"], 3) for x in out["range_ms"]]
             out["streaming"] = chk["notes"][0]
         if not chk["compatible"]:
-            out["warning"] = "the model does not map fully to the Edge TPU: " + "; ".join(chk["problems"]) + " — ops on the host CPU make it far slower than this estimate"
+            out["warning"] = ("the model does not map fully to the Edge TPU: " + "; ".join(chk["problems"])
+                              + " — ops on the host CPU make it far slower than this estimate")
     return out

@@ -15,7 +15,6 @@ from pathlib import Path
 from edgecnn import tflite_file
 from edgecnn.targets.coverage import delegate_coverage
 
-
 ONCHIP_BYTES = 8e6  # the Edge TPU's SRAM for caching parameters (Coral docs: "roughly 8 MB")
 STREAM_BYTES_PER_S = 3.2e8  # parameters beyond it cross USB 3 on every inference (an estimate)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from helpers import FACES, assert_one_line_error, carried_model, run_cli
 
 pytestmark = [pytest.mark.device]

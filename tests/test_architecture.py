@@ -12,9 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"edgecnn.calibration": "calibration", "edgecnn.converters": "converters", "edgecnn.targets": "targets", "edgecnn": "edgecnn"}
 
 LOW = {"edgecnn", "edgecnn.errors", "edgecnn._quiet", "edgecnn._progress", "edgecnn.paths", "edgecnn.files", "edgecnn.metrics",
-       "edgecnn.video_io", "edgecnn.tflite_file", "edgecnn.tflite_validate", "edgecnn.tflite_metadata", "edgecnn.preprocess", "edgecnn.detection", "edgecnn.backend"}
-DEVICE = {"edgecnn.loader", "edgecnn._probe", "edgecnn.model_input", "edgecnn.runtime", "edgecnn.detectors", "edgecnn.overlay", "edgecnn.faces", "edgecnn.gallery", "edgecnn.camera", "edgecnn.profiling", "edgecnn.bundle", "edgecnn.stylize"}
-APP = {"edgecnn.demo", "edgecnn.demo_data", "edgecnn.report", "edgecnn.bundler", "edgecnn.facenet", "edgecnn.stylebuild", "edgecnn.styleopt", "edgecnn.benchmark", "edgecnn.benchmark_ray"}
+       "edgecnn.video_io", "edgecnn.tflite_file", "edgecnn.tflite_validate", "edgecnn.tflite_metadata", "edgecnn.preprocess",
+       "edgecnn.detection", "edgecnn.backend"}
+DEVICE = {"edgecnn.loader", "edgecnn._probe", "edgecnn.model_input", "edgecnn.runtime", "edgecnn.detectors", "edgecnn.overlay", "edgecnn.faces",
+          "edgecnn.gallery", "edgecnn.camera", "edgecnn.profiling", "edgecnn.bundle", "edgecnn.stylize"}
+APP = {"edgecnn.demo", "edgecnn.demo_data", "edgecnn.report", "edgecnn.bundler", "edgecnn.facenet", "edgecnn.stylebuild", "edgecnn.styleopt",
+       "edgecnn.benchmark", "edgecnn.benchmark_ray"}
 ORDER = ["low", "calibration", "models", "targets", "device", "converters", "app"]
 TF_SIDE = ("edgecnn.models", "edgecnn.converters")
 # The package's face re-exports the device runtime (``from edgecnn import Model``) on first use, so that

@@ -10,8 +10,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from helpers import assert_one_line_error, run_cli
+
 from edgecnn.demo_data import make_face_clip
 from edgecnn.detection import iou
 

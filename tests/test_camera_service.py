@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-
 from helpers import make_clip
 
 pytestmark = [pytest.mark.device, pytest.mark.slow]

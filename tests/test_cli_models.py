@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from helpers import assert_one_line_error, run_cli, run_cli_without_tf
 
 pytestmark = [pytest.mark.tf]

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import assert_one_line_error, run_cli
+
 from edgecnn import tflite_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
@@ -73,8 +73,8 @@ def test_int8_uint8_io_for_coral(lenet_int8_uint8, digits_lenet):
     info = tflite_file.read(out)
     assert info.tensors[info.inputs[0]].dtype == "uint8" and info.tensors[info.outputs[0]].dtype == "uint8"
     assert rep["coverage"]["edgetpu"]["first_unsupported"] is None  # everything maps; LeNet's TANH/AVG_POOL included
-    from edgecnn.runtime import Model
     from edgecnn.models.train.digits import digits_split
+    from edgecnn.runtime import Model
 
     _, test = digits_split()
     m = Model(out)

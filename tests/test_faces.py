@@ -11,7 +11,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
 from helpers import FACES, assert_one_line_error, run_cli, run_without_tf
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import FACES, assert_one_line_error, gallery_with, run_cli
 
 pytestmark = [pytest.mark.device]
@@ -138,8 +137,9 @@ def test_empty_files_and_folders_given_as_images_are_one_line(tmp_path):
 
 
 def test_a_detector_or_a_classifier_is_refused_as_an_embedder(tmp_path):
-    from edgecnn.detectors import find_model_file
     from helpers import carried_model
+
+    from edgecnn.detectors import find_model_file
 
     photo = FACES / "obama.jpg"
     for model, needle in ((find_model_file("blazeface"), "not one vector"), (carried_model("efficientnet_lite0.tflite"), "classifier")):

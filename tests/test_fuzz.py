@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from fuzzing import CLASSES, corpus, real_models, zeros_input
 from helpers import assert_one_line_error, make_clip, run_cli
 
@@ -26,7 +25,7 @@ def models():
 def crasher(models, tmp_path_factory):
     """Corpus file 659 (seed 0): EfficientNet-Lite0 with a subgraph input pointed at another tensor.
     It passes the validator, and the bare interpreter dies on it with SIGSEGV."""
-    for i, name, cls, data in corpus(models, 660, 0):
+    for i, _name, _cls, data in corpus(models, 660, 0):
         if i == 659:
             path = tmp_path_factory.mktemp("crash") / "subgraph_io.tflite"
             path.write_bytes(data)
@@ -53,7 +52,7 @@ def test_every_mutation_class_ends_in_a_clean_verdict_in_process(models, tmp_pat
     from edgecnn.runtime import Model
 
     seen, outcomes = set(), []
-    for i, name, cls, data in corpus(models, 3 * len(CLASSES) * 2, 7):
+    for i, _name, cls, data in corpus(models, 3 * len(CLASSES) * 2, 7):
         path = tmp_path / f"m{i}.tflite"
         path.write_bytes(data)
         seen.add(cls)
@@ -70,7 +69,7 @@ def test_every_mutation_class_ends_in_a_clean_verdict_in_process(models, tmp_pat
 
 def test_damaged_files_through_the_cli_paths(models, tmp_path):
     clip = make_clip(tmp_path / "c.mp4", frames=4)
-    for i, name, cls, data in corpus(models, 12, 3):
+    for i, _name, cls, data in corpus(models, 12, 3):
         path = tmp_path / f"m{i}.tflite"
         path.write_bytes(data)
         for args in (("profile", path, "--runs", "2"), ("camera", "--source", clip, "--detector", path, "--headless", "--max-frames", "2")):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import gallery_with, run_cli
 
 pytestmark = [pytest.mark.device]

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from helpers import lazy
 
 models = lazy("edgecnn.models")
@@ -45,7 +44,7 @@ def test_nin_mlpconv_counts(keras_session):
     assert m.count_params() == 966_986
     cccp = m.get_layer("mlpconv1_cccp1")
     assert cccp.kernel_size == (1, 1)  # 1x1 conv = per-pixel fully connected layer
-    assert not any(type(l).__name__ == "Dense" for l in m.layers)
+    assert not any(type(layer).__name__ == "Dense" for layer in m.layers)
 
 
 def test_resnet_basic_blocks_match_torchvision(keras_session):
@@ -55,7 +54,7 @@ def test_resnet_basic_blocks_match_torchvision(keras_session):
     m = models.build("resnet18", input_size=64, num_classes=5)
     assert m.output_shape == (None, 5)
     # projection shortcut only where the shape changes: 3 of 8 blocks in resnet18
-    assert sum(1 for l in m.layers if l.name.endswith("_0_conv")) == 3
+    assert sum(1 for layer in m.layers if layer.name.endswith("_0_conv")) == 3
 
 
 TABLE1_OPS = {"3a": 128e6, "3b": 304e6, "4a": 73e6, "4b": 88e6, "4c": 100e6, "4d": 119e6, "4e": 170e6, "5a": 54e6, "5b": 71e6}
@@ -107,7 +106,7 @@ def test_efficientnet_compound_scaling(keras_session):
     assert math.isclose(w, 1.21) and math.isclose(d, 1.44) and res == _layers.make_divisible(224 * 1.15**2, 8)
     m = models.build("efficientnet", phi=2.5, include_top=False)
     assert m.input_shape[1] == _layers.make_divisible(224 * 1.15**2.5, 8)
-    blocks = {l.name.split("_")[0] for l in m.layers if l.name.startswith("block")}
+    blocks = {layer.name.split("_")[0] for layer in m.layers if layer.name.startswith("block")}
     assert len(blocks) == sum(eff.round_repeats(b[1], 1.2**2.5) for b in eff.B0_BLOCKS)
     assert m.output_shape[-1] == eff.round_filters(1280, 1.1**2.5)
     # integer phi in 0..7 is the released B-model
@@ -118,7 +117,7 @@ def test_efficientnet_compound_scaling(keras_session):
 
 def test_mobilenet_v2_inverted_residual_structure(keras_session):
     m = models.build("mobilenet_v2", alpha=0.35, input_size=96, num_classes=3)
-    adds = [l for l in m.layers if type(l).__name__ == "Add"]
+    adds = [layer for layer in m.layers if type(layer).__name__ == "Add"]
     assert len(adds) == 10  # skips only where stride 1 and channels match
     proj = m.get_layer("block1_project_bn")  # projection is linear: BN feeds the next block directly
     assert not any(n.operation.name.startswith("block1_project_relu") for n in proj._outbound_nodes)

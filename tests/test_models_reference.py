@@ -3,7 +3,6 @@
 import gc
 
 import pytest
-
 from helpers import lazy
 
 keras = lazy("keras")
@@ -14,7 +13,7 @@ pytestmark = [pytest.mark.tf]
 
 def _ref_params(model):
     """Reference parameter count without preprocessing layers (Rescaling/Normalization)."""
-    skip = sum(l.count_params() for l in model.layers if type(l).__name__ in ("Rescaling", "Normalization"))
+    skip = sum(layer.count_params() for layer in model.layers if type(layer).__name__ in ("Rescaling", "Normalization"))
     return model.count_params() - skip
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import FACES, assert_one_line_error, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]

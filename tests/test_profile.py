@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from helpers import assert_one_line_error, run_cli
 
 from edgecnn.targets import load_target
-from helpers import assert_one_line_error, run_cli
 
 pytestmark = [pytest.mark.tf]
 

@@ -7,9 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import FACES, assert_one_line_error, carried_model, run_cli, run_without_tf
+
 from edgecnn.detectors import find_model_file
+
 
 @pytest.mark.device
 def test_device_modules_run_real_models_without_tensorflow(lenet_int8_uint8, tmp_path):
@@ -214,7 +215,8 @@ def test_runtime_order_and_forced_runtime(lenet_int8_uint8):
     code = "import sys; from edgecnn.runtime import Model; print(Model(sys.argv[1]).describe()['runtime'])"
     first = subprocess.run([sys.executable, "-c", code, str(lenet_int8_uint8[0])], capture_output=True, text=True)
     assert first.stdout.startswith("ai_edge_litert")
-    forced = subprocess.run([sys.executable, "-c", code, str(lenet_int8_uint8[0])], capture_output=True, text=True, env={**__import__("os").environ, "EDGECNN_RUNTIME": "tensorflow"})
+    env = {**__import__("os").environ, "EDGECNN_RUNTIME": "tensorflow"}
+    forced = subprocess.run([sys.executable, "-c", code, str(lenet_int8_uint8[0])], capture_output=True, text=True, env=env)
     assert forced.returncode == 0, forced.stderr
     assert forced.stdout.startswith("tensorflow")
 

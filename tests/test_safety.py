@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import FACES, assert_one_line_error, make_clip, run_cli, run_cli_without_tf
 
 from edgecnn.detectors import find_model_file
-from helpers import FACES, assert_one_line_error, make_clip, run_cli, run_cli_without_tf
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import carried_model, run_cli
 
 pytestmark = [pytest.mark.device]

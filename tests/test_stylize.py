@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from helpers import FACES, assert_one_line_error, make_clip, run_cli, run_without_tf
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from helpers import assert_one_line_error, run_cli
+
 from edgecnn.targets import list_targets, load_target
 from edgecnn.targets.coverage import delegate_coverage
 from edgecnn.targets.edgetpu import check, compile_for_edgetpu, parse_compiler_log

@@ -7,9 +7,9 @@ are the published EfficientNet-Lite0 (uint8) and DeepLab v3 (float) carried by o
 import cv2
 import numpy as np
 import pytest
+from helpers import carried_model
 
 from edgecnn.calibration.datasets import real_clip
-from helpers import carried_model
 
 pytestmark = [pytest.mark.device]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import FACES, FIXTURES, make_portrait_clip
 
 pytestmark = [pytest.mark.device]
@@ -73,9 +72,9 @@ def test_the_decoder_gives_mediapipes_own_answers(subgraph):
 def test_palm_and_pose_detectors_run_live_and_name_what_they_find(subgraph, tmp_path):
     """Through the public path (edgecnn's own resize) in the camera loop: what MediaPipe finds clearly
     (score 0.7 or more) is found, in the same place, named."""
-    from edgecnn import camera
-
     import cv2
+
+    from edgecnn import camera
 
     photos = sorted(REF["answers"])
     clip = make_portrait_clip(tmp_path / "c.mp4", [FACES / p for p in photos], frames_each=1, size=(384, 480))
@@ -121,10 +120,10 @@ def test_deeplab_gives_its_own_packages_masks(monkeypatch):
 
     import cv2
     from ai_edge_litert import interpreter as litert
+    from helpers import carried_model
 
     from edgecnn.detectors import open_detector
     from edgecnn.faces import read_image
-    from helpers import carried_model
 
     monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", litert)

@@ -5,7 +5,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from helpers import assert_one_line_error, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
@@ -80,7 +79,8 @@ def test_siamese_one_shot_verification_on_unseen_digits(siamese_trained, tmp_pat
     assert rep["heldout_identities"] == ["7", "8", "9"] and rep["train_identities"] == [str(i) for i in range(7)]
     assert rep["roc_auc"] >= 0.75 and rep["eer"] <= 0.32, rep
     # the trained embedder converts like any other model, with its threshold-ready metadata
-    conv = run_cli("convert", out, "--precision", "int8", "--calibration", "bundled:digits", "--samples", "100", "--output", tmp_path / "s.tflite", "--json", "--no-layers")
+    conv = run_cli("convert", out, "--precision", "int8", "--calibration", "bundled:digits", "--samples", "100", "--output", tmp_path / "s.tflite",
+                   "--json", "--no-layers")
     assert conv.returncode == 0, conv.stderr
     assert json.loads(conv.stdout)["accuracy"]["cosine_mean"] > 0.95
 

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import assert_one_line_error, run_cli
 
 

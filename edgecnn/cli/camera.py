@@ -26,7 +26,9 @@ def add_parser(sub) -> None:
         "(every frame in order), draw boxes, labels, scores, FPS and latency, show or write the result, print a summary.",
     )
     sp.add_argument("--source", help="camera index (default 0), video file or stream URL")
-    sp.add_argument("--detector", default="blazeface", help="blazeface | blazeface-full | MODEL.tflite: a MediaPipe SSD-anchor detector (BlazeFace, palm, pose), an edgecnn YOLO grid, a segmenter or a classifier")
+    sp.add_argument("--detector", default="blazeface",
+                    help="blazeface | blazeface-full | MODEL.tflite: a MediaPipe SSD-anchor detector (BlazeFace, palm, pose), "
+                    "an edgecnn YOLO grid, a segmenter or a classifier")
     sp.add_argument("--target", help="target profile (default cpu)")
     sp.add_argument("--threads", type=positive_int, help="interpreter threads (default: the target's)")
     sp.add_argument("--workers", type=positive_int,

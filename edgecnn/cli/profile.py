@@ -43,7 +43,6 @@ def add_parser(sub) -> None:
 def run_targets(args, extra) -> int:
     no_extra(extra)
     from edgecnn.targets import list_targets
-
     from edgecnn.targets.predict import summary
 
     targets = list_targets()
@@ -163,7 +162,8 @@ def print_profiles(results) -> None:
                       + (f" (1->2 speed-up {r['scaling_1_to_2']:.2f}x)" if r.get("scaling_1_to_2") else ""))
         if r.get("predict"):
             p = r["predict"]
-            con.print(f"predicted on {p['target']}: ~{p['estimate_ms']:.1f} ms (range {p['range_ms'][0]:.1f}-{p['range_ms'][1]:.1f} ms; {p['basis']}; {p['uncertainty']})")
+            lo, hi = p["range_ms"]
+            con.print(f"predicted on {p['target']}: ~{p['estimate_ms']:.1f} ms (range {lo:.1f}-{hi:.1f} ms; {p['basis']}; {p['uncertainty']})")
             if p.get("warning"):
                 con.print(f"[yellow]{p['warning']}[/yellow]")
         if r.get("peak_rss_bytes"):

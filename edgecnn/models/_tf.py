@@ -21,8 +21,8 @@ def tensorflow():
         return sys.modules["tensorflow"]
     try:
         with quiet_stderr():
-            import tensorflow as tf
             import keras  # noqa: F401
+            import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")
     except ImportError as exc:

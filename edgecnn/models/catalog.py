@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gc
 
-from edgecnn.models._tf import keras
-
 from edgecnn._progress import progress as progress_bar
-from edgecnn.models.registry import build, get_spec, list_models
+from edgecnn.models._tf import keras
 from edgecnn.models.measure import stats
+from edgecnn.models.registry import build, get_spec, list_models
 
 
 def model_catalog(names=None, progress: bool = False) -> list[dict]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
-from edgecnn.models._tf import layers
-
 from edgecnn.errors import InputError
+from edgecnn.models._tf import keras, layers
 from edgecnn.models.layers import input_tensor
 from edgecnn.models.registry import register_model
 

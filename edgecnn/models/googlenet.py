@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
-from edgecnn.models._tf import layers
-
+from edgecnn.models._tf import keras, layers
 from edgecnn.models.layers import conv_bn, input_tensor
 from edgecnn.models.registry import register_model
 

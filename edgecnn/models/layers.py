@@ -6,8 +6,7 @@ parameter counts match ``keras.applications`` exactly (see the tests).
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
-from edgecnn.models._tf import layers
+from edgecnn.models._tf import keras, layers
 
 BN_EPS = 1e-3
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgecnn.models._tf import keras
-from edgecnn.models._tf import layers
+from edgecnn.models._tf import keras, layers
 
 BYTES_PER_VALUE = 4
 

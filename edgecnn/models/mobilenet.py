@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
-
 from edgecnn.errors import InputError
+from edgecnn.models._tf import keras
 from edgecnn.models.layers import (
     classifier_head,
     conv_bn,

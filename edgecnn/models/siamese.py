@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
 import numpy as np
-from edgecnn.models._tf import layers
 
 from edgecnn.errors import InputError
+from edgecnn.models._tf import keras, layers
 from edgecnn.models.registry import get_spec, register_model
 
 DEFAULT_BACKBONE_OPTIONS = {"mobilenet_v2": {"alpha": 0.35}}

@@ -8,14 +8,11 @@ Decoding (sigmoid offsets in the cell, anchor-relative sizes, IoU, NMS) is devic
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
-from edgecnn.models._tf import layers
-
 from edgecnn.detection import DEFAULT_ANCHORS
 from edgecnn.errors import InputError
+from edgecnn.models._tf import keras, layers
 from edgecnn.models.layers import conv_bn, input_tensor
 from edgecnn.models.registry import get_spec, register_model
-
 
 ACTIVATIONS = ("leaky", "relu", "relu6")
 

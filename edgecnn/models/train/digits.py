@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
 import numpy as np
 
 from edgecnn.calibration.datasets import ImageSet, digits_images
+from edgecnn.models._tf import keras
 from edgecnn.models.registry import build
 from edgecnn.preprocess import PreprocessSpec
 

@@ -3,12 +3,12 @@ mAP@0.5 measured on held-out scenes."""
 
 from __future__ import annotations
 
-from edgecnn.models._tf import keras
 import numpy as np
 
 from edgecnn.calibration.datasets import sample_photos
 from edgecnn.detection import decode_yolo, iou
 from edgecnn.metrics import mean_average_precision
+from edgecnn.models._tf import keras
 from edgecnn.models.registry import build
 from edgecnn.preprocess import PreprocessSpec
 
