@@ -88,17 +88,17 @@ def test_200_shutdowns_at_random_moments_never_hang_or_leave_a_thread(tmp_path):
 
 def test_sigterm_on_a_dropping_live_stream_ends_the_process_with_143(tmp_path):
     """The reported hang: a SIGTERM while the stream reconnects printed the summary and left the process
-    alive. Ten SIGTERMs at random moments, each must end the process, with 143, within 20 s."""
+    alive. Six SIGTERMs at random moments, each must end the process, with 143, within 20 s."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from mjpeg import MjpegServer, jpegs_of_clip
 
     clip = make_clip(tmp_path / "c.mp4", frames=12)
     rnd = random.Random(9)
     with MjpegServer(jpegs_of_clip(clip), fps=20, drop_every=0.7) as url:
-        for _ in range(10):
+        for _ in range(6):
             p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "camera", "--source", url, "--headless", "--json",
                                   "--output", str(tmp_path / "live.mp4")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(rnd.uniform(2.0, 5.0))
+            time.sleep(rnd.uniform(1.5, 4.0))
             p.send_signal(signal.SIGTERM)
             out, err = p.communicate(timeout=20)
             assert p.returncode == 143, err
@@ -111,7 +111,7 @@ def test_a_soak_on_a_dropping_stream_reconnects_every_time_with_flat_memory_and_
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
     from soak import soak
 
-    r = soak(minutes=1.5, drop_every=20, fps=15, output=True)
+    r = soak(minutes=1.0, drop_every=15, fps=15, output=True)
     assert r["ok"], {k: r[k] for k in ("checks", "drops", "rss_growth_mb", "threads_after_warmup", "exit_code", "stderr_tail")}
     assert r["drops"] >= 3 and r["camera"]["frames_written"] == r["camera"]["frames"]
 
