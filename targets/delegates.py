@@ -76,6 +76,16 @@ def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None, mo
     """
     if profile.delegate in ("xnnpack", "none"):
         return DelegateChoice(profile.delegate, profile.delegate if profile.delegate == "xnnpack" else "cpu")
+    if profile.delegate == "edgetpu" and model_path and not compiled_for_edgetpu(model_path):
+        # libedgetpu takes only the ops edgetpu_compiler packed into its custom op: an int8 file it never
+        # compiled runs wholly on the CPU, whatever delegate is attached, and must not be reported as edgetpu
+        name = os.path.basename(str(model_path))
+        message = (f"{name} is not compiled for the Edge TPU (no edgetpu-custom-op): it runs on the CPU (XNNPACK); "
+                   f"compile it with: edgetpu_compiler -s {name} (or edgecnn bundle --target {profile.name})")
+        if strict:
+            raise DelegateUnavailable(message.replace(" it runs on the CPU (XNNPACK);", "") + " (or drop --strict to run it on the CPU)")
+        (warn or (lambda m: print(f"edgecnn: warning: {m}", file=sys.stderr)))(message)
+        return DelegateChoice(profile.delegate, "xnnpack", [], None, message)
     backend = get_backend()
     errors = []
     for lib in _candidates(profile):
@@ -98,6 +108,16 @@ def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None, mo
     else:
         warn(message)
     return DelegateChoice(profile.delegate, "xnnpack", [], None, message)
+
+
+def compiled_for_edgetpu(model_path) -> bool:
+    """Whether edgetpu_compiler made this file: it carries the ``edgetpu-custom-op`` custom op."""
+    from edgecnn import tflite_file
+
+    try:
+        return any(op.custom and op.name == "edgetpu-custom-op" for op in tflite_file.read(model_path).operators)
+    except Exception:  # noqa: BLE001 - not a file we can read: the loader says why, not this check
+        return True
 
 
 def _try_webgpu(path: str):

@@ -195,12 +195,19 @@ def test_an_interpreters_own_thread_pool_is_found_and_its_cpu_counted():
 
 def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8_file, tmp_path):
     out, _ = mnv2_int8_file
+    # an int8 file edgetpu_compiler never made runs on the CPU whatever is attached: said, never reported as edgetpu
     proc = run_cli("profile", out, "--target", "coral", "--runs", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "libedgetpu.so.1" in lines[0] and "running on the CPU" in lines[0] and "apt-get install" in lines[0]
+    assert len(lines) == 1 and "not compiled for the Edge TPU" in lines[0] and "edgetpu_compiler -s m.tflite" in lines[0], lines
     assert json.loads(proc.stdout)["delegate"] == "xnnpack"
-    assert_one_line_error(run_cli("profile", out, "--target", "coral", "--strict"), 2, "libedgetpu.so.1")
+    assert_one_line_error(run_cli("profile", out, "--target", "coral", "--strict"), 2, "not compiled for the Edge TPU")
+    # a delegate library that is not there: one line naming it and how to get it, then the CPU
+    proc = run_cli("profile", out, "--target", "android-gpu", "--runs", "3", "--json", env={"EDGECNN_GPU_DELEGATE": str(tmp_path / "libnone.so")})
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 0 and len(lines) == 1 and "libnone.so (not found)" in lines[0] and "running on the CPU" in lines[0], lines
+    assert_one_line_error(run_cli("profile", out, "--target", "android-gpu", "--strict", env={"EDGECNN_GPU_DELEGATE": str(tmp_path / "libnone.so")}),
+                          2, "libnone.so")
     # a library that exists but is no delegate plugin: AttributeError inside load_delegate, no __del__ noise
     proc = run_cli("profile", out, "--target", "android-gpu", "--runs", "3", "--json", env={"EDGECNN_GPU_DELEGATE": "/lib/x86_64-linux-gnu/libm.so.6"})
     assert proc.returncode == 0
