@@ -195,6 +195,21 @@ def run_recipe(c: Conversion) -> float:
     return seconds
 
 
+def standard_metadata(c: Conversion) -> bytes:
+    """The file with the standard TFLITE_METADATA other runtimes read (MediaPipe Tasks, the Task Library),
+    for a one-image model whose preprocessing they can say: a classifier's labels packed with it."""
+    from edgecnn.converters.standard_metadata import with_standard_metadata
+
+    info = tflite_file.parse(c.data)
+    if len(info.inputs) != 1 or len(info.tensors[info.inputs[0]].shape) != 4 or c.spec.normalize == "whiten":
+        return c.data
+    out_shape = info.tensors[info.outputs[0]].shape
+    labels = c.meta.get("labels") if c.meta.get("task") == "classification" and len(info.outputs) == 1 else None
+    if labels and (len(out_shape) != 2 or out_shape[-1] != len(labels)):
+        labels = None
+    return with_standard_metadata(c.data, c.spec, labels, c.src.name)
+
+
 def start_report(c: Conversion, seconds: float) -> None:
     info = tflite_file.parse(c.data, str(c.out))
     c.report = {
@@ -331,6 +346,7 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
         stage("per-layer quantization error")
     debug_layers(c)
     judge(c)
+    c.data = standard_metadata(c)
     atomic_write(c.out, c.data)
     stage(f"wrote {c.out}")
     if c.assumed:  # after the work: a failure stays one line

@@ -285,13 +285,14 @@ def _schema():
     raise InputError("reading .tflite files needs the LiteRT runtime: pip install ai-edge-litert")
 
 
-def with_metadata(model_bytes: bytes, meta: dict, name: str = METADATA_NAME) -> bytes:
-    """Return the model bytes with the JSON metadata entry ``name`` set (replacing an older one)."""
+def with_metadata(model_bytes: bytes, meta: dict | None, name: str = METADATA_NAME, raw: bytes | None = None) -> bytes:
+    """Return the model bytes with the metadata entry ``name`` set (replacing an older one): ``meta`` as
+    JSON, or ``raw`` bytes as they are (the standard TFLITE_METADATA flatbuffer)."""
     import flatbuffers
 
     schema = _schema()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model_bytes, 0))
-    payload = json.dumps(meta, sort_keys=True, default=str).encode("utf-8")
+    payload = raw if raw is not None else json.dumps(meta, sort_keys=True, default=str).encode("utf-8")
     buf = schema.BufferT()
     import numpy as np
 
