@@ -126,6 +126,12 @@ def test_empty_files_and_folders_given_as_images_are_one_line(tmp_path):
         proc = run_cli(*args, "--gallery", tmp_path / "g.db")
         assert proc.returncode == 2 and needle in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert not (tmp_path / "g.db").exists()
+
+
+@pytest.mark.slow
+def test_empty_or_foreign_files_are_one_line_in_bundle_camera_and_convert(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
     (tmp_path / "empty.keras").write_bytes(b"")
     (tmp_path / "text.h5").write_text("not hdf5")
     for args, needle in ((("bundle", "--target", "cpu", "--output", tmp_path / "b", "--enroll", f"bob={empty}"), "empty (0 bytes)"),
@@ -309,6 +315,7 @@ def _remounted_read_only(mnt: Path, *files):
     yield mnt
 
 
+@pytest.mark.slow
 def test_outputs_on_a_read_only_medium_are_one_line_before_any_work(read_only_folder, tmp_path):
     from edgecnn.detectors import find_model_file
 

@@ -66,6 +66,7 @@ def test_a_new_gallery_on_a_full_disk_is_one_line_and_leaves_no_empty_file(small
     assert _left(small_disk, filler) == []  # before: a 0-byte g.db with its -wal and -shm, "not a gallery" from then on
 
 
+@pytest.mark.slow
 @pytest.mark.tf
 def test_convert_and_stylize_into_a_full_disk_are_one_line_and_write_nothing(small_disk):
     filler = fill(small_disk)

@@ -218,6 +218,7 @@ def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8_file
     assert_one_line_error(run_cli("profile", out, "--target", "android-gpu", "--strict"), 2, "WebGPU")
 
 
+@pytest.mark.slow  # a TensorFlow interpreter in a child process beside LiteRT's
 def test_runtime_order_and_forced_runtime(lenet_int8_uint8):
     code = "import sys; from edgecnn.runtime import Model; print(Model(sys.argv[1]).describe()['runtime'])"
     first = subprocess.run([sys.executable, "-c", code, str(lenet_int8_uint8[0])], capture_output=True, text=True)

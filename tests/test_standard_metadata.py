@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import FIXTURES, run_cli
 
-pytestmark = [pytest.mark.tf]
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 LABELS = [str(i) for i in range(10)]
 
