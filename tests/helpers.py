@@ -163,3 +163,18 @@ def gallery_with(path: Path, names: list, seed: int) -> None:
         v = rng.normal(size=128).astype(np.float32)
         g.enroll(name, [v / np.linalg.norm(v)], "test-embedder")
     g.close()
+
+
+def commit_then_die(db_path: Path, name: str) -> None:
+    """Insert an identity ``name`` into the gallery at ``db_path`` and SIGKILL the process right after the
+    commit: the enrolment is committed but waits in the -wal (no checkpoint), as a killed enrolment leaves it."""
+    import subprocess
+    import sys
+
+    code = ("import sqlite3, os, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA wal_autocheckpoint=0')\n"
+            "db.execute('INSERT INTO identities (name, created) VALUES (?, 0)', (sys.argv[2],))\n"
+            "os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", code, str(db_path), name])
+    assert Path(str(db_path) + "-wal").stat().st_size > 0  # committed, in the log only

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FACES, assert_one_line_error, gallery_with, run_cli
+from helpers import FACES, assert_one_line_error, commit_then_die, gallery_with, run_cli
 
 pytestmark = [pytest.mark.device]
 
@@ -102,14 +102,7 @@ def test_a_replaced_gallery_never_meets_the_old_ones_write_ahead_log(tmp_path):
     gallery_with(new_gallery, ["carol"], 2)
     out = tmp_path / "b"
     assert _bundle(out, "cpu", home, "--gallery", old_gallery).returncode == 0
-    killed = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, os, sys\n"
-        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA wal_autocheckpoint=0')\n"
-        "db.execute(\"INSERT INTO identities (name, created) VALUES ('mallory', 0)\")\n"
-        "os.kill(os.getpid(), 9)\n"), str(out / "gallery.db")])
-    killed.wait()
-    assert (out / "gallery.db-wal").stat().st_size > 0  # a committed enrolment waits in the log
+    commit_then_die(out / "gallery.db", "mallory")  # a committed enrolment waits in the log
     assert _bundle(out, "cpu", home, "--gallery", new_gallery, "--force").returncode == 0
     db = sqlite3.connect(str(out / "gallery.db"))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import gallery_with, run_cli
+from helpers import commit_then_die, gallery_with, run_cli
 
 pytestmark = [pytest.mark.device]
 
@@ -141,14 +141,7 @@ def test_a_device_gallery_is_carried_by_sqlite_backup_where_hard_links_fail(tmp_
     out = tmp_path / "b"
     bundler.make_bundle("cpu", out, with_embedder=False, with_gallery=False)
     gallery_with(out / "gallery.db", ["alice"], 1)
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, os, sys\n"
-        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "db.execute('PRAGMA wal_autocheckpoint=0')\n"
-        "db.execute(\"INSERT INTO identities (name, created) VALUES ('bob', 0)\")\n"
-        "os.kill(os.getpid(), 9)\n"), str(out / "gallery.db")])
-    writer.wait()
-    assert (out / "gallery.db-wal").stat().st_size > 0  # bob is committed, in the log only
+    commit_then_die(out / "gallery.db", "bob")
 
     def no_links(*args, **kwargs):
         raise PermissionError(1, "Operation not permitted")
