@@ -62,7 +62,7 @@ def test_a_replacement_cut_between_its_renames_is_undone_by_the_next_reader(tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_forced_bundle_killed_at_any_moment_is_always_whole(tmp_path, sig):
-    """``bundle --force`` killed at 40 moments spread over its run: the folder always holds the old
+    """``bundle --force`` killed at 50 moments spread over its run (100 with both signals): the folder always holds the old
     bundle or the new one, every file matching its manifest; the user's own file survives; after the
     next run nothing of the killed ones is left beside it."""
     home = tmp_path / "home"
@@ -75,7 +75,7 @@ def test_a_forced_bundle_killed_at_any_moment_is_always_whole(tmp_path, sig):
     rng = random.Random(int(sig))
     seen = {"cpu": 0, "rpi5": 0}
     env = {**os.environ, "EDGECNN_HOME": str(home)}
-    for i in range(40):
+    for i in range(50):
         target = ("cpu", "rpi5")[i % 2]
         p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "bundle", "--target", target, "--no-embedder", "--output", str(out),
                               "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
