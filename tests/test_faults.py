@@ -246,10 +246,9 @@ def test_a_stream_server_that_never_answers_is_one_line_in_seconds_not_a_minute(
     silent.listen(4)
     try:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/stream.mjpg"
-        t0 = time.monotonic()
-        proc = run_cli("camera", "--source", url, "--headless", "--max-frames", "3", timeout=120)
+        # run_cli's timeout is the hang guard: the two 30 s tries it made before would pass it by
+        proc = run_cli("camera", "--source", url, "--headless", "--max-frames", "3", timeout=55)
         assert_one_line_error(proc, 2, "no video from it within 10 s")
-        assert time.monotonic() - t0 < 45  # not the two 30 s tries (the bound is loose: a busy machine)
     finally:
         silent.close()
 
