@@ -144,7 +144,7 @@ def test_bad_inputs_exit_2_one_line_nothing_written(tmp_path, digits_lenet):
     assert_one_line_error(run_cli("convert", tmp_path / "missing.keras", *ok), 2, "not found")
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")
-    assert_one_line_error(run_cli("convert", bad, *ok), 2, "cannot load Keras model")
+    assert_one_line_error(run_cli("convert", bad, *ok), 2, "is not a .keras file: not a zip archive")
     assert_one_line_error(run_cli("convert", "resnet51", *ok), 2, "unknown model")
     assert_one_line_error(run_cli("convert", "lenet5", "--precision", "int4", *ok), 2, "--precision: 'int4' is not one of fp32")
     assert_one_line_error(run_cli("convert", "lenet5", "--io", "uint8", "--precision", "fp16", *ok), 2, "--io uint8 needs")
