@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 
 from edgecnn._progress import progress as progress_bar
-from edgecnn.errors import EdgecnnError, InputError, first_line, hold_signals, note
+from edgecnn.errors import EdgecnnError, InputError, first_line, note, shut_down, start_threads
 from edgecnn.overlay import Hud, LabelSmoother, draw, has_display
 from edgecnn.video_io import (
     FrameSource,
@@ -282,8 +282,7 @@ def run(
         return time.process_time(), src.decode_seconds, sum(d.model.pool_cpu_seconds() for d in dets_by_worker)
     t_start, cpu = time.perf_counter(), [clocks()]
     try:
-        for t in threads_started:  # inside: a signal between two starts still stops the ones started
-            t.start()
+        start_threads(threads_started)  # inside the try: a signal meanwhile still stops the ones started
         with progress_bar("camera", total or None, progress) as tick:
             if own:  # the workers tally their own frames: wait for them (Ctrl-C still reaches this thread)
                 done = 0
@@ -339,21 +338,16 @@ def run(
     except BaseException:
         abandoned[0] = True  # the partial video goes, once the writer thread is done with it
         raise
-    finally:
-        with hold_signals() as held:  # a second signal does not cut the shutdown short
-            stop.set()
-            out_q.put(_STOP)
-            for t in threads_started:  # every wait in them is bounded and checks stop: joined, never timed out
-                if t.ident is not None:
-                    t.join()
-            cpu.append(clocks())
-            src.close()
-            if writer is not None:  # never before its thread ends: releasing it mid-write crashes the process
-                writer.finish(keep=not writer_error and not abandoned[0])
-            if show:
-                cv2.destroyAllWindows()
-    if held.held and quit_reason not in ("interrupted", "terminated"):
-        quit_reason = "terminated" if held.held[0] == 15 else "interrupted"  # SIGTERM
+    finally:  # to the end whatever signals come. Every wait in the threads is bounded and checks stop, so no join is
+        # timed; the threads end before the capture and the writer are released (released mid-read or mid-write, they crash)
+        def finish_video():
+            writer.finish(keep=not writer_error and not abandoned[0])
+
+        held = shut_down([stop.set, lambda: out_q.put(_STOP), *[t.join for t in threads_started if t.ident is not None],
+                          lambda: cpu.append(clocks()), src.close, *([finish_video] if writer is not None else []),
+                          *([cv2.destroyAllWindows] if show else [])])
+    if held and quit_reason not in ("interrupted", "terminated"):
+        quit_reason = "terminated" if held[0] == 15 else "interrupted"  # SIGTERM
     elapsed = time.perf_counter() - t_start
     frames, with_dets, total_dets = (sum(c[i] for c in tallies) for i in range(3))
     latencies = [x for lat in lat_by_worker for x in lat]

@@ -67,9 +67,9 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
 class hold_signals:  # noqa: N801 - used as a context manager, like contextlib's
     """SIGINT and SIGTERM that arrive inside the block are held, not raised: a shutdown that a second
-    Ctrl-C cut half-way would leave threads running, a capture unreleased and a video unfinished. Each one
-    held is recorded as a stop (:func:`request_stop`), so the CLI still exits with its code; ``held`` lists
-    them. Outside the main thread (where Python runs handlers) it holds nothing."""
+    Ctrl-C cut half-way would leave threads running, a capture unreleased and a video unfinished.
+    ``held`` lists them for the caller to act on (a library leaves the process-wide stop record alone:
+    the CLI records it). Outside the main thread (where Python runs handlers) it holds nothing."""
 
     def __init__(self):
         self.held: list = []
@@ -80,19 +80,56 @@ class hold_signals:  # noqa: N801 - used as a context manager, like contextlib's
         import threading
 
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                old = signal.getsignal(s)
-                if callable(old) or s == signal.SIGTERM:  # an ignored SIGINT (a background job) stays ignored
-                    self._old[s] = signal.signal(s, self._hold)
+            try:
+                for s in (signal.SIGINT, signal.SIGTERM):
+                    if callable(signal.getsignal(s)) or s == signal.SIGTERM:  # an ignored SIGINT (a background job) stays ignored
+                        self._old[s] = signal.signal(s, self._hold)
+            except BaseException:  # a signal between the two swaps: the first swap is undone, nothing stays held
+                self.__exit__()
+                raise
         return self
 
     def _hold(self, signum, frame):
         self.held.append(signum)
-        request_stop(signum)
 
     def __exit__(self, *exc):
         import signal
 
-        for s, old in self._old.items():
+        while self._old:
+            s, old = self._old.popitem()
             signal.signal(s, old)
         return False
+
+
+def start_threads(threads) -> None:
+    """Start ``threads`` with SIGINT and SIGTERM held: a ``start()`` cut short by a signal can leave a
+    thread running that its owner never learns of, and so never stops or joins. A signal held meanwhile
+    is raised once they have all started, where the owner's shutdown sees every one of them."""
+    import signal
+
+    with hold_signals() as hold:
+        for t in threads:
+            t.start()
+    if hold.held:
+        raise Terminated() if hold.held[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def shut_down(steps) -> list:
+    """Run ``steps`` (callables, in order) to the end whatever signals arrive: under :class:`hold_signals`,
+    and a signal that slips in while the hold is being set up is held with the rest (the step it cut runs
+    again, so steps must bear a second run). A shutdown cut half-way leaves threads running. Returns the
+    signals held."""
+    import signal
+
+    held: list = []
+    i = 0
+    while i < len(steps):
+        try:
+            with hold_signals() as hold:
+                while i < len(steps):
+                    steps[i]()
+                    i += 1
+            held += hold.held
+        except KeyboardInterrupt as exc:
+            held.append(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    return held

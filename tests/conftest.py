@@ -1,5 +1,6 @@
 import contextlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -144,3 +145,14 @@ def small_disk(tmp_path):
 def read_only_folder(tmp_path):
     with _tmpfs(tmp_path / "ro", "ro,size=64k") as mnt:
         yield mnt
+
+
+@pytest.fixture
+def sigint_reaches_python():
+    """A shell's background job starts with SIGINT ignored, and Python then leaves it ignored (no
+    KeyboardInterrupt, and interrupt_main does nothing): the tests that send SIGINT on purpose take it
+    back, for this process and the ones it starts (an exec'd child resets a handled signal to
+    its default, while an ignored one stays ignored)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)

@@ -1,7 +1,6 @@
 """The camera loop on clips made from real photos, through real OpenCV video I/O."""
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -183,16 +182,6 @@ def test_realtime_pacing_keeps_the_files_clock(face_clip):
     s = camera.run(source=str(clip), headless=True, realtime=True, detector="blazeface-full")
     assert s["frames"] + s["dropped"] == 40  # every frame of the file processed or counted as skipped
     assert s["seconds"] >= 40 / 12 * 0.8  # paced at the clip's 12 fps, not as fast as possible
-
-
-@pytest.fixture
-def sigint_reaches_python():
-    """A shell's background job starts with SIGINT ignored, and Python then leaves it ignored (no
-    KeyboardInterrupt, and interrupt_main does nothing): the tests that send SIGINT on purpose take it
-    back, for this process and the ones it starts."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
 
 
 def test_ctrl_c_while_the_workers_tally_their_own_frames_ends_with_the_summary(face_clip, sigint_reaches_python):

@@ -16,10 +16,15 @@ if not os.environ.get("EDGECNN_DEBUG"):  # one line per problem: OpenCV's and FF
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 from edgecnn import __version__
-from edgecnn.cli import benchmark, camera, convert, demo, faces, models, profile, stylize, train
 from edgecnn.errors import EdgecnnError, Terminated, first_line, request_stop, stop_requested
 
-GROUPS = (models, convert, profile, camera, faces, stylize, benchmark, demo, train)
+
+def command_groups() -> tuple:
+    """The command modules, imported by :func:`build_parser` once the signal handlers are in place: a
+    Ctrl-C while they load is a clean stop (exit 130), not a traceback from an import."""
+    from edgecnn.cli import benchmark, camera, convert, demo, faces, models, profile, stylize, train
+
+    return (models, convert, profile, camera, faces, stylize, benchmark, demo, train)
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"edgecnn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for group in GROUPS:
+    for group in command_groups():
         group.add_parser(sub)
     return p
 
@@ -120,3 +125,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgecnn {args.command}: internal error: {type(exc).__name__}: {first_line(exc)} (set EDGECNN_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
+
+
+def entry() -> None:
+    """The ``edgecnn`` command: :func:`main`, the exit hooks (temporary files), then out at once. The
+    interpreter's own teardown (TensorFlow's among it) takes a second and runs with the default signal
+    handlers back: a Ctrl-C then killed a finished run by SIGINT and lost its buffered output."""
+    import atexit
+
+    from edgecnn.errors import hold_signals
+
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's --help and usage errors
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    try:
+        with hold_signals():  # the work is done and said: a late signal does not change how it ended
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+    finally:
+        os._exit(code)

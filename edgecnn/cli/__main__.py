@@ -1,5 +1,3 @@
-import sys
+from edgecnn.cli import entry
 
-from edgecnn.cli import main
-
-sys.exit(main())
+entry()

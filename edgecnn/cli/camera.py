@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from edgecnn.cli._output import (
     check_output_folder,
@@ -14,7 +15,7 @@ from edgecnn.cli._output import (
     positive_int,
     print_json,
 )
-from edgecnn.errors import InputError
+from edgecnn.errors import InputError, request_stop, stop_requested
 from edgecnn.files import check_clashes
 
 
@@ -92,6 +93,8 @@ def run(args, extra) -> int:
         workers=args.workers, reconnect=args.reconnect,
         max_memory=int(args.max_memory * 2**20) if args.max_memory else None,
     )
+    if summary["ended_by"] in ("interrupted", "terminated") and not stop_requested():
+        request_stop(signal.SIGTERM if summary["ended_by"] == "terminated" else signal.SIGINT)  # a signal held while it stopped
     if args.json:
         print_json(summary)
         return 0
