@@ -56,6 +56,14 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _unraisable(info) -> None:
+    """A stop raised inside a library's finaliser is lost there (Python prints it with a traceback and goes
+    on): it is recorded (:func:`request_stop`) and acted on by the CLI, so its traceback is noise."""
+    if isinstance(info.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(info)
+
+
 def _on_sigint(signum, frame):
     request_stop(signum)
     raise KeyboardInterrupt()
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     if threading.current_thread() is threading.main_thread():
+        sys.unraisablehook = _unraisable
         signal.signal(signal.SIGTERM, _on_sigterm)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT (a background job) stays ignored
             signal.signal(signal.SIGINT, _on_sigint)
