@@ -99,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     try:  # a signal while the parser is built is a stop like any other, not a traceback
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
-    except Terminated:
-        print("edgecnn: terminated before it started; nothing was written", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("edgecnn: interrupted before it started; nothing was written", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, ImportError) as exc:
+        # a signal inside a C extension's import (numpy's) surfaces as that import's ImportError
+        if isinstance(exc, ImportError) and not stop_requested():
+            raise
+        term = isinstance(exc, Terminated) or stop_requested() == signal.SIGTERM
+        print(f"edgecnn: {'terminated' if term else 'interrupted'} before it started; nothing was written", file=sys.stderr)
+        return 143 if term else 130
     if args.command is None:
         parser.print_help()
         return 2
