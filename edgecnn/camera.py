@@ -357,7 +357,7 @@ def run(
     if writer_error:
         raise EdgecnnError(f"writing {output} failed: {writer_error[0]}")
     lat = summarize(latencies) if latencies else {}
-    process, decoding, pools = (b - a for a, b in zip(*cpu))
+    process, decoding, pools = (b - a for a, b in zip(cpu[0], cpu[-1]))  # the start and the end of the loop
     invoke = sum(invoke_cpu) + pools  # on the invoking threads' clocks, and on the interpreters' pools
     summary = {
         "source": str(src.source),
