@@ -92,6 +92,13 @@ class hold_signals:  # noqa: N801 - used as a context manager, like contextlib's
     def _hold(self, signum, frame):
         self.held.append(signum)
 
+    def raise_held(self) -> None:
+        """After the block: raise the first signal held in it, as its handler would have."""
+        import signal
+
+        if self.held:
+            raise Terminated() if self.held[0] == signal.SIGTERM else KeyboardInterrupt()
+
     def __exit__(self, *exc):
         import signal
 
@@ -105,13 +112,10 @@ def start_threads(threads) -> None:
     """Start ``threads`` with SIGINT and SIGTERM held: a ``start()`` cut short by a signal can leave a
     thread running that its owner never learns of, and so never stops or joins. A signal held meanwhile
     is raised once they have all started, where the owner's shutdown sees every one of them."""
-    import signal
-
     with hold_signals() as hold:
         for t in threads:
             t.start()
-    if hold.held:
-        raise Terminated() if hold.held[0] == signal.SIGTERM else KeyboardInterrupt()
+    hold.raise_held()
 
 
 def shut_down(steps) -> list:

@@ -11,7 +11,7 @@ from collections import deque
 from pathlib import Path
 
 from edgecnn._quiet import quiet_stderr
-from edgecnn.errors import EdgecnnError, InputError
+from edgecnn.errors import EdgecnnError, InputError, start_threads
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
@@ -195,9 +195,14 @@ class FrameSource:
             raise InputError(f"video source {source} opened but gave no frame (empty or unreadable file)")
         self._first = first
         self._shape = first.shape
-        if self.live:
+
+    def start(self) -> None:
+        """Start a live source's capture thread (the first :meth:`read` does it where nobody did). Not in
+        the constructor: a signal between a constructor's return and its caller's ``try`` would leave a
+        thread running that nobody holds to close. Here the thread is this object's before it starts."""
+        if self.live and self._thread is None:
             self._thread = threading.Thread(target=self._capture_loop, name="edgecnn-capture", daemon=True)
-            self._thread.start()
+            start_threads([self._thread])
 
     def release(self, frame) -> None:
         """Hand back a frame from :meth:`read` that nobody uses any more: it is decoded into again."""
@@ -267,6 +272,7 @@ class FrameSource:
 
     def read(self):
         if self.live:
+            self.start()
             with self._cond:
                 while self._latest is None and not self._done:
                     self._cond.wait(timeout=0.5)
@@ -304,7 +310,7 @@ class FrameSource:
         is bounded by the stream timeouts), so the capture is never released under a running read."""
         self._done = True
         self._wake.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:
             self._thread.join()
         self.cap.release()
 

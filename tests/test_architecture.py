@@ -15,7 +15,7 @@ LOW = {"edgecnn", "edgecnn.errors", "edgecnn._quiet", "edgecnn._progress", "edge
        "edgecnn.video_io", "edgecnn.tflite_file", "edgecnn.tflite_validate", "edgecnn.tflite_metadata", "edgecnn.preprocess",
        "edgecnn.detection", "edgecnn.backend"}
 DEVICE = {"edgecnn.loader", "edgecnn._probe", "edgecnn.model_input", "edgecnn.runtime", "edgecnn.detectors", "edgecnn.overlay", "edgecnn.faces",
-          "edgecnn.gallery", "edgecnn.camera", "edgecnn.profiling", "edgecnn.bundle", "edgecnn.stylize"}
+          "edgecnn.gallery", "edgecnn.camera", "edgecnn.camera_loop", "edgecnn.profiling", "edgecnn.bundle", "edgecnn.stylize"}
 APP = {"edgecnn.demo", "edgecnn.demo_data", "edgecnn.report", "edgecnn.bundler", "edgecnn.facenet", "edgecnn.stylebuild", "edgecnn.styleopt",
        "edgecnn.benchmark", "edgecnn.benchmark_ray"}
 ORDER = ["low", "calibration", "models", "targets", "device", "converters", "app"]

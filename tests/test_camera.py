@@ -13,6 +13,7 @@ from helpers import assert_one_line_error, run_cli
 
 from edgecnn.demo_data import make_face_clip
 from edgecnn.detection import iou
+from edgecnn.video_io import FrameSource
 
 pytestmark = [pytest.mark.device]
 
@@ -139,10 +140,8 @@ def test_avi_output_and_full_range_detector_and_max_frames(face_clip, tmp_path):
 
 def test_live_source_keeps_newest_frame_and_counts_drops(face_clip):
     """A source read as live (like a camera) is never waited for: frames the loop missed are dropped and counted."""
-    from edgecnn import camera
-
     clip, _ = face_clip
-    src = camera.FrameSource(clip, live=True, reconnect=0)
+    src = FrameSource(clip, live=True, reconnect=0)
     got = []
     while (item := src.read()) is not None:
         got.append(item)
@@ -160,11 +159,9 @@ def test_live_source_that_stops_reconnects_then_ends_with_summary(face_clip, tmp
     """A stream that goes away for good: reconnect attempts with backoff, then a clean end with the summary."""
     import shutil
 
-    from edgecnn import camera
-
     clip = tmp_path / "stream.mp4"
     shutil.copy(face_clip[0], clip)
-    src = camera.FrameSource(clip, live=True, reconnect=2, backoff=0.2)
+    src = FrameSource(clip, live=True, reconnect=2, backoff=0.2)
     clip.unlink()  # the source disappears while it is being read
     t0 = time.perf_counter()
     frames = 0
