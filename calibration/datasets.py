@@ -36,7 +36,7 @@ class ImageSet:
     def split(self, held_out: int):
         """(calibration, held-out) sets: every k-th image held out so both span the source."""
         n = len(self.images)
-        held_out = max(0, min(held_out, n // 2))
+        held_out = max(0, min(held_out, n - 1))  # one image at least stays for calibration
         if held_out == 0:
             return self, ImageSet([], self.source)
         step = n / held_out

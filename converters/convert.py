@@ -162,6 +162,7 @@ def read_data(c: Conversion) -> None:
         raise InputError(f"--precision {c.precision} needs calibration data: --calibration DIR|VIDEO|bundled")
     n = len(c.images)  # calibration keeps its samples; evaluation gets what is left, at least a fifth
     held = opts.held_out if opts.held_out is not None else min(EVAL_SAMPLES, max(n - opts.samples, n // 5)) if n >= 4 else 0
+    held = min(held, n - min(opts.samples, n // 2))  # calibration keeps its samples, or half of a smaller source
     c.calib, c.held_out = c.images.split(held)
     if c.precision in NEEDS_CALIBRATION and len(c.calib) == 0:
         raise InputError("calibration gave no images")
@@ -369,7 +370,10 @@ def judge(c: Conversion) -> None:
     accuracy = kf.get("accuracy_after") if used else c.report.get("accuracy")
     c.report["verdict"] = verdict.decide(c.src.task, c.precision, accuracy, c.opts.tolerance, kf.get("layers") if used else None,
                                          c.report.get("reference"))
-    c.report["speed"] = verdict.speed(c.report.get("latency_ms"), c.target.name) if c.precision != "fp32" else None
+    latency = c.report.get("latency_ms")
+    if used and latency and kf.get("latency_p50_ms"):  # the speed of the file written, with its float layers
+        latency = {**latency, "p50": kf["latency_p50_ms"], "speedup_vs_fp32": kf["speedup_vs_fp32"]}
+    c.report["speed"] = verdict.speed(latency, c.target.name) if c.precision != "fp32" else None
 
 
 def _any_image(c: Conversion):

@@ -69,6 +69,14 @@ def lost(task: str, acc: dict, tolerance: float | None = None) -> bool:
     return acc.get(metric, 1.0) < (DEFAULT_TOLERANCE[metric] if tolerance is None else tolerance)
 
 
+def proven(task: str, acc: dict, tolerance: float | None = None) -> bool:
+    """The task's metric within its tolerance with 95% confidence: the lower end of its interval (what
+    the verdict's "deploy" asks for)."""
+    metric = METRICS.get(task, "cosine_mean")
+    lo = (acc.get(metric + "_ci95") or [acc.get(metric, 0.0)])[0]
+    return lo >= (DEFAULT_TOLERANCE[metric] if tolerance is None else tolerance)
+
+
 def evaluate_folder(folder, spec, q_model, f_model, limit: int) -> dict:
     """Real top-1 of the float and converted models on a folder of class subfolders."""
     data = image_folder(folder, limit, with_classes=True, min_side=2 * max(spec.height, spec.width))

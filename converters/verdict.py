@@ -66,7 +66,7 @@ def decide(task: str | None, precision: str, accuracy: dict | None, tolerance: f
         how = " even with the listed layers in float" if kept_float else "; try --keep-float auto, per-channel calibration or more calibration data"
         return {**base, "verdict": DO_NOT, "float_layers": list(kept_float or []), "reason": f"{shown} < {tol:g}{how}"}
     return {**base, "verdict": UNDECIDED,
-            "reason": f"{shown}: the interval straddles {tol:g}; measure on more held-out inputs (--held-out 200, --eval DIR)"}
+            "reason": f"{shown}: the interval straddles {tol:g}; measure on more held-out inputs (--held-out {max(200, 4 * n)}, --eval DIR)"}
 
 
 def speed(latency: dict | None, target: str) -> dict | None:

@@ -84,6 +84,7 @@ def write_convert_html(report: dict, path) -> None:
         ax.set_xlabel("RMSE / quantization step (0.29 = rounding only)")
         imgs.append(("Worst quantized layers", _png(fig)))
         plt.close(fig)
+    imgs += _keep_float_plot(plt, report)
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(report.get(k)))}</td></tr>"
         for k in ("output", "precision", "target", "io", "size_bytes", "float_size_bytes", "size_ratio", "seconds", "float_tensors")
@@ -99,3 +100,22 @@ pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style></head>
 <table>{rows}</table><h2>Accuracy against the float model</h2><table>{acc_rows or '<tr><td>not measured</td></tr>'}</table>
 {pics}<h2>Report (JSON)</h2><pre>{html.escape(json.dumps(report, indent=2, default=str))}</pre></body></html>"""
     atomic_write(path, page.encode("utf-8"))
+
+
+def _keep_float_plot(plt, report: dict) -> list:
+    """The trade-off curve of ``--keep-float auto``: the accuracy bought with float layers (and bytes)."""
+    steps = (report.get("keep_float") or {}).get("steps") or []
+    if not steps:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([s["size_vs_int8"] for s in steps], [s["metric"] for s in steps], marker="o")
+    for s in steps:
+        ax.annotate(f"{len(s['layers'])} float", (s["size_vs_int8"], s["metric"]), textcoords="offset points", xytext=(4, 4))
+    tol = (report.get("verdict") or {}).get("tolerance")
+    if tol is not None:
+        ax.axhline(tol, ls="--", c="grey")
+    ax.set_xlabel("size vs the plain int8 file")
+    ax.set_ylabel((report.get("verdict") or {}).get("metric", "metric"))
+    png = _png(fig)
+    plt.close(fig)
+    return [("Keep-float search: accuracy against size", png)]

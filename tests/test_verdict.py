@@ -100,3 +100,54 @@ def test_every_convert_report_leads_with_its_verdict(digits_lenet, tmp_path):
     assert first.startswith(v["verdict"].upper() + ":")
     page = (tmp_path / "r.html").read_text()
     assert page.index(v["verdict"].upper() + ":") < page.index("<h1>")
+
+
+def _outlier_classifier(path):
+    """A classifier with an outlier channel: one feature hundreds of times the others sets the int8 scale
+    of the tensor it shares with them (crushing them), and the next layer drops it. Per-tensor int8
+    loses the answer; keeping that tensor's producer and reader in float gives it back."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((24, 24, 3))
+    x = layers.Conv2D(16, 3, activation="relu", name="stem")(inp)
+    wide, narrow = layers.Conv2D(8, 1, name="wide"), layers.Conv2D(8, 1, name="narrow")
+    x = layers.GlobalAveragePooling2D()(narrow(wide(x)))
+    head = layers.Dense(10, activation="softmax", name="head")
+    model = keras.Model(inp, head(x))
+    w, b = wide.get_weights()
+    b[0] = 300.0
+    wide.set_weights([w, b])
+    w, b = narrow.get_weights()
+    w[:, :, 0, :] = 0
+    narrow.set_weights([w * 4, b])
+    w, b = head.get_weights()
+    head.set_weights([w * 40, b])  # decisive logits: an answer int8 rounding alone does not flip
+    model.save(path)
+    return path
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_keep_float_auto_searches_until_the_verdict_holds_and_says_when_it_cannot(tmp_path):
+    from edgecnn.converters.convert import ConvertOptions, convert
+
+    src = _outlier_classifier(tmp_path / "outlier.keras")
+    opts = dict(precision="int8", calibration="bundled:digits", samples=50, keep_float="auto")
+    rep = convert(str(src), ConvertOptions(output=str(tmp_path / "a.tflite"), tolerance=0.95, **opts))
+    kf, v = rep["keep_float"], rep["verdict"]
+    assert rep["calibration"]["held_out"] == 200 and rep["calibration"]["samples"] == 50
+    assert kf["accuracy_before"]["top1_agreement"] < 0.9  # plain int8 loses the answer
+    # the outlier tensor is ranked first, kept in float with the layer that reads it; more follow until proven
+    first = kf["steps"][0]["layers"]
+    assert len(first) == 2 and "wide" in first[0] and "narrow" in first[1], first
+    assert [len(s["layers"]) for s in kf["steps"]] == sorted(len(s["layers"]) for s in kf["steps"])
+    assert kf["accuracy_after"]["top1_agreement_ci95"][0] >= 0.95 and "note" not in kf
+    assert v["verdict"] == "deploy with the listed float layers" and v["float_layers"] == kf["layers"]
+    assert kf["size_vs_int8"] <= 1.3 and rep["float_tensors"] > 0  # the written file is the one with float layers
+    # a tolerance no step can prove on 200 inputs: the best step is written, and the report says so
+    rep = convert(str(src), ConvertOptions(output=str(tmp_path / "b.tflite"), tolerance=0.999, **opts))
+    assert "not within the tolerance" in rep["keep_float"]["note"] and rep["verdict"]["verdict"] != "deploy with the listed float layers"
+    best = max(s["metric"] for s in rep["keep_float"]["steps"])
+    assert rep["keep_float"]["accuracy_after"]["top1_agreement"] == best

@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--output", help="the .tflite to write (default <name>_<precision>.tflite next to the source)")
     sp.add_argument("--calibration", default="bundled", help="image folder, video file, 'bundled' (real photos), 'bundled:digits', 'bundled:faces' or 'none'")
     sp.add_argument("--samples", type=positive_int, default=200, help="calibration samples (default 200)")
-    sp.add_argument("--held-out", type=nonneg_int, default=None, help="samples kept out of calibration to measure accuracy (default 20%%, at most 50)")
+    sp.add_argument("--held-out", type=nonneg_int, default=None, help="samples kept out of calibration to measure accuracy and decide the verdict "
+                    "(default 200, or what the source has beyond --samples, at least a fifth of it)")
     sp.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops where no builtin exists")
     sp.add_argument("--inputs", help="frozen graph: input tensor name")
     sp.add_argument("--input-shape", help="ONNX: the input's static shape in its own layout, e.g. 1,3,224,224 (dynamic dims need it)")
@@ -156,19 +157,28 @@ def print_convert_summary(r: dict) -> None:
     acc = r.get("accuracy")
     if acc:
         parts = [f"{k} {v:.4f}" for k, v in acc.items() if k in ("top1_agreement", "cosine_mean", "cosine_min", "relative_rmse")]
-        con.print(f"vs float on {acc['samples']} held-out samples: " + ", ".join(parts))
+        plain = "plain int8 " if (r.get("keep_float") or {}).get("used") else ""
+        con.print(f"{plain}vs float on {acc['samples']} held-out samples: " + ", ".join(parts))
     if r.get("eval"):
         e = r["eval"]
         con.print(f"top-1 on {e['samples']} labelled images: {e['top1']:.4f} (float {e['float_top1']:.4f})")
     lat = r.get("latency_ms")
     if lat:
-        con.print(f"latency p50 {lat['p50']:.3f} ms vs fp32 {lat['fp32_p50']:.3f} ms ({lat['speedup_vs_fp32']:.2f}x) on {lat['threads']} threads here")
+        plain = "plain int8 " if (r.get("keep_float") or {}).get("used") else ""
+        con.print(f"{plain}latency p50 {lat['p50']:.3f} ms vs fp32 {lat['fp32_p50']:.3f} ms ({lat['speedup_vs_fp32']:.2f}x) on {lat['threads']} threads here")
     if r.get("layers"):
         worst = r["layers"][:3]
-        con.print("worst quantized layers (rmse/scale): " + ", ".join(f"{w['layer']} {w['rmse_over_scale'] or 0:.2f}" for w in worst))
-    if r.get("keep_float", {}).get("used"):
-        k = r["keep_float"]
-        con.print(f"kept in float: {', '.join(k['layers'])} ({k['float_ops']} float ops)")
+        con.print("worst quantized layers (noise/signal per channel): " + ", ".join(f"{w['layer']} {w.get('channel_nsr') or 0:.2f}" for w in worst))
+    k = r.get("keep_float") or {}
+    if k.get("used"):
+        after = k.get("accuracy_after") or {}
+        got = ", ".join(f"{m} {after[m]:.4f}" for m in ("top1_agreement", "cosine_mean") if m in after)
+        con.print(f"kept in float: {', '.join(k['layers'])} ({k['float_ops']} float ops){': ' + got if got else ''}")
+    if k.get("steps"):
+        con.print("keep-float search (layers in float: metric, size vs int8): "
+                  + ", ".join(f"{len(s['layers'])}: {s['metric']:.3f}, {s['size_vs_int8']:.2f}x" for s in k["steps"]))
+    if k.get("note") or k.get("reason"):
+        con.print(f"keep-float: {k.get('note') or k.get('reason')}", markup=False, highlight=False)
     if r.get("edgetpu"):
         e = r["edgetpu"]
         con.print(f"Edge TPU: {'compiled to ' + e['output'] if e.get('compiled') else e.get('message', '')}")
