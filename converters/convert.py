@@ -249,16 +249,17 @@ def evaluate(c: Conversion) -> None:
     tmp_files = []
     try:
         try:
-            q_model, _ = evaluation.bytes_to_model(c.data, c.src.name, tmp_files)
+            q_model, q_path = evaluation.bytes_to_model(c.data, c.src.name, tmp_files)
         except InputError as exc:
             hint = " (16x8 on untrained weights can make activation scales vanish: calibrate a trained model)" if c.precision == "int16x8" else ""
             raise EdgecnnError(f"the converted {c.precision} model does not run in the device interpreter: {str(exc).split(': ', 1)[-1]}{hint}") from None
-        if c.precision != "fp32":
-            f_model, _ = evaluation.bytes_to_model(c.float_data, c.src.name + "_float", tmp_files)
+        if c.precision != "fp32":  # with the metadata, so that the camera loop's decoders read it as they read c.data
+            f_model, f_path = evaluation.bytes_to_model(tflite_file.with_metadata(c.float_data, c.meta), c.src.name + "_float", tmp_files)
         if len(c.held_out) and f_model is not None:
             c.xs = [c.spec.apply(im) for im in c.held_out.images]
             c.float_ref = evaluation.outputs(f_model, c.xs)
             c.report["accuracy"] = evaluation.compare_outputs(c.src.task or "other", c.float_ref, evaluation.outputs(q_model, c.xs))
+            task_metrics(c, f_path, q_path, q_model)
         if c.opts.eval_dir:
             c.report["eval"] = evaluation.evaluate_folder(c.opts.eval_dir, c.spec, q_model, f_model or q_model, c.opts.samples * 10)
         if c.src.onnx is not None or _keras_model(c.src) is not None:
@@ -270,6 +271,21 @@ def evaluate(c: Conversion) -> None:
         for t in tmp_files:  # first the files (the interpreters' teardown takes longer)
             remove_temp(t)
         q_model = f_model = None
+
+
+def task_metrics(c: Conversion, f_path, q_path, q_model) -> None:
+    """The metric the task needs, beside the raw-output figures: a model the camera loop's decoders read
+    is a detector or a segmenter (whatever its source said), judged on what it finds; an embedder on
+    its decisions. The verdict is taken on it (``verdict.METRICS``)."""
+    from edgecnn.converters import task_metrics as tm
+
+    acc = c.report["accuracy"]
+    decoded = tm.decoded_task(f_path) if c.src.task in (None, "other", "detection") else None
+    if decoded:
+        c.src.task = c.report["task"] = decoded
+        acc.update(tm.decoded_agreement(decoded, f_path, q_path, c.held_out.images))
+    elif c.src.task == "embedding":
+        acc.update(tm.decision_agreement(c.float_ref, evaluation.outputs(q_model, c.xs), (c.meta.get("origin") or {}).get("threshold")))
 
 
 def reference(c: Conversion, fp32_model) -> None:

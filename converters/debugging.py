@@ -162,9 +162,9 @@ def consumer_groups(parsed, ranked: list[str]) -> list[list[str]]:
 
 
 def _score(task: str, acc: dict) -> float:
-    from edgecnn.converters.verdict import METRICS
+    from edgecnn.converters.verdict import metric_of
 
-    return float(acc.get(METRICS.get(task, "cosine_mean"), 0.0))
+    return float(acc.get(metric_of(task, acc), 0.0))
 
 
 def _attempt(c, deny: list[str]) -> dict:
@@ -182,8 +182,13 @@ def _attempt(c, deny: list[str]) -> dict:
         temp: list = []
         q = None
         try:
-            q, _ = bytes_to_model(data, c.src.name + "_sel", temp)
-            step["accuracy_after"] = compare_outputs(c.src.task or "other", c.float_ref, outputs(q, c.xs))
+            q, q_path = bytes_to_model(data, c.src.name + "_sel", temp)
+            step["accuracy_after"] = after = compare_outputs(c.src.task or "other", c.float_ref, outputs(q, c.xs))
+            if c.src.task in ("detection", "segmentation"):  # judged as the plain int8 was: decoded, against fp32
+                from edgecnn.converters.task_metrics import decoded_agreement
+
+                f_path = _temp_model(tflite_file.with_metadata(c.float_data, c.meta), c.src.name + "_f", temp)
+                after.update(decoded_agreement(c.src.task, f_path, q_path, c.held_out.images))
             lat = c.report.get("latency_ms")
             if lat and lat.get("fp32_p50"):  # beside the fp32 file timed earlier in this process, same input and threads
                 _, times = time_invocations(q, c.xs[0], runs=30, warmup=3)
@@ -194,6 +199,16 @@ def _attempt(c, deny: list[str]) -> dict:
                 remove_temp(t)
             q = None
     return step
+
+
+def _temp_model(data: bytes, name: str, temp: list):
+    from edgecnn.files import temp_file
+
+    fd, path = temp_file(prefix=f"edgecnn-{name}.", suffix=".tflite")
+    temp.append(path)
+    with open(fd, "wb") as f:
+        f.write(data)
+    return path
 
 
 def _finish(c, step: dict, acc: dict) -> dict:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from edgecnn.calibration.datasets import image_folder
-from edgecnn.converters.verdict import DEFAULT_TOLERANCE, METRICS, mean_interval, wilson
+from edgecnn.converters.verdict import DEFAULT_TOLERANCE, mean_interval, metric_of, wilson
 from edgecnn.errors import InputError
 from edgecnn.files import remove_temp, temp_file
 from edgecnn.profiling import summarize, time_invocations
@@ -65,14 +65,14 @@ def compare_outputs(task: str, ref: list, got: list) -> dict:
 
 def lost(task: str, acc: dict, tolerance: float | None = None) -> bool:
     """The task's metric below its tolerance (the default one, or the user's)."""
-    metric = METRICS.get(task, "cosine_mean")
+    metric = metric_of(task, acc)
     return acc.get(metric, 1.0) < (DEFAULT_TOLERANCE[metric] if tolerance is None else tolerance)
 
 
 def proven(task: str, acc: dict, tolerance: float | None = None) -> bool:
     """The task's metric within its tolerance with 95% confidence: the lower end of its interval (what
     the verdict's "deploy" asks for)."""
-    metric = METRICS.get(task, "cosine_mean")
+    metric = metric_of(task, acc)
     lo = (acc.get(metric + "_ci95") or [acc.get(metric, 0.0)])[0]
     return lo >= (DEFAULT_TOLERANCE[metric] if tolerance is None else tolerance)
 

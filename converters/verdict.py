@@ -14,10 +14,20 @@ import math
 import numpy as np
 
 # The metric that decides, per task, and the default tolerance on it (overridable: --tolerance).
-METRICS = {"classification": "top1_agreement", "embedding": "cosine_mean", "detection": "cosine_mean", "other": "cosine_mean"}
-DEFAULT_TOLERANCE = {"top1_agreement": 0.98, "cosine_mean": 0.98}
+METRICS = {"classification": "top1_agreement", "embedding": "decision_agreement", "detection": "box_agreement",
+           "segmentation": "mask_iou", "other": "cosine_mean"}
+DEFAULT_TOLERANCE = {"top1_agreement": 0.98, "cosine_mean": 0.98, "decision_agreement": 0.98, "box_agreement": 0.95, "mask_iou": 0.95}
 DEPLOY, WITH_FLOAT, DO_NOT, UNDECIDED = "deploy", "deploy with the listed float layers", "do not deploy", "undecided"
+UNITS = {"box_agreement": "boxes found by either model", "decision_agreement": "pairs of held-out inputs"}  # what a metric's sample counts
 SLOWER = 0.9  # below this speed-up over fp32, the quantized file is said to be slower
+
+
+def metric_of(task: str | None, accuracy: dict | None) -> str:
+    """The metric that decides for ``task``; the raw outputs' cosine where nothing decoded them."""
+    metric = METRICS.get(task or "other", "cosine_mean")
+    if accuracy and metric not in accuracy and "cosine_mean" in accuracy:
+        return "cosine_mean"
+    return metric
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -48,15 +58,18 @@ def decide(task: str | None, precision: str, accuracy: dict | None, tolerance: f
             return {"verdict": DO_NOT, "reason": "the fp32 file does not match its source"}
         why = f"the same model as its source ({reference['against']} on {reference['samples']} inputs)" if reference else "nothing was quantized"
         return {"verdict": DEPLOY, "reason": f"fp32: {why}"}
-    metric = METRICS.get(task or "other", "cosine_mean")
+    metric = metric_of(task, accuracy)
     tol = DEFAULT_TOLERANCE[metric] if tolerance is None else float(tolerance)
     if not accuracy or metric not in accuracy:
         return {"verdict": UNDECIDED, "metric": metric, "tolerance": tol,
                 "reason": "no held-out inputs to measure it on: give --held-out N (or --eval DIR) with a calibration source"}
-    value, n = float(accuracy[metric]), int(accuracy["samples"])
+    value, n = float(accuracy[metric]), int(accuracy.get(metric + "_samples", accuracy["samples"]))
+    if n == 0:
+        return {"verdict": UNDECIDED, "metric": metric, "tolerance": tol, "samples": 0,
+                "reason": accuracy.get("note") or f"nothing to measure {metric.replace('_', ' ')} on"}
     lo, hi = accuracy.get(metric + "_ci95", (value, value))
     base = {"metric": metric, "value": value, "ci95": [lo, hi], "samples": n, "tolerance": tol}
-    shown = f"{metric.replace('_', ' ')} {value:.3f} (95% {lo:.3f}-{hi:.3f}, {n} held-out inputs)"
+    shown = f"{metric.replace('_', ' ')} {value:.3f} (95% {lo:.3f}-{hi:.3f}, {n} {UNITS.get(metric, 'held-out inputs')})"
     if lo >= tol:
         if kept_float:
             return {**base, "verdict": WITH_FLOAT, "float_layers": list(kept_float),
