@@ -147,6 +147,14 @@ def parse_threads(spec) -> list[int]:
     return sorted(set(items), key=items.index)
 
 
+def _timed(model, load_ms: float, runs, seconds, warmup: int) -> dict:
+    """One thread count's row: load, first inference, the latency distribution, throughput."""
+    first, times = time_invocations(model, sample_input(model), runs, seconds, warmup)
+    lat = summarize(times)
+    return {"threads": model.threads, "load_ms": round(load_ms, 3), "first_inference_ms": round(first, 3), "latency_ms": lat,
+            "throughput_fps": round(1000.0 / lat["mean"], 2) if lat["mean"] > 0 else None}
+
+
 def profile_model(path, target=None, threads=None, runs=None, seconds=None, warmup: int = 3, strict=False, progress=False, warn=None) -> dict:
     """Everything ``edgecnn profile`` reports for one model file (JSON-ready)."""
     from edgecnn.runtime import Model
@@ -159,28 +167,15 @@ def profile_model(path, target=None, threads=None, runs=None, seconds=None, warm
         raise InputError(f"--warmup must be >= 0, got {warmup}")
     thread_list = parse_threads(threads) or [None]
     results = []
-    base = None
+    base = file = None
     with progress_bar("profiling", len(thread_list), progress) as tick:
         for n in thread_list:
             tick(description=f"{n or 'default'} thread(s)")
             t0 = time.perf_counter()
             model = Model(path, target=target, threads=n, strict=strict, warn=warn if base is None else (lambda _m: None))
-            load_ms = (time.perf_counter() - t0) * 1e3
-            x = sample_input(model)
-            first, times = time_invocations(model, x, runs, seconds, warmup)
-            lat = summarize(times)
-            results.append(
-                {
-                    "threads": model.threads,
-                    "load_ms": round(load_ms, 3),
-                    "first_inference_ms": round(first, 3),
-                    "latency_ms": lat,
-                    "throughput_fps": round(1000.0 / lat["mean"], 2) if lat["mean"] > 0 else None,
-                }
-            )
+            results.append(_timed(model, (time.perf_counter() - t0) * 1e3, runs, seconds, warmup))
             if base is None:
-                base = model.describe()
-                file = model.file
+                base, file = model.describe(), model.file
             del model
             tick(advance=1)
     main = results[0]

@@ -145,79 +145,109 @@ def run_style(source=None, stylizer=None, style="0", output=None, headless=False
               live=None, progress=False, warn=None, weights=None) -> dict:
     """The live style filter: every frame through the style network (``stylizer``, an
     :class:`edgecnn.stylize.Stylizer`), shown and/or written. Returns frames, FPS and per-frame latency."""
-    import time
-
-    import cv2
-
     from edgecnn._progress import progress as progress_bar
-    from edgecnn.errors import note
     from edgecnn.overlay import has_display
-    from edgecnn.profiling import summarize
-    from edgecnn.video_io import (
-        FrameSource,
-        PartialVideo,
-        capture_frame_count,
-        default_source,
-    )
+    from edgecnn.video_io import capture_frame_count, default_source
 
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be a positive integer, got {max_frames}")
-    weights = parse_style(style) if weights is None else weights
-    src = FrameSource(default_source() if source is None else source, live=live, realtime=realtime)
-    writer = None
-    try:
-        if output:
-            writer = PartialVideo(output, src.fps, src.frame_size)
-    except BaseException:
-        src.close()
-        raise
-    show = not headless and has_display()
-    latencies, frames, quit_reason = [], 0, "end of source"
-    total = capture_frame_count(src.cap) if not src.live else None
-    t_start = time.perf_counter()
-    ok = False
-    try:
+    run = _StyleRun(stylizer, parse_style(style) if weights is None else weights, warn)
+    try:  # from the first resource taken: whatever ends the run, the finally lets every one go
+        run.open(default_source() if source is None else source, live, realtime, output, not headless and has_display())
+        total = capture_frame_count(run.src.cap) if not run.src.live else None
         with progress_bar("stylize", max_frames or total or None, progress) as tick:
-            while True:
-                item = src.read()
-                if item is None:
-                    break
-                _, frame = item
-                t0 = time.perf_counter()
-                styled = stylizer.stylize(frame, weights=weights)
-                latencies.append((time.perf_counter() - t0) * 1e3)
-                frames += 1
-                if writer is not None:
-                    writer.write(styled)
-                if show:
-                    try:
-                        cv2.imshow("edgecnn stylize", styled)
-                    except cv2.error:
-                        show = False
-                        (warn or note)("this OpenCV has no window support (opencv-python-headless): running headless")
-                    else:
-                        if (cv2.waitKey(1) & 0xFF) == ord("q"):
-                            quit_reason = "q pressed"
-                            break
-                if progress:
-                    tick(advance=1)
-                if max_frames and frames >= max_frames:
-                    quit_reason = "max frames"
-                    break
-        ok = True
+            run.frames(tick if progress else None, max_frames)
     except KeyboardInterrupt as exc:
-        quit_reason = "terminated" if type(exc).__name__ == "Terminated" else "interrupted"
-        ok = True
+        if run.src is None:  # stopped before there was a source: nothing ran
+            raise
+        run.ended_by = "terminated" if type(exc).__name__ == "Terminated" else "interrupted"
+    except BaseException:
+        run.failed = True  # the partial video goes
+        raise
     finally:
-        src.close()
-        if writer is not None:
-            writer.finish(keep=ok)
-        if show:
-            cv2.destroyAllWindows()
-    elapsed = time.perf_counter() - t_start
-    lat = summarize(latencies) if latencies else {}
-    return {"source": str(src.source), "live": src.live, "mode": "style", "style": str(style), "model": str(stylizer.path),
-            "size": stylizer.size, "precision": stylizer.precision, "threads": stylizer.model.threads, "frames": frames,
-            "dropped": src.dropped, "seconds": round(elapsed, 3), "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
-            "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")}, "ended_by": quit_reason,
-            "output": str(output) if output else None, "frames_written": frames if output else 0}
+        run.close()
+    return run.summary(style, output)
+
+
+class _StyleRun:
+    """One run of the style filter; owns its source, video and window from the moment each exists."""
+
+    def __init__(self, stylizer, weights, warn):
+        import time
+
+        self.stylizer, self.weights, self.warn = stylizer, weights, warn
+        self.src = self.writer = None
+        self.show = self.failed = False
+        self.latencies, self.written, self.ended_by = [], 0, "end of source"
+        self.t_start = time.perf_counter()
+
+    def open(self, source, live, realtime, output, show):
+        from edgecnn.errors import hold_signals
+        from edgecnn.video_io import FrameSource, PartialVideo
+
+        self.src = FrameSource(source, live=live, realtime=realtime)
+        if output:
+            with hold_signals() as hold:  # made and held here whole, or not at all
+                self.writer = PartialVideo(output, self.src.fps, self.src.frame_size)
+            hold.raise_held()
+        self.show = show
+
+    def frames(self, tick, max_frames):
+        import time
+
+        self.t_start = time.perf_counter()
+        while (item := self.src.read()) is not None:
+            t0 = time.perf_counter()
+            styled = self.stylizer.stylize(item[1], weights=self.weights)
+            self.latencies.append((time.perf_counter() - t0) * 1e3)
+            if self.writer is not None:
+                self.writer.write(styled)
+                self.written += 1
+            if self._show(styled):
+                self.ended_by = "q pressed"
+                return
+            if tick is not None:
+                tick(advance=1)
+            if max_frames and len(self.latencies) >= max_frames:
+                self.ended_by = "max frames"
+                return
+
+    def _show(self, frame) -> bool:
+        if not self.show:
+            return False
+        import cv2
+
+        try:
+            cv2.imshow("edgecnn stylize", frame)
+        except cv2.error:
+            from edgecnn.errors import note
+
+            self.show = False
+            (self.warn or note)("this OpenCV has no window support (opencv-python-headless): running headless")
+            return False
+        return (cv2.waitKey(1) & 0xFF) == ord("q")
+
+    def close(self):
+        from edgecnn.errors import shut_down
+
+        steps = [self.src.close] if self.src is not None else []
+        if self.writer is not None:
+            steps.append(lambda: self.writer.finish(keep=not self.failed and self.written > 0))
+        if self.show:
+            import cv2
+
+            steps.append(cv2.destroyAllWindows)
+        shut_down(steps)
+
+    def summary(self, style, output) -> dict:
+        import time
+
+        from edgecnn.profiling import summarize
+
+        elapsed, frames, st = time.perf_counter() - self.t_start, len(self.latencies), self.stylizer
+        lat = summarize(self.latencies) if self.latencies else {}
+        return {"source": str(self.src.source), "live": self.src.live, "mode": "style", "style": str(style), "model": str(st.path),
+                "size": st.size, "precision": st.precision, "threads": st.model.threads, "frames": frames,
+                "dropped": self.src.dropped, "seconds": round(elapsed, 3), "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
+                "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")}, "ended_by": self.ended_by,
+                "output": str(output) if output else None, "frames_written": self.written if output else 0}
