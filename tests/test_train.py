@@ -44,6 +44,12 @@ def test_yolo_int8_within_two_points_and_runs_in_camera(yolo_trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     conv = json.loads(proc.stdout)
     assert conv["task"] == "detection" and conv["float_tensors"] <= 2
+    # judged by its boxes, decoded as the camera loop decodes them, against the fp32 file's
+    acc, v = conv["accuracy"], conv["verdict"]
+    assert v["metric"] == "box_agreement" and v["samples"] == acc["box_agreement_samples"] >= 50, (v, acc)
+    assert acc["box_recall"] >= 0.8 and acc["box_precision"] >= 0.8, acc
+    assert v["verdict"] == ("deploy" if acc["box_agreement_ci95"][0] >= 0.95 else "do not deploy" if acc["box_agreement_ci95"][1] < 0.95
+                            else "undecided")
     m = Model(model_path)
     assert m.metadata["anchors"] == rep["anchors"] and m.labels == rep["labels"]
     vimgs, vboxes = make_shapes_dataset(300, 96, seed=1000)  # the same held-out scenes as training's report
