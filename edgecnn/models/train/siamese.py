@@ -41,30 +41,8 @@ def train_siamese(data, holdout: int | None = None, backbone: str = "lenet5", ba
     model = build("siamese", input_shape=(size, size, ch), backbone=backbone, embedding_dim=embedding_dim, backbone_options=opts)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=batch_hard_triplet_loss(margin))
     rng = np.random.default_rng(seed)
-    xtr, ytr = x[tr], y[tr]
-    classes = np.unique(ytr)
-    by_class = {c: np.flatnonzero(ytr == c) for c in classes}
-    p_classes, k = min(len(classes), 8), 8
-    steps = max(1, len(xtr) // (p_classes * k))
-    history = []
-    for epoch in range(epochs):
-        losses = []
-        for _ in range(steps):
-            cs = rng.choice(classes, p_classes, replace=False)
-            idx = np.concatenate([rng.choice(by_class[c], k, replace=len(by_class[c]) < k) for c in cs])
-            losses.append(float(model.train_on_batch(xtr[idx], ytr[idx])))
-        history.append(round(float(np.mean(losses)), 4))
-        if progress:
-            print(f"epoch {epoch + 1}/{epochs}: batch-hard triplet loss {history[-1]:.4f}", flush=True)
-    emb = model.predict(x[te], verbose=0)
-    yte = y[te]
-    iu = np.triu_indices(len(yte), 1)
-    if len(iu[0]) > max_pairs:
-        pick = rng.choice(len(iu[0]), max_pairs, replace=False)
-        iu = (iu[0][pick], iu[1][pick])
-    d = np.linalg.norm(emb[iu[0]] - emb[iu[1]], axis=1)
-    same = yte[iu[0]] == yte[iu[1]]
-    r = roc(d[same], d[~same])
+    history = _train(model, x[tr], y[tr], epochs, rng, progress)
+    same, r = _verification(model, x[te], y[te], max_pairs, rng)
     report = {
         "backbone": backbone,
         "embedding_dim": embedding_dim,
@@ -82,3 +60,36 @@ def train_siamese(data, holdout: int | None = None, backbone: str = "lenet5", ba
         "preprocess": spec.to_dict(),
     }
     return model, report
+
+
+def _train(model, xtr, ytr, epochs: int, rng, progress: bool) -> list:
+    """Batch-hard triplet training: each batch P identities x K images (P = 8 where there are 8); the
+    mean loss per epoch."""
+    classes = np.unique(ytr)
+    by_class = {c: np.flatnonzero(ytr == c) for c in classes}
+    p_classes, k = min(len(classes), 8), 8
+    steps = max(1, len(xtr) // (p_classes * k))
+    history = []
+    for epoch in range(epochs):
+        losses = []
+        for _ in range(steps):
+            cs = rng.choice(classes, p_classes, replace=False)
+            idx = np.concatenate([rng.choice(by_class[c], k, replace=len(by_class[c]) < k) for c in cs])
+            losses.append(float(model.train_on_batch(xtr[idx], ytr[idx])))
+        history.append(round(float(np.mean(losses)), 4))
+        if progress:
+            print(f"epoch {epoch + 1}/{epochs}: batch-hard triplet loss {history[-1]:.4f}", flush=True)
+    return history
+
+
+def _verification(model, xte, yte, max_pairs: int, rng):
+    """One-shot verification on the held-out identities: every pair (at most ``max_pairs``), its
+    embedding distance, ROC. Returns (same-identity mask, roc)."""
+    emb = model.predict(xte, verbose=0)
+    iu = np.triu_indices(len(yte), 1)
+    if len(iu[0]) > max_pairs:
+        pick = rng.choice(len(iu[0]), max_pairs, replace=False)
+        iu = (iu[0][pick], iu[1][pick])
+    d = np.linalg.norm(emb[iu[0]] - emb[iu[1]], axis=1)
+    same = yte[iu[0]] == yte[iu[1]]
+    return same, roc(d[same], d[~same])
