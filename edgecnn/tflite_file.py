@@ -162,16 +162,7 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
     n_max = len(data)
     try:
         m = S.Model.GetRootAs(data, 0)
-        names = _builtin_names()
-        opcodes = []
-        for i in range(_count(m.OperatorCodesLength(), n_max, "operator code")):
-            oc = m.OperatorCodes(i)
-            code = max(oc.DeprecatedBuiltinCode(), oc.BuiltinCode())
-            custom = oc.CustomCode()
-            if code == S.BuiltinOperator.CUSTOM and custom:
-                opcodes.append((custom.decode("utf-8", "replace"), True, oc.Version()))
-            else:
-                opcodes.append((names.get(code, f"BUILTIN_{code}"), False, oc.Version()))
+        opcodes = _opcodes(m, S, n_max)
         buffers = []  # (data length, external offset, external size)
         for i in range(_count(m.BuffersLength(), n_max, "buffer")):
             bf = m.Buffers(i)
@@ -180,40 +171,7 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
         n_sub = _count(m.SubgraphsLength(), n_max, "subgraph")
         if not n_sub:
             raise FormatError("it has no subgraph")
-        graphs = []
-        for g in range(n_sub):
-            sg = m.Subgraphs(g)
-            tensors = []
-            for i in range(_count(sg.TensorsLength(), n_max, "tensor")):
-                t = sg.Tensors(i)
-                q = t.Quantization()
-                scale = _vec(q, "Scale", n_max) if q is not None else []
-                zp = _vec(q, "ZeroPoint", n_max) if q is not None else []
-                dtype_code = t.Type()
-                buf_index = t.Buffer()
-                tensors.append(TensorInfo(
-                    index=i,
-                    name=(t.Name() or b"").decode("utf-8", "replace") or f"tensor_{i}",
-                    dtype=TENSOR_TYPES.get(dtype_code, f"type_{dtype_code}"),
-                    shape=_vec(t, "Shape", n_max),
-                    shape_signature=_vec(t, "ShapeSignature", n_max),
-                    buffer=buf_index,
-                    quantized=bool(scale),
-                    scale=scale,
-                    zero_point=zp,
-                    is_constant=0 < buf_index < len(buffers) and (buffers[buf_index][0] > 0 or buffers[buf_index][1] > OFFSET_UNSET),
-                    quantized_dimension=q.QuantizedDimension() if q is not None else 0,
-                    sparsity=_sparsity(t.Sparsity(), n_max, _schema()),
-                ))
-            operators = []
-            for i in range(_count(sg.OperatorsLength(), n_max, "operator")):
-                op = sg.Operators(i)
-                idx = op.OpcodeIndex()
-                if idx >= len(opcodes):
-                    raise FormatError(f"operator {i} uses opcode {idx} of {len(opcodes)}")
-                name, custom, ver = opcodes[idx]
-                operators.append(OpInfo(i, name, custom, ver, _vec(op, "Inputs", n_max), _vec(op, "Outputs", n_max)))
-            graphs.append((tensors, operators, _vec(sg, "Inputs", n_max), _vec(sg, "Outputs", n_max)))
+        graphs = [_subgraph(m.Subgraphs(g), opcodes, buffers, n_max) for g in range(n_sub)]
         metadata = {}
         for i in range(_count(m.MetadataLength(), n_max, "metadata")):
             md = m.Metadata(i)
@@ -234,6 +192,54 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
     except (IndexError, ValueError, TypeError, AttributeError, OverflowError, UnicodeDecodeError) as exc:
         raise FormatError(f"{where} is not a well-formed TFLite model ({type(exc).__name__}: {str(exc)[:120]})") from None
     return info
+
+
+def _opcodes(m, S, n_max: int) -> list[tuple[str, bool, int]]:
+    """(name, custom?, version) per operator code: a builtin's name, or the custom code."""
+    names = _builtin_names()
+    opcodes = []
+    for i in range(_count(m.OperatorCodesLength(), n_max, "operator code")):
+        oc = m.OperatorCodes(i)
+        code = max(oc.DeprecatedBuiltinCode(), oc.BuiltinCode())
+        custom = oc.CustomCode()
+        if code == S.BuiltinOperator.CUSTOM and custom:
+            opcodes.append((custom.decode("utf-8", "replace"), True, oc.Version()))
+        else:
+            opcodes.append((names.get(code, f"BUILTIN_{code}"), False, oc.Version()))
+    return opcodes
+
+
+def _subgraph(sg, opcodes, buffers, n_max: int):
+    """(tensors, operators, inputs, outputs) of one subgraph, read (validated later, as a whole)."""
+    tensors = []
+    for i in range(_count(sg.TensorsLength(), n_max, "tensor")):
+        t = sg.Tensors(i)
+        q = t.Quantization()
+        scale = _vec(q, "Scale", n_max) if q is not None else []
+        dtype_code, buf_index = t.Type(), t.Buffer()
+        tensors.append(TensorInfo(
+            index=i,
+            name=(t.Name() or b"").decode("utf-8", "replace") or f"tensor_{i}",
+            dtype=TENSOR_TYPES.get(dtype_code, f"type_{dtype_code}"),
+            shape=_vec(t, "Shape", n_max),
+            shape_signature=_vec(t, "ShapeSignature", n_max),
+            buffer=buf_index,
+            quantized=bool(scale),
+            scale=scale,
+            zero_point=_vec(q, "ZeroPoint", n_max) if q is not None else [],
+            is_constant=0 < buf_index < len(buffers) and (buffers[buf_index][0] > 0 or buffers[buf_index][1] > OFFSET_UNSET),
+            quantized_dimension=q.QuantizedDimension() if q is not None else 0,
+            sparsity=_sparsity(t.Sparsity(), n_max, _schema()),
+        ))
+    operators = []
+    for i in range(_count(sg.OperatorsLength(), n_max, "operator")):
+        op = sg.Operators(i)
+        idx = op.OpcodeIndex()
+        if idx >= len(opcodes):
+            raise FormatError(f"operator {i} uses opcode {idx} of {len(opcodes)}")
+        name, custom, ver = opcodes[idx]
+        operators.append(OpInfo(i, name, custom, ver, _vec(op, "Inputs", n_max), _vec(op, "Outputs", n_max)))
+    return tensors, operators, _vec(sg, "Inputs", n_max), _vec(sg, "Outputs", n_max)
 
 
 def _signature_outputs(m, n_max: int) -> dict[str, int]:
