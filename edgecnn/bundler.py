@@ -163,16 +163,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
     prof = load_target(target)
     out = Path(output)
     replace = _prepare_output(out, force)
-    if embedder and not Path(embedder).is_file():
-        raise InputError(f"--embedder not found: {embedder}")
-    if gallery and not Path(gallery).is_file():
-        raise InputError(f"gallery not found: {gallery}")
-    if enroll and not with_embedder:
-        raise InputError("--enroll needs the bundle's embedder; drop --no-embedder")
-    if gallery and not with_gallery:
-        raise InputError("--gallery and --no-gallery contradict each other; pass one")
-    if enroll and not with_gallery:
-        raise InputError("--enroll puts people into the bundle's gallery and --no-gallery leaves it out; pass one")
+    _check_bundle_options(gallery, embedder, with_embedder, enroll, with_gallery)
     staging = Path(temp_dir(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent if str(out.parent) else "."))
     files = {}
     manifest = {"edgecnn_version": __version__, "target": prof.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
@@ -181,39 +172,23 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
     try:
         stage(f"assembling in {staging}")
         for name in BLAZEFACE:
-            src = find_model_file(name)
-            _copy(src, staging / src.name)
-            files[src.name] = {"sha256": _sha(staging / src.name), "role": f"detector ({name}, float: BlazeFace ships as a float model)"}
+            _carry_file(find_model_file(name), staging, files, f"detector ({name}, float: BlazeFace ships as a float model)")
         manifest["detector"] = BLAZEFACE["blazeface"]["file"]
         manifest["detector_full"] = BLAZEFACE["blazeface-full"]["file"]
         if with_embedder:
             if not embedder:
                 stage(f"FaceNet for {prof.name} (converted once, then cached)")
             emb = Path(embedder) if embedder else ensure_facenet(prof.name, progress=progress)
-            _copy(emb, staging / emb.name)
-            files[emb.name] = {"sha256": _sha(staging / emb.name), "role": "face embedder"}
-            manifest["embedder"] = emb.name
+            manifest["embedder"] = _carry_file(emb, staging, files, "face embedder")
             if prof.compile == "edgetpu_compiler":
                 _compile_for_edgetpu(staging, manifest, stage)
         if style_model:
-            sm = Path(style_model)
-            _copy(sm, staging / sm.name)
-            files[sm.name] = {"sha256": _sha(staging / sm.name), "role": "style network (26 styles)"}
-            manifest["stylizer"] = sm.name
+            manifest["stylizer"] = _carry_file(Path(style_model), staging, files, "style network (26 styles)")
         g = Path(gallery) if gallery else default_gallery_path()
         if not with_gallery or (enroll and not gallery):  # --enroll alone: a gallery of just those people
             g = Path("/nonexistent/edgecnn-no-gallery")
         if g.is_file() and with_embedder:
-            gal = Gallery(g, create=False, readonly=True)
-            emb_id = Embedder(staging / manifest["embedder"]).identity
-            have = gal.meta("embedder")
-            gal.close()
-            if have and have != emb_id:
-                raise InputError(
-                    f"gallery {g} was enrolled with {have} but the {prof.name} embedder is {emb_id}, and a gallery holds "
-                    f"embeddings, not photos: enrol into the bundle with --enroll NAME=IMG[,IMG…], or pass --no-gallery "
-                    f"and enrol on the device (edgecnn enroll NAME IMG… --bundle DIR)"
-                )
+            _check_gallery_embedder(g, staging / manifest["embedder"], prof.name)
         if g.is_file():
             sqlite_copy(g, staging / "gallery.db")
         if enroll:
@@ -238,6 +213,40 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         remove_temp(staging)
     manifest["output"] = str(out)
     return manifest
+
+
+def _check_bundle_options(gallery, embedder, with_embedder: bool, enroll, with_gallery: bool) -> None:
+    if embedder and not Path(embedder).is_file():
+        raise InputError(f"--embedder not found: {embedder}")
+    if gallery and not Path(gallery).is_file():
+        raise InputError(f"gallery not found: {gallery}")
+    if enroll and not with_embedder:
+        raise InputError("--enroll needs the bundle's embedder; drop --no-embedder")
+    if gallery and not with_gallery:
+        raise InputError("--gallery and --no-gallery contradict each other; pass one")
+    if enroll and not with_gallery:
+        raise InputError("--enroll puts people into the bundle's gallery and --no-gallery leaves it out; pass one")
+
+
+def _carry_file(src: Path, staging: Path, files: dict, role: str) -> str:
+    """Copy ``src`` into the staging folder and list it with its sha256; returns its name there."""
+    _copy(src, staging / src.name)
+    files[src.name] = {"sha256": _sha(staging / src.name), "role": role}
+    return src.name
+
+
+def _check_gallery_embedder(g: Path, embedder_path: Path, target: str) -> None:
+    """A gallery holds embeddings, not photos: one enrolled with another embedder cannot be carried."""
+    gal = Gallery(g, create=False, readonly=True)
+    emb_id = Embedder(embedder_path).identity
+    have = gal.meta("embedder")
+    gal.close()
+    if have and have != emb_id:
+        raise InputError(
+            f"gallery {g} was enrolled with {have} but the {target} embedder is {emb_id}, and a gallery holds "
+            f"embeddings, not photos: enrol into the bundle with --enroll NAME=IMG[,IMG…], or pass --no-gallery "
+            f"and enrol on the device (edgecnn enroll NAME IMG… --bundle DIR)"
+        )
 
 
 def _compile_for_edgetpu(staging: Path, manifest: dict, stage) -> None:
