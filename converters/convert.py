@@ -22,7 +22,7 @@ import numpy as np
 from edgecnn import __version__, tflite_file
 from edgecnn._progress import stage_printer
 from edgecnn.calibration.datasets import ImageSet, load_images
-from edgecnn.converters import debugging, evaluation, verdict
+from edgecnn.converters import debugging, evaluation, task_metrics, verdict
 from edgecnn.converters.recipes import NEEDS_CALIBRATION, apply_recipe, representative, run_converter
 from edgecnn.converters.report import describe_file, runtimes_that_load
 from edgecnn.converters.sources import Source, assumed_preprocessing, default_preprocess, load_source, make_converter
@@ -259,7 +259,10 @@ def evaluate(c: Conversion) -> None:
             c.xs = [c.spec.apply(im) for im in c.held_out.images]
             c.float_ref = evaluation.outputs(f_model, c.xs)
             c.report["accuracy"] = evaluation.compare_outputs(c.src.task or "other", c.float_ref, evaluation.outputs(q_model, c.xs))
-            task_metrics(c, f_path, q_path, q_model)
+            decoded = task_metrics.decoded_task(f_path) if c.src.task in (None, "other", "detection") else None
+            if decoded:  # a model the camera loop decodes is judged on what it finds, whatever its source said
+                c.src.task = c.report["task"] = decoded
+            task_metrics.add_task_metrics(c, c.report["accuracy"], f_path, q_path, q_model)
         if c.opts.eval_dir:
             c.report["eval"] = evaluation.evaluate_folder(c.opts.eval_dir, c.spec, q_model, f_model or q_model, c.opts.samples * 10)
         if c.src.onnx is not None or _keras_model(c.src) is not None:
@@ -271,21 +274,6 @@ def evaluate(c: Conversion) -> None:
         for t in tmp_files:  # first the files (the interpreters' teardown takes longer)
             remove_temp(t)
         q_model = f_model = None
-
-
-def task_metrics(c: Conversion, f_path, q_path, q_model) -> None:
-    """The metric the task needs, beside the raw-output figures: a model the camera loop's decoders read
-    is a detector or a segmenter (whatever its source said), judged on what it finds; an embedder on
-    its decisions. The verdict is taken on it (``verdict.METRICS``)."""
-    from edgecnn.converters import task_metrics as tm
-
-    acc = c.report["accuracy"]
-    decoded = tm.decoded_task(f_path) if c.src.task in (None, "other", "detection") else None
-    if decoded:
-        c.src.task = c.report["task"] = decoded
-        acc.update(tm.decoded_agreement(decoded, f_path, q_path, c.held_out.images))
-    elif c.src.task == "embedding":
-        acc.update(tm.decision_agreement(c.float_ref, evaluation.outputs(q_model, c.xs), (c.meta.get("origin") or {}).get("threshold")))
 
 
 def reference(c: Conversion, fp32_model) -> None:

@@ -9,6 +9,7 @@ from edgecnn import tflite_file
 from edgecnn._quiet import quiet_stderr
 from edgecnn.converters.evaluation import bytes_to_model, compare_outputs, lost, outputs, proven
 from edgecnn.converters.recipes import apply_recipe, representative
+from edgecnn.converters.task_metrics import add_task_metrics
 from edgecnn.errors import InputError, first_line
 from edgecnn.files import remove_temp
 from edgecnn.models._tf import tensorflow
@@ -184,11 +185,9 @@ def _attempt(c, deny: list[str]) -> dict:
         try:
             q, q_path = bytes_to_model(data, c.src.name + "_sel", temp)
             step["accuracy_after"] = after = compare_outputs(c.src.task or "other", c.float_ref, outputs(q, c.xs))
-            if c.src.task in ("detection", "segmentation"):  # judged as the plain int8 was: decoded, against fp32
-                from edgecnn.converters.task_metrics import decoded_agreement
-
-                f_path = _temp_model(tflite_file.with_metadata(c.float_data, c.meta), c.src.name + "_f", temp)
-                after.update(decoded_agreement(c.src.task, f_path, q_path, c.held_out.images))
+            decoded = c.src.task in ("detection", "segmentation")  # judged as the plain int8 was: on the task's metric
+            f_path = _temp_model(tflite_file.with_metadata(c.float_data, c.meta), c.src.name + "_f", temp) if decoded else None
+            add_task_metrics(c, after, f_path, q_path, q)
             lat = c.report.get("latency_ms")
             if lat and lat.get("fp32_p50"):  # beside the fp32 file timed earlier in this process, same input and threads
                 _, times = time_invocations(q, c.xs[0], runs=30, warmup=3)
