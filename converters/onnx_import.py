@@ -127,17 +127,10 @@ def fold_qdq(model) -> int:
         if n.op_type != "DequantizeLinear":
             continue
         x, scale = value(n.input[0]), value(n.input[1])
-        zp = value(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
         if x is not None and scale is not None:  # a constant (weights): dequantize once
-            xf = x.astype(np.float32)
-            sc = scale.astype(np.float32)
-            z = zp.astype(np.float32) if zp is not None else np.zeros_like(sc)
-            if sc.ndim == 1 and sc.size > 1:
-                shp = [1] * xf.ndim
-                shp[axis] = sc.size
-                sc, z = sc.reshape(shp), z.reshape(shp)
-            new_inits.append(numpy_helper.from_array(((xf - z) * sc).astype(np.float32), n.output[0]))
+            zp = value(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            new_inits.append(numpy_helper.from_array(_dequantized(x, scale, zp, axis), n.output[0]))
             drop.append(n)
             continue
         q = producers.get(n.input[0])
@@ -154,6 +147,27 @@ def fold_qdq(model) -> int:
                          "export the float model and let edgecnn quantize it")
     if not drop:
         return 0
+    keep = _rewire(graph, drop, rename, new_inits)
+    leftover = [n.op_type for n in keep if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    if leftover:
+        raise InputError(f"{len(leftover)} quantize nodes could not be folded: export the float model")
+    return len(drop)
+
+
+def _dequantized(x, scale, zp, axis: int) -> np.ndarray:
+    """(x - zero point) * scale in float32, per channel along ``axis`` where the scale is a vector."""
+    xf, sc = x.astype(np.float32), scale.astype(np.float32)
+    z = zp.astype(np.float32) if zp is not None else np.zeros_like(sc)
+    if sc.ndim == 1 and sc.size > 1:
+        shp = [1] * xf.ndim
+        shp[axis] = sc.size
+        sc, z = sc.reshape(shp), z.reshape(shp)
+    return ((xf - z) * sc).astype(np.float32)
+
+
+def _rewire(graph, drop: list, rename: dict, new_inits: list) -> list:
+    """Remove the ``drop`` nodes, point their readers (and the graph's outputs) at what they passed
+    through, keep the initializers still read and add the dequantized ones; returns the nodes kept."""
     dropped = {id(n) for n in drop}
     still_used = {i for n in graph.node if id(n) not in dropped for i in n.input}
     keep = [n for n in graph.node if id(n) not in dropped]
@@ -171,10 +185,7 @@ def fold_qdq(model) -> int:
     kept_inits = [i for i in graph.initializer if i.name in used or i.name in still_used]
     del graph.initializer[:]
     graph.initializer.extend(kept_inits + [i for i in new_inits if i.name in used])
-    leftover = [n.op_type for n in keep if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
-    if leftover:
-        raise InputError(f"{len(leftover)} quantize nodes could not be folded: export the float model")
-    return len(drop)
+    return keep
 
 
 _SCOPE_FIRST = re.compile(r"[A-Za-z0-9.]")
