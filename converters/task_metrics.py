@@ -88,9 +88,12 @@ def _mask_iou(pairs, images) -> dict:
 def decision_agreement(ref: list, got: list, threshold: float | None = None) -> dict:
     """An embedder's accept/reject decisions on pairs of held-out inputs (disjoint pairs: each input in
     one, so the interval counts independent trials), fp32 against quantized, at ``threshold`` on the
-    distance (default: the fp32 pairs' median, where a decision is hardest)."""
+    distance of the L2-normalised embeddings (default: the fp32 pairs' median, where a decision is
+    hardest)."""
     a = np.stack([np.ravel(x) for x in ref]).astype(np.float64)
     b = np.stack([np.ravel(x) for x in got]).astype(np.float64)
+    a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-12  # thresholds are on L2-normalised embeddings, as the device compares them
+    b /= np.linalg.norm(b, axis=1, keepdims=True) + 1e-12
     n = len(a) // 2
     if n == 0:
         return {}
@@ -110,4 +113,15 @@ def add_task_metrics(c, acc: dict, f_path, q_path, q_model) -> None:
     if c.src.task in ("detection", "segmentation"):
         acc.update(decoded_agreement(c.src.task, f_path, q_path, c.held_out.images))
     elif c.src.task == "embedding":
-        acc.update(decision_agreement(c.float_ref, outputs(q_model, c.xs), (c.meta.get("origin") or {}).get("threshold")))
+        acc.update(decision_agreement(c.float_ref, outputs(q_model, c.xs), embedder_threshold(c.meta)))
+
+
+def embedder_threshold(meta: dict) -> float | None:
+    """The distance at which the device accepts a face as the same person (edgecnn.faces' default for the
+    family, or one the metadata carries); None where there is none (the median decides)."""
+    from edgecnn.faces import DEFAULT_THRESHOLDS
+
+    if meta.get("threshold"):
+        return float(meta["threshold"])
+    name = str(meta.get("name") or "")
+    return next((t for family, t in DEFAULT_THRESHOLDS.items() if family in name), None)
