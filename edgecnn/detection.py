@@ -134,3 +134,59 @@ def decode_yolo(output, anchors=DEFAULT_ANCHORS, score_threshold: float = 0.5, i
     scores, labels = scores[mask], labels[mask]
     keep = nms(boxes, scores, iou_threshold)
     return [Detection(tuple(boxes[i]), float(scores[i]), int(labels[i])) for i in keep]
+
+
+def picodet_layout(shapes: list, input_hw: tuple[int, int]) -> list[tuple[int, int, int]] | None:
+    """For an anchor-free GFL head (PicoDet, as PaddleDetection exports it): per stride, (stride, score
+    output, box output), from the outputs' shapes: (1, N, classes) and (1, N, 4 x bins) per stride, N the
+    cells of the stride's grid over the input, in any order. None where the outputs are not such a head."""
+    import math
+
+    h, w = input_hw
+    if len(shapes) < 2 or len(shapes) % 2 or any(len(s) != 3 for s in shapes):
+        return None
+    by_cells: dict = {}
+    for i, s in enumerate(shapes):
+        by_cells.setdefault(int(s[1]), []).append(i)
+    out = []
+    for cells, pair in by_cells.items():
+        stride = next((s for s in (8, 16, 32, 64, 128) if math.ceil(h / s) * math.ceil(w / s) == cells), None)
+        if stride is None or len(pair) != 2:
+            return None
+        boxy = [i for i in pair if shapes[i][2] % 4 == 0 and shapes[i][2] >= 8]
+        if not boxy:
+            return None
+        box = boxy[-1]  # both could be: the export puts the box distributions after the scores
+        out.append((stride, next(i for i in pair if i != box), box))
+    return sorted(out)
+
+
+def decode_picodet(scores: list, dists: list, strides: list, input_hw: tuple[int, int], min_score: float = 0.5,
+                   iou_threshold: float = 0.5, per_level: int = 1000, candidates: int = 200, keep: int = 100) -> list[Detection]:
+    """PicoDet's GFL head: per stride, each cell's class scores (sigmoid already applied) and a discrete
+    distribution over distances to the box's four sides (softmax, its expectation, times the stride),
+    from the cell's centre; the ``per_level`` best cells of each stride, then per class the ``candidates``
+    best above ``min_score`` through hard NMS, at most ``keep`` each. Boxes in [0, 1] of the input."""
+    h, w = input_hw
+    boxes, confs = [], []
+    for stride, score, dist in zip(strides, scores, dists):
+        score = np.asarray(score, np.float32).reshape(-1, np.shape(score)[-1])
+        d = np.asarray(dist, np.float32).reshape(score.shape[0], 4, -1)
+        d = np.exp(d - d.max(-1, keepdims=True))
+        d = (d / d.sum(-1, keepdims=True)) @ np.arange(d.shape[-1], dtype=np.float32) * stride  # (N, 4): left, top, right, bottom
+        gw = int(np.ceil(w / stride))
+        idx = np.arange(score.shape[0])
+        cx, cy = (idx % gw + 0.5) * stride, (idx // gw + 0.5) * stride
+        top = np.argsort(-score.max(1), kind="stable")[:per_level]
+        boxes.append(np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], 1)[top])
+        confs.append(score[top])
+    if not boxes:
+        return []
+    b, c = np.concatenate(boxes) / np.float32([w, h, w, h]), np.concatenate(confs)
+    out = []
+    for k in range(c.shape[1]):
+        sel = np.flatnonzero(c[:, k] > min_score)
+        sel = sel[np.argsort(-c[sel, k], kind="stable")][:candidates]
+        for i in sel[nms(b[sel], c[sel, k], iou_threshold, top_k=keep)] if len(sel) else []:
+            out.append(Detection(tuple(float(v) for v in np.clip(b[i], 0.0, 1.0)), float(c[i, k]), k))  # clipped once kept
+    return out

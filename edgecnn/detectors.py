@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.detection import DEFAULT_ANCHORS, Detection, blend, decode_yolo, nms_clusters
+from edgecnn.detection import DEFAULT_ANCHORS, Detection, blend, decode_picodet, decode_yolo, nms_clusters, picodet_layout
 from edgecnn.errors import InputError
 from edgecnn.preprocess import PreprocessSpec
 
@@ -237,6 +237,32 @@ class GridDetector(_Stages):
         return out
 
 
+class PicoDetector(_Stages):
+    """An anchor-free GFL detector (PicoDet, as PaddleDetection exports it: per stride a score output and a
+    box-distribution output), labels from the model's metadata."""
+
+    def __init__(self, path, target=None, threads=None, min_score: float = 0.5, iou: float = 0.5, strict=False, warn=None):
+        from edgecnn.runtime import Model
+
+        self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
+        self.hw = tuple(int(v) for v in self.model.input_shape[1:3])
+        self.layout = picodet_layout([o["shape"] for o in self.model.outputs], self.hw)
+        if self.layout is None:
+            raise InputError(f"{path} does not output a PicoDet head (a score and a box-distribution output per stride)")
+        self.min_score, self.iou = min_score, iou
+
+    def infer(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> list[Detection]:
+        self._run(pixels)
+        outs = self.model.get_outputs()
+        found = decode_picodet([outs[c] for _, c, _ in self.layout], [outs[b] for _, _, b in self.layout],
+                               [s for s, _, _ in self.layout], self.hw, self.min_score, self.iou)
+        labels, out = self.model.labels or [], []
+        for d in found:
+            name = labels[d.label] if d.label < len(labels) else str(d.label)
+            out.append(Detection(tuple(float(v) for v in tr.to_frame(d.box)), d.score, d.label, [], name))
+        return out
+
+
 class Classifier(_Stages):
     """An image classifier in the camera loop: one whole-frame label per frame, named by the model's
     labels (edgecnn's metadata or the label file packed into a third-party model)."""
@@ -320,9 +346,11 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
         return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if ssd_outputs(out_shapes):
         return FaceDetector(str(p), target=target, threads=threads, strict=strict, warn=warn, min_score=min_score)
+    if picodet_layout(out_shapes, tuple(info.tensors[info.inputs[0]].shape[1:3])):
+        return PicoDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 4 and min(out_shapes[0][1:3]) >= 16:  # (1, H, W, C): a map
         return Segmenter(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
         return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.0 if min_score is None else min_score)
     raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor "
-                     "detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a segmenter, a classifier")
+                     "detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a PicoDet head, a segmenter, a classifier")

