@@ -25,6 +25,9 @@ BENCHMARKS = {
                 "the same input, rounds alternating. Goals: at most 1.05x on a prepared tensor, 1.10x on a raw frame."),
     "convert": ("Conversion recipes", "Size and latency of each precision (fp32, fp16, dynamic range, int8, 16x8) against the "
                 "fp32 file of the same model, measured on this machine."),
+    "quantization": ("int8 you can trust", "Real models from other packages at int8, each judged on its own task's metric "
+                     "(decoded boxes, masks, decisions, top-1) against its fp32 file on held-out inputs calibration never saw, "
+                     "with the 95% interval's low end; what `--keep-float auto` buys back, at what size and speed; the verdict."),
     "stylize": ("Style transfer", "The style network's latency per precision and its grey-level error against fp32; onnxruntime "
                 "on the original ONNX beside it. Goal: at most 100 ms at 256x256 on 2 threads."),
     "matrix": ("The benchmark matrix", "A model x precision x target matrix run twice: the second run must come from the cache."),
