@@ -46,13 +46,15 @@ def test_the_bare_interpreter_dies_on_it_and_edgecnn_does_not(crasher):
     assert_one_line_error(run_cli("verify", clip, clip, "--embedder", crasher), 2)
 
 
-def test_every_mutation_class_ends_in_a_clean_verdict_in_process(models, tmp_path):
-    """Model(path) and one inference, in this very process: a crash would kill the test run."""
+@pytest.mark.parametrize("rounds", [3, pytest.param(6, marks=pytest.mark.slow)])
+def test_every_mutation_class_ends_in_a_clean_verdict_in_process(models, tmp_path, rounds):
+    """Model(path) and one inference, in this very process: a crash would kill the test run. Every
+    class ``rounds`` times (the full run: three times more)."""
     from edgecnn.errors import EdgecnnError
     from edgecnn.runtime import Model
 
     seen, outcomes = set(), []
-    for i, _name, cls, data in corpus(models, 3 * len(CLASSES) * 2, 7):
+    for i, _name, cls, data in corpus(models, rounds * len(CLASSES), 7):
         path = tmp_path / f"m{i}.tflite"
         path.write_bytes(data)
         seen.add(cls)

@@ -39,6 +39,21 @@ def test_a_gallery_path_with_a_hash_bundles(tmp_path):
     assert Gallery(tmp_path / "b" / "gallery.db", create=False, readonly=True).names() == ["alice"]
 
 
+def test_output_piped_to_a_script_never_breaks_a_line_in_two(tmp_path):
+    """Without a terminal, a line longer than the console (a gallery deep in a folder tree) stays one line."""
+    from edgecnn.gallery import Gallery
+
+    folder = tmp_path / ("a_folder_with_a_long_name_" * 8)
+    folder.mkdir()
+    g = Gallery(folder / "g.db")
+    g.enroll("alice", [np.ones(128, np.float32) / np.sqrt(128)], "test-embedder")
+    g.close()
+    proc = run_cli("gallery", "list", "--gallery", folder / "g.db")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2 and str(folder / "g.db") in lines[0] and lines[1].strip().startswith("alice"), lines
+
+
 def test_from_edgecnn_import_model_in_a_fresh_interpreter():
     code = "import edgecnn, sys; assert 'edgecnn.runtime' not in sys.modules; from edgecnn import Model; print(Model.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

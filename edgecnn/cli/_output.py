@@ -56,8 +56,10 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160  # no terminal: don't squeeze tables to 80
-    return Console(stderr=stderr, highlight=False, width=width)
+    tty = stream.isatty()
+    width = None if tty or os.environ.get("COLUMNS") else 160  # no terminal: don't squeeze tables to 80
+    # no terminal: a line is never broken in two (a script reading the output would see two records)
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=not tty)
 
 
 def print_json(obj) -> None:
