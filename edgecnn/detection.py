@@ -190,3 +190,44 @@ def decode_picodet(scores: list, dists: list, strides: list, input_hw: tuple[int
         for i in sel[nms(b[sel], c[sel, k], iou_threshold, top_k=keep)] if len(sel) else []:
             out.append(Detection(tuple(float(v) for v in np.clip(b[i], 0.0, 1.0)), float(c[i, k]), k))  # clipped once kept
     return out
+
+
+def yolov8_layout(shape, input_hw: tuple[int, int]) -> str | None:
+    """For an Ultralytics YOLOv5u/v8/v11-style single output (no NMS in the graph): ``"rows"`` where it
+    is (1, 4 + classes, cells) as Ultralytics exports it, ``"columns"`` where transposed (1, cells, 4 +
+    classes); cells the grid cells of strides 8, 16 and 32 over the input. None otherwise."""
+    import math
+
+    h, w = input_hw
+    cells = sum(math.ceil(h / s) * math.ceil(w / s) for s in (8, 16, 32))
+    if len(shape) != 3 or shape[0] != 1:
+        return None
+    if shape[2] == cells and shape[1] > 4:
+        return "rows"
+    if shape[1] == cells and shape[2] > 4:
+        return "columns"
+    return None
+
+
+def decode_yolov8(out: np.ndarray, layout: str, input_hw: tuple[int, int], min_score: float = 0.25, iou_threshold: float = 0.45,
+                  agnostic: bool = False, keep: int = 300) -> list[Detection]:
+    """An Ultralytics detection head's raw output: per cell the box (centre x, y, width, height in input
+    pixels) and each class's score (no objectness); a cell's class is its best score; NMS per class
+    (``agnostic``: all classes together). Boxes in [0, 1] of the input."""
+    h, w = input_hw
+    p = np.asarray(out, np.float32).reshape(out.shape[-2:])
+    p = p.T if layout == "rows" else p  # (cells, 4 + classes)
+    scores = p[:, 4:]
+    cls = scores.argmax(1)
+    best = scores[np.arange(len(p)), cls]
+    sel = np.flatnonzero(best > min_score)
+    if not len(sel):
+        return []
+    cx, cy, bw, bh = (p[sel, k] for k in range(4))
+    boxes = np.stack([(cx - bw / 2) / w, (cy - bh / 2) / h, (cx + bw / 2) / w, (cy + bh / 2) / h], 1)
+    out_dets = []
+    for k in [None] if agnostic else np.unique(cls[sel]):
+        idx = np.arange(len(sel)) if k is None else np.flatnonzero(cls[sel] == k)
+        for i in idx[nms(boxes[idx], best[sel][idx], iou_threshold, top_k=keep)]:
+            out_dets.append(Detection(tuple(float(v) for v in np.clip(boxes[i], 0.0, 1.0)), float(best[sel][i]), int(cls[sel][i])))
+    return sorted(out_dets, key=lambda d: -d.score)[:keep]

@@ -17,7 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.detection import DEFAULT_ANCHORS, Detection, blend, decode_picodet, decode_yolo, nms_clusters, picodet_layout
+from edgecnn.detection import (
+    DEFAULT_ANCHORS,
+    Detection,
+    blend,
+    decode_picodet,
+    decode_yolo,
+    decode_yolov8,
+    nms_clusters,
+    picodet_layout,
+    yolov8_layout,
+)
 from edgecnn.errors import InputError
 from edgecnn.preprocess import PreprocessSpec
 
@@ -263,6 +273,28 @@ class PicoDetector(_Stages):
         return out
 
 
+class YoloV8Detector(_Stages):
+    """An Ultralytics YOLOv5u/v8/v11 detection export (one output: boxes and class scores per grid cell, no
+    NMS inside), labels from the model's metadata; NMS per class, as Ultralytics does."""
+
+    def __init__(self, path, target=None, threads=None, min_score: float = 0.25, iou: float = 0.45, strict=False, warn=None):
+        from edgecnn.runtime import Model
+
+        self.model = Model(path, target=target, threads=threads, strict=strict, warn=warn)
+        self.hw = tuple(int(v) for v in self.model.input_shape[1:3])
+        self.layout = yolov8_layout(self.model.outputs[0]["shape"], self.hw) if len(self.model.outputs) == 1 else None
+        if self.layout is None:
+            raise InputError(f"{path} does not output an Ultralytics detection head (1, 4 + classes, cells)")
+        self.min_score, self.iou = min_score, iou
+
+    def infer(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> list[Detection]:
+        self._run(pixels)
+        found = decode_yolov8(self.model.get_output(0)[None], self.layout, self.hw, self.min_score, self.iou)
+        labels = self.model.labels or []
+        return [Detection(tuple(float(v) for v in tr.to_frame(d.box)), d.score, d.label, [],
+                          labels[d.label] if d.label < len(labels) else str(d.label)) for d in found]
+
+
 class Classifier(_Stages):
     """An image classifier in the camera loop: one whole-frame label per frame, named by the model's
     labels (edgecnn's metadata or the label file packed into a third-party model)."""
@@ -346,11 +378,14 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
         return GridDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if ssd_outputs(out_shapes):
         return FaceDetector(str(p), target=target, threads=threads, strict=strict, warn=warn, min_score=min_score)
-    if picodet_layout(out_shapes, tuple(info.tensors[info.inputs[0]].shape[1:3])):
+    hw = tuple(info.tensors[info.inputs[0]].shape[1:3])
+    if len(out_shapes) == 1 and yolov8_layout(out_shapes[0], hw):
+        return YoloV8Detector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.25 if min_score is None else min_score)
+    if picodet_layout(out_shapes, hw):
         return PicoDetector(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 4 and min(out_shapes[0][1:3]) >= 16:  # (1, H, W, C): a map
         return Segmenter(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
         return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.0 if min_score is None else min_score)
     raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor "
-                     "detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, a PicoDet head, a segmenter, a classifier")
+                     "detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, an Ultralytics YOLOv5u/v8 head, a PicoDet head, a segmenter, a classifier")

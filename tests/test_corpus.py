@@ -187,3 +187,71 @@ def test_a_picodet_head_is_told_from_other_detectors_by_its_shapes_in_any_order(
     assert picodet_layout(shuffled, (800, 608)) == [(8, 1, 0), (16, 3, 2), (32, 5, 4), (64, 7, 6)]
     assert picodet_layout([[1, 896, 16], [1, 896, 1]], (128, 128)) is None  # BlazeFace's SSD outputs
     assert picodet_layout(cdla, (640, 640)) is None  # the grids do not fit this input
+
+
+def _their_fall_detector(min_score):
+    """human-fall-detection's own ONNX pipeline (its detector.py, from the wheel): its preprocessing,
+    onnxruntime, its YOLOv8 post-processing (per-class NMS). Its module imports ultralytics for its .pt
+    path, which is not installed here: a stand-in module takes that name, the ONNX path never uses it."""
+    import importlib.util
+    import sys
+    import types
+
+    sys.modules.setdefault("ultralytics", types.SimpleNamespace(YOLO=None))
+    spec = importlib.util.spec_from_file_location("fall_detection_detector", _corpus("fall_detection/detector.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    det = mod.FallDetector.__new__(mod.FallDetector)  # their __init__ resolves the model inside the installed package
+    det.model_path, det.device, det.confidence = _corpus("fall_detection/models/best_fp16.onnx"), "cpu", min_score
+    det._load_onnx_model()
+    return det
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_an_ultralytics_yolov8_export_finds_what_its_own_package_finds_and_runs_in_the_camera(tmp_path):
+    import cv2
+
+    from edgecnn.detectors import YoloV8Detector, open_detector
+
+    out = tmp_path / "fall.tflite"
+    proc = run_cli("convert", _corpus("fall_detection/models/best_fp16.onnx"), "--precision", "fp32", "--normalize", "unit", "--color", "rgb",
+                   "--resize", "stretch", "--interpolation", "linear", "--labels", "Normal,Fall", "--calibration", "bundled", "--samples", "2",
+                   "--held-out", "2", "--output", out, "--json", "--no-layers")
+    assert proc.returncode == 0, proc.stderr
+    theirs = _their_fall_detector(0.25)
+    det = open_detector(str(out), min_score=0.25)
+    assert isinstance(det, YoloV8Detector)
+    frames = [cv2.imread(str(p)) for p in sorted(FACES.glob("*.jpg"))]  # people, upright: "Normal"
+    found = 0
+    for img in frames:
+        ref = sorted(theirs._postprocess_onnx(theirs.ort_session.run(None, {theirs.input_name: theirs._preprocess_onnx(img)}), img.shape[:2]),
+                     key=lambda d: -d["confidence"])
+        mine = sorted(det.detect(img), key=lambda d: -d.score)
+        assert [d.label for d in mine] == [r["class"] for r in ref], (mine, ref)
+        for d, r in zip(mine, ref):  # they truncate their corners to whole pixels
+            assert abs(d.score - r["confidence"]) < 2e-3 and np.abs(np.subtract(d.box, [r["x1"], r["y1"], r["x2"], r["y2"]])).max() < 2.0
+        found += len(ref)
+    assert found >= 2
+    assert {d.name for img in frames for d in det.detect(img)} <= {"Normal", "Fall"}
+    clip = make_portrait_clip(tmp_path / "people.avi", sorted(FACES.glob("*.jpg")), frames_each=2)
+    proc = run_cli("camera", "--source", clip, "--detector", out, "--headless", "--json", "--keep-per-frame")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["frames"] == 8 and s["frames_with_detections"] >= 4
+
+
+def test_an_ultralytics_head_is_told_by_its_shape_either_way_round():
+    from edgecnn.detection import decode_yolov8, yolov8_layout
+
+    assert yolov8_layout([1, 6, 8400], (640, 640)) == "rows" and yolov8_layout([1, 8400, 6], (640, 640)) == "columns"
+    assert yolov8_layout([1, 84, 2100], (320, 320)) == "rows"  # any input size: the cells of strides 8, 16, 32
+    assert yolov8_layout([1, 6, 8400], (320, 320)) is None and yolov8_layout([1, 1000], (224, 224)) is None
+    # two overlapping boxes of different classes both stay (NMS per class); a weaker one of the same class goes
+    p = np.zeros((6, 2100), np.float32)
+    p[:4, 0], p[4, 0] = [100, 100, 50, 50], 0.9
+    p[:4, 1], p[5, 1] = [102, 100, 50, 50], 0.8
+    p[:4, 2], p[4, 2] = [101, 101, 50, 50], 0.7
+    dets = decode_yolov8(p[None], "rows", (320, 320))
+    assert [(d.label, round(d.score, 1)) for d in dets] == [(0, 0.9), (1, 0.8)]
+    assert np.allclose(dets[0].box, [75 / 320, 75 / 320, 125 / 320, 125 / 320])
