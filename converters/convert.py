@@ -258,11 +258,12 @@ def evaluate(c: Conversion) -> None:
         if len(c.held_out) and f_model is not None:
             c.xs = [c.spec.apply(im) for im in c.held_out.images]
             c.float_ref = evaluation.outputs(f_model, c.xs)
-            c.report["accuracy"] = evaluation.compare_outputs(c.src.task or "other", c.float_ref, evaluation.outputs(q_model, c.xs))
+            q_out = evaluation.outputs(q_model, c.xs)
+            c.report["accuracy"] = evaluation.compare_outputs(c.src.task or "other", c.float_ref, q_out)
             decoded = task_metrics.decoded_task(f_path) if c.src.task in (None, "other", "detection") else None
             if decoded:  # a model the camera loop decodes is judged on what it finds, whatever its source said
                 c.src.task = c.report["task"] = decoded
-            task_metrics.add_task_metrics(c, c.report["accuracy"], f_path, q_path, q_model)
+            task_metrics.add_task_metrics(c, c.report["accuracy"], f_path, q_path, q_out)
         if c.opts.eval_dir:
             c.report["eval"] = evaluation.evaluate_folder(c.opts.eval_dir, c.spec, q_model, f_model or q_model, c.opts.samples * 10)
         if c.src.onnx is not None or _keras_model(c.src) is not None:

@@ -184,10 +184,11 @@ def _attempt(c, deny: list[str]) -> dict:
         q = None
         try:
             q, q_path = bytes_to_model(data, c.src.name + "_sel", temp)
-            step["accuracy_after"] = after = compare_outputs(c.src.task or "other", c.float_ref, outputs(q, c.xs))
+            q_out = outputs(q, c.xs)
+            step["accuracy_after"] = after = compare_outputs(c.src.task or "other", c.float_ref, q_out)
             decoded = c.src.task in ("detection", "segmentation")  # judged as the plain int8 was: on the task's metric
             f_path = _temp_model(tflite_file.with_metadata(c.float_data, c.meta), c.src.name + "_f", temp) if decoded else None
-            add_task_metrics(c, after, f_path, q_path, q)
+            add_task_metrics(c, after, f_path, q_path, q_out)
             lat = c.report.get("latency_ms")
             if lat and lat.get("fp32_p50"):  # beside the fp32 file timed earlier in this process, same input and threads
                 _, times = time_invocations(q, c.xs[0], runs=30, warmup=3)

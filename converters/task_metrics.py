@@ -104,16 +104,15 @@ def decision_agreement(ref: list, got: list, threshold: float | None = None) -> 
     return {"decision_agreement": same / n, "decision_agreement_ci95": list(wilson(same, n)), "decision_agreement_samples": n, "decision_threshold": t}
 
 
-def add_task_metrics(c, acc: dict, f_path, q_path, q_model) -> None:
-    """Add the task's own metric to ``acc`` (the raw-output figures of a quantized model ``q_model``
-    at ``q_path`` against the fp32 file at ``f_path``, on the conversion ``c``'s held-out inputs): the
-    decoded boxes or masks, or an embedder's decisions. The verdict is taken on it (``verdict.METRICS``)."""
-    from edgecnn.converters.evaluation import outputs
-
+def add_task_metrics(c, acc: dict, f_path, q_path, q_out: list) -> None:
+    """Add the task's own metric to ``acc`` (the raw-output figures of a quantized model at ``q_path``,
+    whose outputs on the conversion ``c``'s held-out inputs are ``q_out``, against the fp32 file at
+    ``f_path``): the decoded boxes or masks, or an embedder's decisions. The verdict is taken on it
+    (``verdict.METRICS``)."""
     if c.src.task in ("detection", "segmentation"):
         acc.update(decoded_agreement(c.src.task, f_path, q_path, c.held_out.images))
     elif c.src.task == "embedding":
-        acc.update(decision_agreement(c.float_ref, outputs(q_model, c.xs), embedder_threshold(c.meta)))
+        acc.update(decision_agreement(c.float_ref, q_out, embedder_threshold(c.meta)))
 
 
 def embedder_threshold(meta: dict) -> float | None:
