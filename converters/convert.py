@@ -23,6 +23,7 @@ from edgecnn import __version__, tflite_file
 from edgecnn._progress import stage_printer
 from edgecnn.calibration.datasets import ImageSet, load_images
 from edgecnn.converters import debugging, evaluation, task_metrics, verdict
+from edgecnn.converters.graph_rewrites import fuse_hard_swish
 from edgecnn.converters.recipes import NEEDS_CALIBRATION, apply_recipe, representative, run_converter
 from edgecnn.converters.report import describe_file, runtimes_that_load
 from edgecnn.converters.sources import Source, assumed_preprocessing, default_preprocess, load_source, make_converter
@@ -86,6 +87,7 @@ class Conversion:
     float_ref: list = field(default_factory=list)  # the float model's outputs on them
     flex: list = field(default_factory=list)
     assumed: str | None = None  # what was assumed of a source that declares no normalisation
+    fused: int = 0  # hard-swish chains put back as one op (graph_rewrites)
 
     def factory(self) -> Any:
         return make_converter(self.src)
@@ -120,7 +122,7 @@ def _check_writable(out: Path):
     if not folder.exists():
         raise InputError(f"output folder does not exist: {folder}")
     if not os.access(folder, os.W_OK):
-        raise InputError(f"cannot write to {folder} (permission denied); choose another --output")
+        raise InputError(f"cannot write to {folder} (read-only or permission denied); choose another --output")
     if out.exists() and out.is_dir():
         raise InputError(f"--output {out} is a folder; give a file name ending in .tflite")
 
@@ -172,9 +174,10 @@ def run_recipe(c: Conversion) -> float:
     """Convert at the chosen precision (and fp32 beside it); returns the converter's seconds."""
     rep = representative(c.calib.images, c.spec) if c.precision in NEEDS_CALIBRATION else None
     t0 = time.perf_counter()
-    data = run_converter(apply_recipe(c.factory(), c.precision, c.io, rep, c.opts.allow_flex))
+    data, c.fused = fuse_hard_swish(run_converter(apply_recipe(c.factory(), c.precision, c.io, rep, c.opts.allow_flex)))
     seconds = time.perf_counter() - t0
-    c.float_data = data if c.precision == "fp32" else run_converter(apply_recipe(c.factory(), "fp32", "float", None, c.opts.allow_flex))
+    c.float_data = data if c.precision == "fp32" else fuse_hard_swish(
+        run_converter(apply_recipe(c.factory(), "fp32", "float", None, c.opts.allow_flex)))[0]
     src = c.src
     c.meta = {
         "schema": 1,
@@ -302,6 +305,8 @@ def reference(c: Conversion, fp32_model) -> None:
             c.data = tflite_file.with_metadata(c.data, c.meta)
     if c.src.onnx is not None and c.src.onnx.notes:
         c.report["onnx_notes"] = list(c.src.onnx.notes)
+    if c.fused:
+        c.report["graph_rewrites"] = [f"{c.fused} hard-swish chain(s) of 4 element-wise ops fused into TFLite's HARD_SWISH"]
     if not ref["ok"]:
         w = next(r for r in ref["outputs"] if r["name"] == ref["worst_output"])
         raise EdgecnnError(f"the fp32 TFLite does not match {ref['against']} on {ref['samples']} real images (output {w['name']!r}: mean abs "

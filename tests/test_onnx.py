@@ -261,3 +261,40 @@ def test_onnx2tf_failures_are_retried_with_its_documented_fixes(tmp_path, monkey
     with pytest.raises(EdgecnnError, match=r"tried as it is, without onnxsim, grouped convolutions split, onnx2tf's generated"):
         onnx_import._onnx2tf(model, tmp_path / "sm", [], 10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # the pristine copy went with the run
+
+
+def _hard_swish_onnx(path):
+    """Conv → HardSwish twice, and a squeeze-excite gate (features × HardSigmoid(pooled)) whose chain
+    looks like a hard-swish's but multiplies another tensor: it must stay as it is."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+
+    def w(name, *shape):
+        return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("HardSwish", ["c1"], ["h1"]),
+             helper.make_node("Conv", ["h1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]), helper.make_node("HardSwish", ["c2"], ["h2"]),
+             helper.make_node("GlobalAveragePool", ["h2"], ["p"]), helper.make_node("HardSigmoid", ["p"], ["g"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["h2", "g"], ["y"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 32, 32])
+    inits = [w("w1", 8, 3, 3, 3), w("b1", 8), w("w2", 8, 8, 3, 3), w("b2", 8)]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "hs", [x], [y], inits), opset_imports=[helper.make_opsetid("", 14)]), str(path))
+
+
+def test_hard_swish_is_one_op_in_the_converted_file_and_the_gate_beside_it_is_untouched(tmp_path):
+    """onnx2tf writes HardSwish as four element-wise ops (MUL, ADD, RELU_0_TO_1, MUL), each a pass over
+    the feature map; the converted file has TFLite's one HARD_SWISH instead, and still matches onnxruntime."""
+    from edgecnn import tflite_file
+
+    src = tmp_path / "hs.onnx"
+    _hard_swish_onnx(src)
+    for precision in ("fp32", "fp16"):
+        out = tmp_path / f"hs_{precision}.tflite"
+        rep = _convert(src, "--precision", precision, "--output", out)
+        ops = tflite_file.read(out).op_histogram()
+        assert rep["reference"]["ok"] and ops["HARD_SWISH"] == 2, (precision, ops)
+        assert ops["RELU_0_TO_1"] == 1 and ops["MUL"] == 2, ops  # the gate's own chain and its product with other features
+        assert rep["graph_rewrites"] == ["2 hard-swish chain(s) of 4 element-wise ops fused into TFLite's HARD_SWISH"]
