@@ -187,8 +187,8 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         g = Path(gallery) if gallery else default_gallery_path()
         if not with_gallery or (enroll and not gallery):  # --enroll alone: a gallery of just those people
             g = Path("/nonexistent/edgecnn-no-gallery")
-        if g.is_file() and with_embedder:
-            _check_gallery_embedder(g, staging / manifest["embedder"], prof.name)
+        if g.is_file():  # a damaged one is one line naming the way out, before anything is copied
+            _check_gallery_embedder(g, staging / manifest["embedder"] if with_embedder else None, prof.name)
         if g.is_file():
             sqlite_copy(g, staging / "gallery.db")
         if enroll:
@@ -235,12 +235,14 @@ def _carry_file(src: Path, staging: Path, files: dict, role: str) -> str:
     return src.name
 
 
-def _check_gallery_embedder(g: Path, embedder_path: Path, target: str) -> None:
-    """A gallery holds embeddings, not photos: one enrolled with another embedder cannot be carried."""
-    gal = Gallery(g, create=False, readonly=True)
+def _check_gallery_embedder(g: Path, embedder_path: Path | None, target: str) -> None:
+    """A gallery holds embeddings, not photos: one enrolled with another embedder cannot be carried.
+    Opening it checks it too (SQLite's quick check), with or without an embedder to compare."""
+    with Gallery(g, create=False, readonly=True) as gal:
+        have = gal.meta("embedder")
+    if embedder_path is None:
+        return
     emb_id = Embedder(embedder_path).identity
-    have = gal.meta("embedder")
-    gal.close()
     if have and have != emb_id:
         raise InputError(
             f"gallery {g} was enrolled with {have} but the {target} embedder is {emb_id}, and a gallery holds "

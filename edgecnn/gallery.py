@@ -85,6 +85,7 @@ class Gallery:
 
     def __init__(self, path=None, create: bool = True, readonly: bool = False):
         self.path = Path(path) if path else default_gallery_path()
+        self.readonly = readonly
         created = False
         if not self.path.exists():
             if not create or readonly:
@@ -225,6 +226,19 @@ class Gallery:
 
     def close(self):
         self.db.close()
+        logs = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        if self.readonly and any(p.exists() for p in logs) and os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK):
+            # a read-only connection cannot remove the logs SQLite made for it; a writable one closed last does
+            with contextlib.suppress(sqlite3.Error):
+                db = sqlite3.connect(str(self.path), timeout=1)
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):  # closed on every way out: SQLite removes its -wal and -shm with the last connection
+        self.close()
 
     # ---------------------------------------------------------------- embedder identity
     def meta(self, key, default=None):
@@ -333,6 +347,8 @@ class Gallery:
         for item in data["identities"]:
             try:
                 vec = np.asarray(item["embedding"], np.float32)
+                if not isinstance(item["name"], str):  # a number or a list is not a name a person was enrolled under
+                    raise TypeError
                 name = check_name(item["name"])
             except (KeyError, TypeError, ValueError) as exc:
                 if isinstance(exc, InputError):

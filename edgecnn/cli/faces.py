@@ -89,21 +89,27 @@ def run_enroll(args, extra) -> int:
     v = _verifier(args)
     embeddings = [v.embed(img, str(path)) for path, img in zip(args.images, images)]
     crops = [aligned_crop_jpeg(img, e) for img, e in zip(images, embeddings)] if args.keep_images else None
-    g = Gallery(target_gallery)
-    n = g.enroll(args.name, [e.vector for e in embeddings], v.embedder.identity, sources=[str(p) for p in args.images],
-                 images=crops, replace=args.replace)
+    with Gallery(target_gallery) as g:
+        n = g.enroll(args.name, [e.vector for e in embeddings], v.embedder.identity, sources=[str(p) for p in args.images],
+                     images=crops, replace=args.replace)
     result = {"name": args.name, "enrolled": n, "gallery": str(g.path), "embedder": v.embedder.identity}
     print_json(result) if args.json else console().print(f"enrolled {args.name}: {n} face(s) into {g.path}", markup=False, highlight=False)
     return 0
 
 
 def run_gallery(args, extra) -> int:
-    from edgecnn.gallery import Gallery, gallery_path, shown
+    from edgecnn.gallery import Gallery, gallery_path
 
     no_extra(extra)
     if args.action == "import":
         return _import(args)
-    g = Gallery(gallery_path(args.gallery, args.bundle), create=False, readonly=args.action in ("list", "export"))
+    with Gallery(gallery_path(args.gallery, args.bundle), create=False, readonly=args.action in ("list", "export")) as g:
+        return _gallery_action(args, g)
+
+
+def _gallery_action(args, g) -> int:
+    from edgecnn.gallery import shown
+
     if args.action == "list":
         rows = g.list()
         if args.json:
@@ -147,8 +153,8 @@ def _import(args) -> int:
         data = json.loads(src.read_text())
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"gallery import: {src} is not JSON from edgecnn gallery export") from None
-    g = Gallery(target)
-    n = g.import_export(data)
+    with Gallery(target) as g:
+        n = g.import_export(data)
     print_json({"imported": n, "gallery": str(g.path)}) if args.json else console().print(f"imported {n} embedding(s) into {g.path}")
     return 0
 
@@ -184,10 +190,9 @@ def _calibrate(args) -> int:
     if args.gallery or args.bundle:  # the gallery's threshold (a bundle's gallery travels with it)
         from edgecnn.gallery import Gallery, gallery_path
 
-        g = Gallery(gallery_path(args.gallery, args.bundle), create=False)
-        g.set_threshold(result["threshold"])
-        result["saved_to"] = str(g.path)
-        g.close()
+        with Gallery(gallery_path(args.gallery, args.bundle), create=False) as g:
+            g.set_threshold(result["threshold"])
+            result["saved_to"] = str(g.path)
     d = result["at_default"]
     print_json(result) if args.json else console().print(
         f"threshold {result['threshold']:.3f} ({result['rule']}): FAR {result['far']:.3f}, FRR {result['frr']:.3f}, "
@@ -204,12 +209,12 @@ def run_identify(args, extra) -> int:
 
     no_extra(extra)
     img = read_image(args.image)
-    g = Gallery(gallery_path(args.gallery, args.bundle), create=False, readonly=True)
-    v = _verifier(args)
-    g.check_embedder(v.embedder.identity, v.embedder.dim)
-    e = v.embed(img, str(args.image))
-    thr = args.threshold if args.threshold is not None else float(g.meta("threshold") or v.embedder.threshold)
-    m = g.identify(e.vector, thr)
+    with Gallery(gallery_path(args.gallery, args.bundle), create=False, readonly=True) as g:
+        v = _verifier(args)
+        g.check_embedder(v.embedder.identity, v.embedder.dim)
+        e = v.embed(img, str(args.image))
+        thr = args.threshold if args.threshold is not None else float(g.meta("threshold") or v.embedder.threshold)
+        m = g.identify(e.vector, thr)
     print_json(m.as_dict()) if args.json else console().print(
         f"{shown(m.name) if m.name else 'unknown'} (distance {m.distance:.3f} to {shown(m.nearest)}, threshold {thr:.3f})",
         markup=False, highlight=False)
