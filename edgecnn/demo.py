@@ -10,9 +10,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import time
 from pathlib import Path
 
-from edgecnn.errors import InputError
+from edgecnn.errors import EdgecnnError, InputError
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 
@@ -28,17 +32,42 @@ def check_output(output) -> Path:
         raise InputError(f"--output {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
         raise InputError(f"--output {out} is not empty and not an earlier demo's folder; choose a new folder (the demo replaces only its own files)")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())  # the folder the demo's is made in, or itself
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise InputError(f"cannot write the demo to {out}: {existing} is read-only or not writable; choose another --output")
     return out
 
 
 def run_demo(output="edgecnn-demo", target=None, progress: bool = False) -> dict:
+    out = check_output(output)
+    made, started = not out.exists(), time.time_ns()
+    try:
+        return _run(out, target, progress)
+    except BaseException as exc:
+        _remove_own(out, made, started)  # a full disk or a stop: nothing half-made by this run stays
+        if isinstance(exc, OSError):
+            raise EdgecnnError(f"cannot write the demo to {out}: {exc.strerror or exc}; nothing of this run was kept") from None
+        raise
+
+
+def _remove_own(out: Path, made: bool, started: int) -> None:
+    """Remove what this run wrote: the whole folder if it made it, else the demo files it (re)wrote."""
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for name in (*DEMO_FILES, "gallery.db-wal", "gallery.db-shm"):
+        with contextlib.suppress(OSError):
+            if (out / name).stat().st_mtime_ns >= started:
+                (out / name).unlink()
+
+
+def _run(out: Path, target, progress: bool) -> dict:
     from edgecnn import camera
     from edgecnn.demo_data import make_face_clip
     from edgecnn.facenet import ensure_facenet
     from edgecnn.faces import Embedder, FaceVerifier, LiveVerifier, read_image
     from edgecnn.gallery import Gallery
 
-    out = check_output(output)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARK).write_text("made by edgecnn demo; a later demo replaces only: " + ", ".join(DEMO_FILES) + "\n")
     clip = out / "demo_input.mp4"

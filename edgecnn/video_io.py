@@ -72,14 +72,18 @@ def capture_frame_count(cap) -> int | None:
     return n if n > 0 else None
 
 
-def open_writer(path, fps: float, size: tuple[int, int]):
-    """A VideoWriter whose codec follows the extension; failing to open is an error before the loop."""
+def open_writer(path, fps: float, size: tuple[int, int], shown=None):
+    """A VideoWriter whose codec follows the extension; failing to open is an error before the loop.
+    ``shown``: the path the user gave, named in messages (``path`` may be a temporary name beside it)."""
     import cv2
 
     p = Path(path)
+    shown = Path(shown) if shown is not None else p
+    if shown.is_dir():
+        raise InputError(f"--output {shown} is a folder; give a video file name (.mp4 or .avi)")
     codec = CODECS.get(p.suffix.lower())
     if codec is None:
-        raise InputError(f"unsupported output {p.suffix or p.name!r}: use .mp4 (mp4v) or .avi (MJPG); OpenCV's wheels have no H.264 encoder")
+        raise InputError(f"unsupported output {shown.suffix or shown.name!r}: use .mp4 (mp4v) or .avi (MJPG); OpenCV's wheels have no H.264 encoder")
     if not p.parent.exists():
         raise InputError(f"output folder does not exist: {p.parent}")
     if not os.access(p.parent, os.W_OK):
@@ -89,8 +93,24 @@ def open_writer(path, fps: float, size: tuple[int, int]):
     if not w.isOpened():
         if not existed and p.exists():
             p.unlink()
-        raise InputError(f"cannot write video {p} with codec {codec}")
+        raise InputError(f"cannot write the video {shown}: {_why_unwritable(p.parent) or f'OpenCV could not open codec {codec} for it'}")
     return w
+
+
+def _why_unwritable(folder: Path) -> str | None:
+    """Why a file cannot be made in ``folder`` (a full or read-only disk), found by making one; None if it can."""
+    import errno
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgecnn-probe.") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return {errno.ENOSPC: "the disk is full (free some space and run it again)",
+                errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+    return None
 
 
 class PartialVideo:
@@ -102,7 +122,7 @@ class PartialVideo:
 
         self.output = Path(output)
         self.partial = self.output.with_name(f".{self.output.stem}.{os.getpid()}.partial{self.output.suffix}")
-        self.writer = open_writer(self.partial, fps, size)
+        self.writer = open_writer(self.partial, fps, size, shown=self.output)
         self.frames = 0
 
     def write(self, frame) -> None:
@@ -171,6 +191,8 @@ class FrameSource:
                 raise InputError(f"video source not found: {p}")
             if p.is_dir():
                 raise InputError(f"video source {p} is a folder, not a video file")
+            if p.stat().st_size == 0:
+                raise InputError(f"video source {p} is empty (0 bytes), not a video")
         self.cap = open_capture(source, decode_threads)
         if not self.cap.isOpened():
             why = (f"no video from it within {STREAM_TIMEOUT_MS // 1000} s (is the URL right and the stream up?)" if "://" in str(source)
