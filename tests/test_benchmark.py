@@ -165,3 +165,28 @@ def test_ray_auto_starts_a_local_cluster_when_none_runs(tmp_path):
     assert r["mode"] == "ray" and r["ok"] == 1
     (cell,) = json.loads((tmp_path / "auto" / "results.json").read_text())["cells"]
     assert cell["latency_source"] == "measured" and cell["node"] == cell["convert_node"]
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_benchmark_keeps_its_finished_cells_says_how_to_resume_and_resumes(tmp_path, sig, code, sigint_reaches_python):
+    """A signal once the first cell is cached: the run stops between cells (it ran every cell before), exits
+    with the signal's code in one line naming the way on, and the same command then runs only the rest."""
+    import signal
+    import time
+
+    out = tmp_path / "r"
+    args = ["benchmark", "--models", "lenet5", "--precisions", "fp32,fp16,dynamic", "--runs", "3", "--output", str(out), "--json"]
+    p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "cells").is_dir() or not any((out / "cells").iterdir()):
+        assert p.poll() is None and time.monotonic() < deadline, "the run ended before its first cell was cached"
+        time.sleep(0.05)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=300)
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("edgecnn: note:")]
+    assert p.returncode == code and "run the same command again to resume" in lines[-1] and "Traceback" not in err, err
+    done = len(list((out / "cells").iterdir()))
+    assert 1 <= done < 3
+    proc = run_cli(*args)
+    r = json.loads(proc.stdout)
+    assert proc.returncode == 0 and r["cached"] == done and r["ok"] == 3, proc.stderr
