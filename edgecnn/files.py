@@ -179,3 +179,18 @@ def check_clashes(outputs: dict, inputs: dict) -> None:
         for kb, pb in outs[i + 1 :]:
             if _same(pa, pb):
                 raise InputError(f"{ka} and {kb} are the same file ({pa}): give each its own path")
+
+
+def why_unwritable(folder: Path) -> str | None:
+    """Why a file cannot be made in ``folder`` (a full or read-only disk), found by making one; None if it can."""
+    import errno
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgecnn-probe.") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return {errno.ENOSPC: "the disk is full (free some space and run it again)",
+                errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+    return None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edgecnn._quiet import quiet_stderr
 from edgecnn.errors import EdgecnnError, InputError, start_threads
+from edgecnn.files import why_unwritable
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
@@ -93,24 +94,8 @@ def open_writer(path, fps: float, size: tuple[int, int], shown=None):
     if not w.isOpened():
         if not existed and p.exists():
             p.unlink()
-        raise InputError(f"cannot write the video {shown}: {_why_unwritable(p.parent) or f'OpenCV could not open codec {codec} for it'}")
+        raise InputError(f"cannot write the video {shown}: {why_unwritable(p.parent) or f'OpenCV could not open codec {codec} for it'}")
     return w
-
-
-def _why_unwritable(folder: Path) -> str | None:
-    """Why a file cannot be made in ``folder`` (a full or read-only disk), found by making one; None if it can."""
-    import errno
-    import tempfile
-
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgecnn-probe.") as f:
-            f.write(b"\0" * 4096)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        return {errno.ENOSPC: "the disk is full (free some space and run it again)",
-                errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
-    return None
 
 
 class PartialVideo:
