@@ -46,9 +46,9 @@ class Bundle:
             raise InputError(f"bundle {self.folder} lists {name} but the file is missing; make the bundle again")
         entry = self.manifest.get("files", {}).get(name) or {}
         if entry.get("sha256") and entry.get("role") != "gallery" and name not in self._verified:
-            from edgecnn.loader import sha256_of
+            from edgecnn.loader import file_sha256
 
-            if sha256_of(p.read_bytes()) != entry["sha256"]:
+            if file_sha256(p) != entry["sha256"]:
                 raise InputError(f"bundle {self.folder}: {name} does not match its sha256 in the manifest (changed or damaged); "
                                  "copy the bundle again")
             self._verified.add(name)
@@ -60,8 +60,24 @@ class Bundle:
         return self.file(name) if name else None
 
 
+_OPEN: dict = {}  # (folder, manifest inode, size, mtime) -> Bundle: a bundle is read and verified once per process
+
+
 def open_bundle(folder) -> Bundle:
+    """The bundle at ``folder``, its manifest checked; the same :class:`Bundle` (and the files it has
+    verified) for every caller in this process until the manifest changes (a replaced bundle is new)."""
     f = Path(folder)
+    try:
+        st = (f / MANIFEST).stat()
+    except OSError:
+        return _read_bundle(f)  # no manifest (or no folder: a killed replacement is recovered there); said there
+    key = (str(f.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _OPEN:
+        _OPEN[key] = _read_bundle(f)
+    return _OPEN[key]
+
+
+def _read_bundle(f: Path) -> Bundle:
     if not f.is_dir():
         try:
             recover(f)  # a replacement killed between its two renames: the old bundle goes back

@@ -39,6 +39,21 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_DIGESTS: dict = {}  # (path, device, inode, size, mtime) -> sha256: each file is hashed once per process
+
+
+def file_sha256(path, data: bytes | None = None) -> str:
+    """The sha256 of the file at ``path`` (``data``: its bytes, where the caller has read them), computed
+    once per process for a file that has not changed since: a bundle's check, the loader's verdict
+    cache and a start-up all ask for the same 23 MB FaceNet."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_of(data if data is not None and len(data) == st.st_size else p.read_bytes())
+    return _DIGESTS[key]
+
+
 def _verdict_path(digest: str) -> Path:
     """One verdict per file *and runtime*: a newer LiteRT may load what an older one refused (or crash
     where it did not)."""
@@ -181,7 +196,7 @@ def check_model(path, isolate: bool | None = None) -> tflite_file.TFLiteFile:
     if isolate is None:
         isolate = os.environ.get("EDGECNN_ISOLATE", "1") != "0"
     if isolate:
-        digest = sha256_of(data)
+        digest = file_sha256(p, data)
         verdict = known_verdict(digest)
         if verdict is None:
             result = probe(p)

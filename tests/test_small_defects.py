@@ -97,3 +97,25 @@ def test_a_classifiers_label_is_drawn_below_the_status_line_where_it_can_be_read
     changed = np.argwhere((labelled != bare).any(2))
     label = changed[(changed[:, 0] >= STATUS_HEIGHT) & (changed[:, 0] < STATUS_HEIGHT + 30) & (changed[:, 1] < 120)]
     assert len(label) > 100  # the label band, whole, under the strip
+
+
+def test_a_bundle_is_read_and_each_of_its_files_hashed_once_per_process(tmp_path, monkeypatch):
+    """Opening a bundle, resolving its detector and loading it (the loader's verdict cache is keyed by
+    sha256 too) hashed the same file again at each step: a 23 MB FaceNet three times per start."""
+    from edgecnn import bundler, loader
+    from edgecnn.bundle import open_bundle
+
+    monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
+    out = tmp_path / "b"
+    bundler.make_bundle("cpu", out, with_embedder=False, with_gallery=False)
+    hashed = []
+    real = loader.sha256_of
+    monkeypatch.setattr(loader, "sha256_of", lambda data: hashed.append(len(data)) or real(data))
+    first = open_bundle(out)
+    detector = first.role("detector")
+    assert open_bundle(out) is first and open_bundle(out).role("detector") == detector
+    loader.check_model(detector)
+    assert hashed == [detector.stat().st_size]  # once: the bundle's check, reused by the loader
+    bundler.make_bundle("rpi5", out, with_embedder=False, with_gallery=False, force=True)
+    again = open_bundle(out)
+    assert again is not first and again.target == "rpi5"  # a replaced bundle is read anew
