@@ -17,6 +17,12 @@ class ModelInput:
     """Mixed into :class:`~edgecnn.runtime.Model`, which sets ``interpreter``, ``inputs``,
     ``preprocess``, ``path``, ``_input_shape`` and ``_work``."""
 
+    def reset_input_state(self) -> None:
+        """Forget the buffers planned for this interpreter's input (a twin has its own interpreter)."""
+        for name in ("_plan", "_input_view", "_qbufs"):
+            self.__dict__.pop(name, None)
+        self._work = {}
+
     def prepare(self, image, reuse: bool = False, with_transform: bool = False, out: np.ndarray | None = None, work: dict | None = None):
         """One image (OpenCV BGR/gray uint8) -> the input tensor (H, W, C) by the spec. ``reuse`` writes
         into one preallocated buffer (valid until the next call): what ``predict`` and the camera use;

@@ -142,10 +142,7 @@ class Model(ModelInput):
             twin.interpreter = self.backend.Interpreter(model_path=self.path, num_threads=twin.threads, **self._resolver())
             twin.interpreter.allocate_tensors()
         twin.pool_threads = native_threads() - before if before is not None else set()
-        twin.__dict__.pop("_plan", None)  # its own input buffer
-        twin.__dict__.pop("_input_view", None)
-        twin._work = {}
-        twin.__dict__.pop("_qbufs", None)
+        twin.reset_input_state()  # its own input buffers
         twin.invoke_cpu_seconds = 0.0
         return twin
 
