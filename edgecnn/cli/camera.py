@@ -113,8 +113,6 @@ def run(args, extra) -> int:
 
 
 def _run_style(args) -> int:
-    from types import SimpleNamespace
-
     from edgecnn.cli.stylize import style_model
     from edgecnn.stylize import parse_style, resolve_stylizer, run_style
 
@@ -127,8 +125,8 @@ def _run_style(args) -> int:
         from edgecnn.cli.stylize import arbitrary_stylizer
         from edgecnn.faces import read_image
 
-        st, vector = arbitrary_stylizer(SimpleNamespace(model=args.style_model, bundle=args.bundle, target=args.target, threads=args.threads),
-                                        read_image(args.style), progress=not args.json)
+        st, vector = arbitrary_stylizer(read_image(args.style), args.style_model, args.bundle, args.target, args.threads,
+                                        progress=not args.json)
         s = run_style(source=args.source, stylizer=st, style=args.style, weights=vector, output=args.output, headless=args.headless,
                       max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)
         return _print_style(args, s)
@@ -138,8 +136,7 @@ def _run_style(args) -> int:
         from edgecnn.bundle import open_bundle
 
         target = open_bundle(args.bundle).target
-    model = style_model(SimpleNamespace(model=args.style_model, bundle=args.bundle, size=args.style_size, precision="fp32"),
-                        progress=not args.json)
+    model = style_model(args.style_model, args.bundle, args.style_size, "fp32", progress=not args.json)
     st = resolve_stylizer(model, args.bundle, target, args.threads)
     s = run_style(source=args.source, stylizer=st, style=args.style, output=args.output, headless=args.headless,
                   max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)

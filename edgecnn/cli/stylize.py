@@ -41,25 +41,25 @@ def add_parser(sub) -> None:
     sp.set_defaults(run=run)
 
 
-def style_model(args, progress: bool) -> str | None:
-    """The network a command uses: --model, the bundle's (None: resolved later), else converted once."""
-    if getattr(args, "model", None) or getattr(args, "bundle", None):
-        return getattr(args, "model", None)
+def style_model(model, bundle, size, precision: str, progress: bool) -> str | None:
+    """The network a command uses: ``model`` (--model), the bundle's (None: resolved later), else converted once."""
+    if model or bundle:
+        return model
     from edgecnn.stylebuild import ensure_stylizer
 
-    return str(ensure_stylizer(args.size, args.precision, progress=progress))
+    return str(ensure_stylizer(size, precision, progress=progress))
 
 
-def arbitrary_stylizer(args, painting, progress: bool):
+def arbitrary_stylizer(painting, model, bundle, target, threads, progress: bool):
     """The arbitrary-style pair (workstation: converted once) and the painting's style vector."""
     from edgecnn.stylebuild import ensure_arbitrary
     from edgecnn.stylize import ArbitraryStylizer
 
-    if getattr(args, "model", None) or getattr(args, "bundle", None):
+    if model or bundle:
         raise InputError("--style PAINTING uses the arbitrary-style networks (converted on a workstation); "
                          "--model and --bundle carry the 26-style network: pass a style number")
     predict, transform = ensure_arbitrary(progress=progress)
-    st = ArbitraryStylizer(predict, transform, getattr(args, "target", None), getattr(args, "threads", None))
+    st = ArbitraryStylizer(predict, transform, target, threads)
     return st, st.style_vector(painting)
 
 
@@ -88,10 +88,11 @@ def run(args, extra) -> int:
     if args.optimize:
         return _optimize(args, image, out)
     if painting:  # any picture as the style: the arbitrary-style pair
-        st, weights = arbitrary_stylizer(args, read_image(args.style), progress=not args.json)
+        st, weights = arbitrary_stylizer(read_image(args.style), args.model, args.bundle, args.target, args.threads, progress=not args.json)
     else:
         weights = parse_style(args.style)  # a bad --style is refused before any conversion
-        st = resolve_stylizer(style_model(args, progress=not args.json), args.bundle, args.target, args.threads)
+        model = style_model(args.model, args.bundle, args.size, args.precision, progress=not args.json)
+        st = resolve_stylizer(model, args.bundle, args.target, args.threads)
     t0 = time.perf_counter()
     result = st.stylize(image, weights=weights)
     ms = (time.perf_counter() - t0) * 1e3
