@@ -193,58 +193,66 @@ def overhead_floor(clip, out=None, passes=1, least=False):
     and the normalising table into the input tensor, the detections decoded, and where a video is
     written the hand-written loop's drawing (a box and a score, no status line) and the hand-off to
     the encoder."""
-    import threading
 
-    import cv2
 
     from edgecnn.detectors import open_detector
     from edgecnn.overlay import Hud, draw
-    from edgecnn.video_io import Handoff, open_writer
 
     det, hud = open_detector("blazeface", threads=1), Hud()  # one thread each, as the camera's workers
     draw(np.zeros((32, 32, 3), np.uint8), [], 0.0, 0.0)  # OpenCV sets up its text rendering once per thread
     size = int(det.model.input_shape[1])
     canvas, pixels = np.zeros((size, size, 3), np.uint8), np.empty((size, size, 3), np.uint8)
-    per_pass, pool = [], opencv_pool_clock()
-    for _ in range(passes):
-        cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-        frames, cpu, p0 = 0, 0.0, pool()
-        q, enc = Handoff(maxsize=8), None  # the camera's own hand-off
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        nw, nh, px, py, tr = det.model.preprocess._placement(w, h)  # where edgecnn's letterbox puts the frame
-        region = canvas[py : py + nh, px : px + nw]
-        if out:
-            writer = open_writer(out, 25.0, (w, h))
-            enc = threading.Thread(target=_encode, args=(q, writer))
-            enc.start()
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            c0 = time.thread_time()
-            if least:
-                cv2.resize(frame, (nw, nh), dst=region, interpolation=cv2.INTER_NEAREST)
-                dets = det.infer(frame, cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=pixels), tr)
-            else:
-                dets = det.infer(frame, None, det.model.load(frame))
-            if enc is not None:  # drawn only where the frames go somewhere, as in the camera loop
-                if not least:
-                    draw(frame, dets, 100.0, 1.0, hud=hud)
-                else:  # the hand-written loop's drawing
-                    for d in dets:
-                        x1, y1, x2, y2 = (int(v) for v in d.box)
-                        cv2.rectangle(frame, (x1, y1), (x2, y2), (0, 255, 0), 2)
-                        cv2.putText(frame, f"{d.score:.2f}", (x1, y1 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
-                q.put(frame)
-            cpu += time.thread_time() - c0 - det.model.invoke_cpu_seconds
-            frames += 1
-        if enc is not None:
-            q.put(None)
-            enc.join()
-            writer.release()
-        cap.release()
-        per_pass.append((cpu + pool() - p0) * 1e3 / frames)
+    pool = opencv_pool_clock()
+    per_pass = [_floor_pass(clip, det, hud, out, least, canvas, pixels, pool) for _ in range(passes)]
     return float(np.median(per_pass))
+
+
+def _floor_pass(clip, det, hud, out, least: bool, canvas, pixels, pool) -> float:
+    """One pass of :func:`overhead_floor` over ``clip``: the reading thread's CPU ms a frame, less the invoke."""
+    import threading
+
+    import cv2
+
+    from edgecnn.overlay import draw
+    from edgecnn.video_io import Handoff, open_writer
+
+    cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    frames, cpu, p0 = 0, 0.0, pool()
+    q, enc = Handoff(maxsize=8), None  # the camera's own hand-off
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    nw, nh, px, py, tr = det.model.preprocess._placement(w, h)  # where edgecnn's letterbox puts the frame
+    region = canvas[py : py + nh, px : px + nw]
+    if out:
+        writer = open_writer(out, 25.0, (w, h))
+        enc = threading.Thread(target=_encode, args=(q, writer))
+        enc.start()
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        c0 = time.thread_time()
+        if least:
+            cv2.resize(frame, (nw, nh), dst=region, interpolation=cv2.INTER_NEAREST)
+            dets = det.infer(frame, cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=pixels), tr)
+        else:
+            dets = det.infer(frame, None, det.model.load(frame))
+        if enc is not None:  # drawn only where the frames go somewhere, as in the camera loop
+            if not least:
+                draw(frame, dets, 100.0, 1.0, hud=hud)
+            else:  # the hand-written loop's drawing
+                for d in dets:
+                    x1, y1, x2, y2 = (int(v) for v in d.box)
+                    cv2.rectangle(frame, (x1, y1), (x2, y2), (0, 255, 0), 2)
+                    cv2.putText(frame, f"{d.score:.2f}", (x1, y1 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
+            q.put(frame)
+        cpu += time.thread_time() - c0 - det.model.invoke_cpu_seconds
+        frames += 1
+    if enc is not None:
+        q.put(None)
+        enc.join()
+        writer.release()
+    cap.release()
+    return (cpu + pool() - p0) * 1e3 / frames
 
 
 def encode_bound(clip, out, frames=120):
@@ -279,6 +287,42 @@ def clips(tmp) -> list[tuple[str, Path]]:
             ("face photos 720x528", faces)]
 
 
+def _measure(name, clip, write: bool, args, tmp: Path, model_path, invoke_bound: float):
+    """One clip, writing or not: hand-written loop and edgecnn's in alternating rounds, the CPU columns
+    in every round. Returns the FPS row, the CPU row, the JSON record and edgecnn's worker count."""
+    hand, ours, over, cpu = [], [], [], []
+    video = tmp / "floor.mp4" if write else None
+    for r in range(args.rounds):  # alternate, so drift hits both alike; who goes first, too
+        progress(f"{name}, {'writing' if write else 'no output'}: round {r + 1}/{args.rounds}")
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+            if side == 0:
+                hand.append(hand_written(clip, model_path, args.threads, tmp / "hand.mp4" if write else None, args.passes))
+                continue
+            fps, oh, workers, decoded_by = edgecnn_loop(clip, args.threads, tmp / "ours.mp4" if write else None, args.passes, args.workers)
+            ours.append(fps)
+            over.append(oh)
+        # the CPU columns, in every round too: hand-written, floor, least
+        cpu.append([hand_overhead(clip, model_path, args.threads, tmp / "hand.mp4" if write else None, args.passes),
+                    overhead_floor(clip, video, args.passes), overhead_floor(clip, video, args.passes, least=True)])
+    h, o = float(np.median(hand)), float(np.median(ours))
+    # each round is a pair measured back to back: the median of the pairs' ratios is what this machine's
+    # drift disturbs least; the ratio of medians beside it
+    paired = [b / a for a, b in zip(hand, ours)]
+    dec, dec1 = decode_bound(clip, args.passes), decode_bound(clip, args.passes, threads=1)
+    enc = encode_bound(clip, tmp / "encode.mp4") if write else None
+    hand_oh, floor, least = (float(v) for v in np.median(cpu, axis=0))
+    row = [name, "yes" if write else "no", h, o, f"{np.median(paired):.2f}x ({min(paired):.2f}-{max(paired):.2f})", o / h,
+           dec, dec1, invoke_bound, enc if enc else "-"]
+    cpu_row = [name, "yes" if write else "no", hand_oh, float(np.median(over)), floor, least]
+    result = {"clip": name, "write": write, "hand_written_fps": hand, "edgecnn_fps": ours, "ratio": o / h,
+              "paired_ratios": paired, "paired_ratio_median": float(np.median(paired)),
+              "overhead_ms": over, "decoded_by": decoded_by, "decode_bound_fps": dec, "decode_bound_1_thread_fps": dec1,
+              "invoke_bound_fps": invoke_bound,
+              "encode_bound_fps": enc, "overhead_floor_ms": floor, "overhead_least_ms": least, "hand_written_overhead_ms": hand_oh,
+              "cpu_ms_by_round": {"hand_written": [c[0] for c in cpu], "floor": [c[1] for c in cpu], "least": [c[2] for c in cpu]}}
+    return row, cpu_row, result, workers
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -303,37 +347,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for name, clip in clips(tmp):
             for write in (True, False):
-                hand, ours, over, cpu = [], [], [], []
-                video = Path(tmp) / "floor.mp4" if write else None
-                for r in range(args.rounds):  # alternate, so drift hits both alike; who goes first, too
-                    progress(f"{name}, {'writing' if write else 'no output'}: round {r + 1}/{args.rounds}")
-                    for side in ((0, 1) if r % 2 == 0 else (1, 0)):
-                        if side == 0:
-                            hand.append(hand_written(clip, model_path, args.threads, Path(tmp) / "hand.mp4" if write else None, args.passes))
-                            continue
-                        fps, oh, workers, decoded_by = edgecnn_loop(clip, args.threads, Path(tmp) / "ours.mp4" if write else None, args.passes,
-                                                                    args.workers)
-                        ours.append(fps)
-                        over.append(oh)
-                    # the CPU columns, in every round too: hand-written, floor, least
-                    cpu.append([hand_overhead(clip, model_path, args.threads, Path(tmp) / "hand.mp4" if write else None, args.passes),
-                                overhead_floor(clip, video, args.passes), overhead_floor(clip, video, args.passes, least=True)])
-                h, o = float(np.median(hand)), float(np.median(ours))
-                # each round is a pair measured back to back: the median of the pairs' ratios is what
-                # this VM's drift (up to 25% within a run) disturbs least; the ratio of medians beside it
-                paired = [b / a for a, b in zip(hand, ours)]
-                dec, dec1 = decode_bound(clip, args.passes), decode_bound(clip, args.passes, threads=1)
-                enc = encode_bound(clip, Path(tmp) / "encode.mp4") if write else None
-                hand_oh, floor, least = (float(v) for v in np.median(cpu, axis=0))
-                rows.append([name, "yes" if write else "no", h, o, f"{np.median(paired):.2f}x ({min(paired):.2f}-{max(paired):.2f})", o / h,
-                             dec, dec1, invoke_bound, enc if enc else "-"])
-                cpu_rows.append([name, "yes" if write else "no", hand_oh, float(np.median(over)), floor, least])
-                data.append({"clip": name, "write": write, "hand_written_fps": hand, "edgecnn_fps": ours, "ratio": o / h,
-                             "paired_ratios": paired, "paired_ratio_median": float(np.median(paired)),
-                             "overhead_ms": over, "decoded_by": decoded_by, "decode_bound_fps": dec, "decode_bound_1_thread_fps": dec1,
-                             "invoke_bound_fps": invoke_bound,
-                             "encode_bound_fps": enc, "overhead_floor_ms": floor, "overhead_least_ms": least, "hand_written_overhead_ms": hand_oh,
-                             "cpu_ms_by_round": {"hand_written": [c[0] for c in cpu], "floor": [c[1] for c in cpu], "least": [c[2] for c in cpu]}})
+                row, cpu_row, result, workers = _measure(name, clip, write, args, Path(tmp), model_path, invoke_bound)
+                rows.append(row)
+                cpu_rows.append(cpu_row)
+                data.append(result)
     table(f"camera loop FPS, BlazeFace short range, {args.threads} interpreter threads (edgecnn: {workers} worker(s)), "
           f"median of {args.rounds} rounds x {args.passes} passes",
           ["clip", "video out", "hand-written", "edgecnn camera", "paired ratio (range)", "ratio of medians", "decode bound",

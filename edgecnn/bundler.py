@@ -184,20 +184,7 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
                 _compile_for_edgetpu(staging, manifest, stage)
         if style_model:
             manifest["stylizer"] = _carry_file(Path(style_model), staging, files, "style network (26 styles)")
-        g = Path(gallery) if gallery else default_gallery_path()
-        if not with_gallery or (enroll and not gallery):  # --enroll alone: a gallery of just those people
-            g = Path("/nonexistent/edgecnn-no-gallery")
-        if g.is_file():  # a damaged one is one line naming the way out, before anything is copied
-            _check_gallery_embedder(g, staging / manifest["embedder"] if with_embedder else None, prof.name)
-        if g.is_file():
-            sqlite_copy(g, staging / "gallery.db")
-        if enroll:
-            manifest["enrolled"] = _enroll_into(staging, manifest, enroll, prof.name, stage)
-        if (staging / "gallery.db").is_file():
-            dst = staging / "gallery.db"
-            dst.chmod(0o600)
-            files["gallery.db"] = {"sha256": _sha(dst), "role": "gallery"}
-            manifest["gallery"] = "gallery.db"
+        _gather_gallery(staging, manifest, gallery, with_gallery, with_embedder, enroll, prof.name, stage)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         (staging / MANIFEST).chmod(0o644)
         for extra in set(p.name for p in staging.iterdir()) - set(files) - {MANIFEST}:
@@ -213,6 +200,24 @@ def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool
         remove_temp(staging)
     manifest["output"] = str(out)
     return manifest
+
+
+def _gather_gallery(staging: Path, manifest: dict, gallery, with_gallery: bool, with_embedder: bool, enroll, target: str, stage) -> None:
+    """The user's gallery copied through SQLite's backup (checked first: a damaged one is one line naming
+    the way out), then ``enroll``'s people enrolled into it; listed in the manifest if there is one."""
+    g = Path(gallery) if gallery else default_gallery_path()
+    if not with_gallery or (enroll and not gallery):  # --enroll alone: a gallery of just those people
+        g = Path("/nonexistent/edgecnn-no-gallery")
+    if g.is_file():
+        _check_gallery_embedder(g, staging / manifest["embedder"] if with_embedder else None, target)
+        sqlite_copy(g, staging / "gallery.db")
+    if enroll:
+        manifest["enrolled"] = _enroll_into(staging, manifest, enroll, target, stage)
+    dst = staging / "gallery.db"
+    if dst.is_file():
+        dst.chmod(0o600)
+        manifest["files"]["gallery.db"] = {"sha256": _sha(dst), "role": "gallery"}
+        manifest["gallery"] = "gallery.db"
 
 
 def _check_bundle_options(gallery, embedder, with_embedder: bool, enroll, with_gallery: bool) -> None:
