@@ -11,7 +11,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def save(name: str, data: dict) -> Path:
-    from edgecnn.profiling import machine_info
+    from edgecnn.device.profiling import machine_info
 
     RESULTS.mkdir(exist_ok=True)
     data = {"machine": machine_info(), "python": platform.python_version(), **data}

@@ -46,7 +46,7 @@ def hand_written(clip, model_path, threads, out=None, passes=1, min_score=0.5, c
     import cv2
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn.detectors import ssd_anchors
+    from edgecnn.device.detectors import ssd_anchors
 
     it = Interpreter(model_path=str(model_path), num_threads=threads)
     it.allocate_tensors()
@@ -128,7 +128,7 @@ def opencv_pool_clock():
 
     import cv2
 
-    from edgecnn.runtime import native_threads, threads_cpu_seconds
+    from edgecnn.device.runtime import native_threads, threads_cpu_seconds
 
     cv2.cvtColor(np.zeros((720, 1280, 3), np.uint8), cv2.COLOR_BGR2RGB)
     others = native_threads() - {threading.get_native_id()}
@@ -163,7 +163,7 @@ def decode_bound(clip, passes=1, threads=None):
 
 
 def edgecnn_loop(clip, threads, out=None, passes=1, workers=None):
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     frames, seconds, overhead = 0, 0.0, []
     for _ in range(passes):
@@ -195,8 +195,8 @@ def overhead_floor(clip, out=None, passes=1, least=False):
     the encoder."""
 
 
-    from edgecnn.detectors import open_detector
-    from edgecnn.overlay import Hud, draw
+    from edgecnn.device.detectors import open_detector
+    from edgecnn.device.overlay import Hud, draw
 
     det, hud = open_detector("blazeface", threads=1), Hud()  # one thread each, as the camera's workers
     draw(np.zeros((32, 32, 3), np.uint8), [], 0.0, 0.0)  # OpenCV sets up its text rendering once per thread
@@ -213,8 +213,8 @@ def _floor_pass(clip, det, hud, out, least: bool, canvas, pixels, pool) -> float
 
     import cv2
 
-    from edgecnn.overlay import draw
-    from edgecnn.video_io import Handoff, open_writer
+    from edgecnn.core.video_io import Handoff, open_writer
+    from edgecnn.device.overlay import draw
 
     cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     frames, cpu, p0 = 0, 0.0, pool()
@@ -259,7 +259,7 @@ def encode_bound(clip, out, frames=120):
     """Frames per second of encoding the clip's own frames alone (the writing rows' third ceiling)."""
     import cv2
 
-    from edgecnn.video_io import open_writer
+    from edgecnn.core.video_io import open_writer
 
     cap, held = cv2.VideoCapture(str(clip)), []
     while len(held) < frames:
@@ -279,7 +279,7 @@ def encode_bound(clip, out, frames=120):
 
 def clips(tmp) -> list[tuple[str, Path]]:
     from edgecnn.calibration.datasets import real_clip
-    from edgecnn.demo_data import make_face_clip
+    from edgecnn.workstation.demo_data import make_face_clip
 
     faces = Path(tmp) / "faces_720x528.mp4"
     make_face_clip(faces, frames=120, size=(720, 528))
@@ -331,8 +331,8 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, help="edgecnn camera --workers (default: its own choice)")
     args = ap.parse_args(argv)
 
-    from edgecnn.detectors import find_model_file, open_detector
-    from edgecnn.profiling import summarize, time_invocations
+    from edgecnn.device.detectors import find_model_file, open_detector
+    from edgecnn.device.profiling import summarize, time_invocations
 
     model_path = find_model_file("blazeface")
 

@@ -30,8 +30,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from edgecnn.converters.convert import ConvertOptions, convert
-    from edgecnn.profiling import summarize, time_invocations
-    from edgecnn.runtime import Model
+    from edgecnn.device.profiling import summarize, time_invocations
+    from edgecnn.device.runtime import Model
 
     rows, results = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +56,7 @@ def main(argv=None):
                     continue
                 out, rep, _wall = item
                 m = Model(out, threads=args.threads)
-                from edgecnn.profiling import sample_input
+                from edgecnn.device.profiling import sample_input
 
                 _, times = time_invocations(m, sample_input(m), runs=args.runs, warmup=3)
                 p50 = summarize(times)["p50"]

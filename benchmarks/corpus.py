@@ -94,9 +94,9 @@ def _p50(fn, runs: int) -> float:
 def tflite_row(package: str, path: Path, frame, runs: int) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn import tflite_file
-    from edgecnn.errors import EdgecnnError
-    from edgecnn.runtime import Model
+    from edgecnn.core import tflite_file
+    from edgecnn.core.errors import EdgecnnError
+    from edgecnn.device.runtime import Model
 
     row = {"model": path.name, "package": package, "format": "tflite"}
     try:
@@ -141,7 +141,7 @@ def _quantized_rows(src: Path, shape, tmp: Path) -> dict:
     """fp16 and int8 of the same source: the task's metric against fp32 on held-out photos (int8 calibrated
     on other photos of the bundled set: general-purpose data, not each model's own domain), and int8's verdict."""
     from edgecnn.converters.convert import ConvertOptions, convert
-    from edgecnn.errors import EdgecnnError
+    from edgecnn.core.errors import EdgecnnError
 
     out = {}
     for precision in ("fp16", "int8"):
@@ -162,8 +162,8 @@ def onnx_row(package: str, module: str, rel: str, shape: str | None, runs: int, 
     import onnxruntime as ort
 
     from edgecnn.converters.convert import ConvertOptions, convert
-    from edgecnn.errors import EdgecnnError
-    from edgecnn.runtime import Model
+    from edgecnn.core.errors import EdgecnnError
+    from edgecnn.device.runtime import Model
 
     d = _package_dir(module)
     row = {"model": Path(rel).name, "package": package, "format": "onnx"}

@@ -33,8 +33,8 @@ from _common import progress, save, table  # noqa: E402
 def worker(start: int, n: int, seed: int, out: Path, folder: Path) -> None:
     from fuzzing import corpus, real_models, zeros_input
 
-    from edgecnn.errors import EdgecnnError
-    from edgecnn.runtime import Model
+    from edgecnn.core.errors import EdgecnnError
+    from edgecnn.device.runtime import Model
 
     with open(out, "a") as log:
         for i, name, cls, data in corpus(real_models(), n, seed):

@@ -73,8 +73,8 @@ def frames(n: int) -> list[np.ndarray]:
 
 
 def _open(path: Path, task: str, interpolation: str):
-    from edgecnn.detectors import open_detector
-    from edgecnn.runtime import Model
+    from edgecnn.device.detectors import open_detector
+    from edgecnn.device.runtime import Model
 
     if task == "detection":
         det = open_detector(str(path), threads=1)
@@ -124,7 +124,7 @@ def _agreement(task: str, got: list, ref: list) -> dict:
         ious = [float((g & r).sum() / max(1, (g | r).sum())) for g, r in zip(got, ref) if r.mean() > 0.01]
         return {"pixel_agreement": float(np.mean([(g == r).mean() for g, r in zip(got, ref)])),
                 "mask_iou_mean": float(np.mean(ious)) if ious else None, "masks": len(ious)}
-    from edgecnn.detection import iou
+    from edgecnn.core.detection import iou
 
     matched, ious, extra = 0, [], 0
     for g, r in zip(got, ref):

@@ -83,8 +83,8 @@ def prepared_rows(path, threads, runs, rounds):
     the same input."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn.profiling import sample_input, time_invocations
-    from edgecnn.runtime import Model
+    from edgecnn.device.profiling import sample_input, time_invocations
+    from edgecnn.device.runtime import Model
 
     m = Model(path, threads=threads)
     x = sample_input(m)
@@ -133,7 +133,7 @@ def paired(fns: dict, rounds: int, runs: int, label: str, blocks: dict | None = 
     a block of ``runs`` themselves and return the ms), the order rotating round by round so that drift
     and who-runs-first hit all alike. Returns each one's summary (all rounds' times) and, for ``ratios``
     {name: baseline}, the rounds' own p50 ratios: their median and range."""
-    from edgecnn.profiling import summarize
+    from edgecnn.device.profiling import summarize
 
     every = {**fns, **(blocks or {})}
     names, times = list(every), {k: [] for k in every}
@@ -172,7 +172,7 @@ def raw_frame_rows(path, threads, runs, rounds):
     from ai_edge_litert.interpreter import Interpreter
 
     from edgecnn.calibration.datasets import real_clip
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     cap = cv2.VideoCapture(str(real_clip("bigbuckbunny")))
     frame = cap.read()[1]

@@ -29,8 +29,8 @@ def main():
 
     import onnxruntime as ort
 
-    from edgecnn.backend import get_backend
-    from edgecnn.stylebuild import _photos, _styles, ensure_stylizer, style_onnx
+    from edgecnn.core.backend import get_backend
+    from edgecnn.workstation.stylebuild import _photos, _styles, ensure_stylizer, style_onnx
 
     photos, styles = _photos(args.size, 6), _styles(6, seed=3)
     outputs, rows, results = {}, [], {}

@@ -1,6 +1,6 @@
 """Representative data for calibration: an image folder, a video file, or real images that ship with
 the project's dependencies. Every source yields OpenCV images (BGR or gray uint8); the model's
-:class:`~edgecnn.preprocess.PreprocessSpec` turns them into inputs, the same way the
+:class:`~edgecnn.core.preprocess.PreprocessSpec` turns them into inputs, the same way the
 runtime does on the device. Device-safe: numpy and OpenCV (scikit-learn / scikit-image only for
 the bundled sets).
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn._progress import progress as progress_bar
-from edgecnn.errors import InputError
+from edgecnn.core._progress import progress as progress_bar
+from edgecnn.core.errors import InputError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -103,7 +103,7 @@ def video_frames(path, samples: int = 200, progress: bool = False, min_side: int
     """``samples`` frames spread over the whole video (every frame when it is shorter)."""
     import cv2
 
-    from edgecnn.video_io import open_capture
+    from edgecnn.core.video_io import open_capture
 
     cap = open_capture(path)
     if not cap.isOpened():

@@ -19,18 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn import __version__, tflite_file
-from edgecnn._progress import stage_printer
+from edgecnn import __version__
 from edgecnn.calibration.datasets import ImageSet, load_images
 from edgecnn.converters import debugging, evaluation, task_metrics, verdict
 from edgecnn.converters.graph_rewrites import fuse_hard_swish
 from edgecnn.converters.recipes import NEEDS_CALIBRATION, apply_recipe, representative, run_converter
 from edgecnn.converters.report import describe_file, runtimes_that_load
 from edgecnn.converters.sources import Source, assumed_preprocessing, default_preprocess, load_source, make_converter
-from edgecnn.errors import EdgecnnError, InputError, first_line, note
-from edgecnn.files import atomic_write, check_clashes, remove_temp
-from edgecnn.loader import record_verdict, sha256_of
-from edgecnn.preprocess import PreprocessSpec
+from edgecnn.core import tflite_file
+from edgecnn.core._progress import stage_printer
+from edgecnn.core.errors import EdgecnnError, InputError, first_line, note
+from edgecnn.core.files import atomic_write, check_clashes, remove_temp
+from edgecnn.core.preprocess import PreprocessSpec
+from edgecnn.device.loader import record_verdict, sha256_of
 from edgecnn.targets.profile import IO_TYPES, PRECISIONS, TargetProfile, load_target
 
 

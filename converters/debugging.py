@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn import tflite_file
-from edgecnn._quiet import quiet_stderr
 from edgecnn.converters.evaluation import bytes_to_model, compare_outputs, lost, outputs, proven
 from edgecnn.converters.recipes import apply_recipe, representative
 from edgecnn.converters.task_metrics import add_task_metrics
-from edgecnn.errors import InputError, first_line
-from edgecnn.files import remove_temp
+from edgecnn.core import tflite_file
+from edgecnn.core._quiet import quiet_stderr
+from edgecnn.core.errors import InputError, first_line
+from edgecnn.core.files import remove_temp
+from edgecnn.device.profiling import summarize, time_invocations
 from edgecnn.models._tf import tensorflow
-from edgecnn.profiling import summarize, time_invocations
 from edgecnn.targets.coverage import op_mode
 
 
@@ -202,7 +202,7 @@ def _attempt(c, deny: list[str]) -> dict:
 
 
 def _temp_model(data: bytes, name: str, temp: list):
-    from edgecnn.files import temp_file
+    from edgecnn.core.files import temp_file
 
     fd, path = temp_file(prefix=f"edgecnn-{name}.", suffix=".tflite")
     temp.append(path)

@@ -9,10 +9,10 @@ import numpy as np
 
 from edgecnn.calibration.datasets import image_folder
 from edgecnn.converters.verdict import DEFAULT_TOLERANCE, mean_interval, metric_of, wilson
-from edgecnn.errors import InputError
-from edgecnn.files import remove_temp, temp_file
-from edgecnn.profiling import summarize, time_invocations
-from edgecnn.runtime import Model
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import remove_temp, temp_file
+from edgecnn.device.profiling import summarize, time_invocations
+from edgecnn.device.runtime import Model
 
 
 def bytes_to_model(data: bytes, name: str, temp_files: list | None = None):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn import tflite_file
+from edgecnn.core import tflite_file
 
 
 def fuse_hard_swish(data: bytes) -> tuple[bytes, int]:

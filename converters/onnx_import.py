@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.errors import EdgecnnError, InputError, first_line
-from edgecnn.files import temp_dir
+from edgecnn.core.errors import EdgecnnError, InputError, first_line
+from edgecnn.core.files import temp_dir
 
 INTEGER_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QLinearAdd", "QLinearMul",
                "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "DynamicQuantizeLinear"}

@@ -15,8 +15,8 @@ import re
 
 import numpy as np
 
-from edgecnn._quiet import quiet_stderr
-from edgecnn.errors import EdgecnnError, InputError, first_line
+from edgecnn.core._quiet import quiet_stderr
+from edgecnn.core.errors import EdgecnnError, InputError, first_line
 from edgecnn.models._tf import tensorflow
 
 NEEDS_CALIBRATION = ("int8", "int16x8")

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from edgecnn.errors import EdgecnnError
+from edgecnn.core.errors import EdgecnnError
 
 
 def onnx_session(onnx_path: str, threads: int = 2):

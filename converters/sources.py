@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn._quiet import quiet_stderr
-from edgecnn.errors import InputError, first_line
-from edgecnn.files import temp_dir
+from edgecnn.core._quiet import quiet_stderr
+from edgecnn.core.errors import InputError, first_line
+from edgecnn.core.files import temp_dir
+from edgecnn.core.preprocess import PreprocessSpec
 from edgecnn.models._tf import tensorflow
 from edgecnn.models.sidecar import read_sidecar
-from edgecnn.preprocess import PreprocessSpec
 
 
 @dataclass
@@ -131,7 +131,7 @@ def _onnx(p: Path, input_shape: str | None) -> Source:
     src.name, src.path, src.onnx = p.stem, str(p), imp
     src.kind = "saved_model"
     src.task = "classification" if len(src.output_names) == 1 and _is_vector_output(src) else "other"
-    from edgecnn.loader import sha256_of
+    from edgecnn.device.loader import sha256_of
 
     src.origin = {"onnx": p.name, "onnx_sha256": sha256_of(p.read_bytes()), "opset": imp.opset, "producer": imp.producer,
                   "input_layout": info["layout"], "converted_by": onnx_import.ONNX2TF_PIN,

@@ -5,7 +5,7 @@ label file packed into the model (a zip appended to the flatbuffer, named by an 
 type TENSOR_AXIS_LABELS). edgecnn's own metadata (``edgecnn``) stays beside it: it says more (resize,
 anchors, the outputs' source order), the standard entry says what other runtimes understand.
 
-The slots and enum values are the ones ``edgecnn.tflite_metadata`` reads them by.
+The slots and enum values are the ones ``edgecnn.core.tflite_metadata`` reads them by.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-from edgecnn import tflite_metadata as tm
-from edgecnn.preprocess import PreprocessSpec
+from edgecnn.core import tflite_metadata as tm
+from edgecnn.core.preprocess import PreprocessSpec
 
 PARSER_VERSION = "1.0.0"  # the oldest metadata parser that reads every field written here
 LABEL_FILE = "labels.txt"
@@ -96,7 +96,7 @@ def with_standard_metadata(model_bytes: bytes, spec: PreprocessSpec, labels: lis
     """The model with ``TFLITE_METADATA`` set and, for a classifier with labels, its label file packed as
     the zip the Task Library reads. The last step before the file is written: re-packing the flatbuffer
     afterwards would drop the zip."""
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
 
     data = tflite_file.with_metadata(model_bytes, None, name=tm.NAME, raw=build(spec, labels, name))
     if not labels:

@@ -4,7 +4,7 @@ segmenter by its mask, an embedder by the accept/reject decisions it makes, neve
 its sample count, for the verdict.
 
 The quantized model is compared with the fp32 one on the same held-out images, both decoded by the
-same decoder the camera loop runs (:mod:`edgecnn.detectors`).
+same decoder the camera loop runs (:mod:`edgecnn.device.detectors`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from edgecnn.converters.verdict import mean_interval, wilson
-from edgecnn.errors import InputError
+from edgecnn.core.errors import InputError
 
 IOU_MATCH = 0.5
 
 
 def decoded_task(path) -> str | None:
     """``detection`` or ``segmentation`` where the camera loop's decoders read this model's outputs."""
-    from edgecnn.detectors import Classifier, Segmenter, open_detector
+    from edgecnn.device.detectors import Classifier, Segmenter, open_detector
 
     try:
         d = open_detector(str(path), target="cpu", threads=1, warn=lambda _m: None)
@@ -33,7 +33,7 @@ def decoded_task(path) -> str | None:
 def decoded_agreement(task: str, fp32_path, q_path, images) -> dict:
     """Quantized against fp32, decoded: box recall, precision and agreement at IoU 0.5 (a detection is
     matched by one of the same label), or the mask IoU per image."""
-    from edgecnn.detectors import open_detector
+    from edgecnn.device.detectors import open_detector
 
     quiet = dict(target="cpu", threads=1, warn=lambda _m: None)
     ref, got = open_detector(str(fp32_path), **quiet), open_detector(str(q_path), **quiet)
@@ -58,7 +58,7 @@ def decoded_agreement(task: str, fp32_path, q_path, images) -> dict:
 
 def _matches(ref: list, got: list) -> int:
     """Greedy one-to-one matching, best IoU first, same label only."""
-    from edgecnn.detection import iou
+    from edgecnn.core.detection import iou
 
     if not ref or not got:
         return 0
@@ -116,9 +116,9 @@ def add_task_metrics(c, acc: dict, f_path, q_path, q_out: list) -> None:
 
 
 def embedder_threshold(meta: dict) -> float | None:
-    """The distance at which the device accepts a face as the same person (edgecnn.faces' default for the
+    """The distance at which the device accepts a face as the same person (edgecnn.device.faces' default for the
     family, or one the metadata carries); None where there is none (the median decides)."""
-    from edgecnn.faces import DEFAULT_THRESHOLDS
+    from edgecnn.device.faces import DEFAULT_THRESHOLDS
 
     if meta.get("threshold"):
         return float(meta["threshold"])

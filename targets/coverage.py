@@ -11,7 +11,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-from edgecnn.tflite_file import TFLiteFile
+from edgecnn.core.tflite_file import TFLiteFile
 
 OPS_DIR = Path(__file__).resolve().parent / "ops"
 

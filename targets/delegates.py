@@ -13,8 +13,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from edgecnn.backend import get_backend
-from edgecnn.errors import InputError, first_line
+from edgecnn.core.backend import get_backend
+from edgecnn.core.errors import InputError, first_line
 from edgecnn.targets.profile import TargetProfile
 
 
@@ -112,7 +112,7 @@ def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None, mo
 
 def compiled_for_edgetpu(model_path) -> bool:
     """Whether edgetpu_compiler made this file: it carries the ``edgetpu-custom-op`` custom op."""
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
 
     try:
         return any(op.custom and op.name == "edgetpu-custom-op" for op in tflite_file.read(model_path).operators)
@@ -128,7 +128,7 @@ def _try_webgpu(path: str):
     """
     import gc
 
-    from edgecnn._quiet import quiet_stderr
+    from edgecnn.core._quiet import quiet_stderr
 
     reason = None
     with quiet_stderr():

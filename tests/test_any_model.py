@@ -76,9 +76,9 @@ def test_a_plain_script_a_thread_and_a_pool_load_and_predict_on_first_use(tmp_pa
 
 
 def test_a_probe_that_fails_for_its_own_reasons_is_said_as_such_and_not_cached(tmp_path, monkeypatch):
-    from edgecnn import loader
-    from edgecnn.errors import EdgecnnError, InputError
-    from edgecnn.runtime import Model
+    from edgecnn.core.errors import EdgecnnError, InputError
+    from edgecnn.device import loader
+    from edgecnn.device.runtime import Model
 
     model = _fresh_copy(_blazeface() / "face_detection_short_range.tflite", tmp_path)
     monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
@@ -96,9 +96,10 @@ def test_a_probe_that_fails_for_its_own_reasons_is_said_as_such_and_not_cached(t
 
 
 def test_a_verdict_belongs_to_its_runtime_version_and_recheck_forgets_it(tmp_path, monkeypatch):
-    from edgecnn import backend, loader
-    from edgecnn.errors import InputError
-    from edgecnn.runtime import Model
+    from edgecnn.core import backend
+    from edgecnn.core.errors import InputError
+    from edgecnn.device import loader
+    from edgecnn.device.runtime import Model
 
     model = _fresh_copy(_blazeface() / "face_detection_short_range.tflite", tmp_path)
     home = tmp_path / "home"
@@ -126,7 +127,7 @@ def test_a_frame_at_the_input_size_is_still_an_image():
     from ai_edge_litert.interpreter import Interpreter
     from skimage import data
 
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     path = carried_model("efficientnet_lite0.tflite")
     m = Model(path, threads=1)
@@ -154,8 +155,8 @@ def test_a_frame_at_the_input_size_is_still_an_image():
     ("cat.jpg", "got str"),
 ])
 def test_predict_refuses_what_is_not_one_image(bad, match):
-    from edgecnn.errors import InputError
-    from edgecnn.runtime import Model
+    from edgecnn.core.errors import InputError
+    from edgecnn.device.runtime import Model
 
     m = Model(carried_model("efficientnet_lite0.tflite"), threads=1)
     with pytest.raises(InputError, match=match):
@@ -163,8 +164,8 @@ def test_predict_refuses_what_is_not_one_image(bad, match):
 
 
 def test_predict_batch_and_run_refuse_ambiguous_shapes():
-    from edgecnn.errors import InputError
-    from edgecnn.runtime import Model
+    from edgecnn.core.errors import InputError
+    from edgecnn.device.runtime import Model
 
     m = Model(carried_model("efficientnet_lite0.tflite"), threads=1)
     with pytest.raises(InputError, match="pass list"):
@@ -204,7 +205,7 @@ def grey_models(tmp_path_factory):
 @pytest.mark.tf
 @pytest.mark.slow
 def test_grey_and_fixed_batch_models_follow_the_same_contract(grey_models):
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     paths, keras_model = grey_models
     rng = np.random.default_rng(0)
@@ -244,7 +245,7 @@ def test_the_validator_accepts_every_file_from_other_packages_that_litert_runs()
     against real files, Google's sparse (DENSIFY) ones included."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
 
     files = _all_tflite_files()
     assert len(files) >= 8, files
@@ -270,8 +271,8 @@ def test_a_sparse_file_loads_runs_and_a_damaged_index_is_refused(tmp_path):
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn import tflite_file
-    from edgecnn.runtime import Model
+    from edgecnn.core import tflite_file
+    from edgecnn.device.runtime import Model
 
     path = _blazeface() / "face_detection_full_range_sparse.tflite"
     info = tflite_file.read(path)
@@ -301,7 +302,7 @@ def test_a_sparse_file_loads_runs_and_a_damaged_index_is_refused(tmp_path):
 def test_a_letterbox_can_be_said_the_way_yolox_pads_and_it_maps_boxes_back():
     """Top-left anchor and a grey (114) fill, as YOLOX's own preprocessing does; the planned path (what
     predict and the camera take) and the plain one give the same pixels; a box maps back to the frame."""
-    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.core.preprocess import PreprocessSpec
 
     frame = np.random.default_rng(1).integers(0, 256, (300, 400, 3), np.uint8)
     spec = PreprocessSpec.for_input(128, 128, 3, "raw", resize="letterbox", anchor="top-left", pad=114, color="bgr")
@@ -320,7 +321,7 @@ def test_a_letterbox_can_be_said_the_way_yolox_pads_and_it_maps_boxes_back():
 
 
 def test_linear_interpolation_is_the_hand_written_resize():
-    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.core.preprocess import PreprocessSpec
 
     frame = np.random.default_rng(2).integers(0, 256, (576, 768, 3), np.uint8)
     spec = PreprocessSpec.for_input(224, 224, 3, "unit", interpolation="linear")
@@ -332,8 +333,8 @@ def test_linear_interpolation_is_the_hand_written_resize():
 
 @pytest.mark.parametrize("field, value", [("anchor", "bottom"), ("pad", 256), ("pad", -1), ("pad", 1.5), ("interpolation", "cubic")])
 def test_a_spec_refuses_what_it_cannot_do(field, value):
-    from edgecnn.errors import InputError
-    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.core.errors import InputError
+    from edgecnn.core.preprocess import PreprocessSpec
 
     with pytest.raises(InputError, match=field):
         PreprocessSpec.for_input(32, 32, 3, "unit", resize="letterbox", **{field: value})

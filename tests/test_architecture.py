@@ -11,31 +11,26 @@ ROOT = Path(__file__).resolve().parents[1]
 # import name prefix -> folder in the repository (the package-dir mapping of pyproject.toml)
 FOLDERS = {"edgecnn.calibration": "calibration", "edgecnn.converters": "converters", "edgecnn.targets": "targets", "edgecnn": "edgecnn"}
 
-LOW = {"edgecnn", "edgecnn.errors", "edgecnn._quiet", "edgecnn._progress", "edgecnn.paths", "edgecnn.files", "edgecnn.metrics",
-       "edgecnn.video_io", "edgecnn.tflite_file", "edgecnn.tflite_validate", "edgecnn.tflite_metadata", "edgecnn.preprocess",
-       "edgecnn.detection", "edgecnn.backend"}
-DEVICE = {"edgecnn.loader", "edgecnn._probe", "edgecnn.model_input", "edgecnn.runtime", "edgecnn.detectors", "edgecnn.overlay", "edgecnn.faces",
-          "edgecnn.gallery", "edgecnn.camera", "edgecnn.camera_loop", "edgecnn.profiling", "edgecnn.bundle", "edgecnn.stylize"}
-APP = {"edgecnn.demo", "edgecnn.demo_data", "edgecnn.report", "edgecnn.bundler", "edgecnn.facenet", "edgecnn.stylebuild", "edgecnn.styleopt",
-       "edgecnn.benchmark", "edgecnn.benchmark_ray"}
 ORDER = ["low", "calibration", "models", "targets", "device", "converters", "app"]
 TF_SIDE = ("edgecnn.models", "edgecnn.converters")
 # The package's face re-exports the device runtime (``from edgecnn import Model``) on first use, so that
 # ``import edgecnn`` stays as cheap as a low room: that one arrow is the public API, not a dependency.
-FACADE = {("edgecnn", "edgecnn.runtime")}
+FACADE = {("edgecnn", "edgecnn.device"), ("edgecnn", "edgecnn.device.runtime")}
 
 
 def room_of(module: str) -> str | None:
-    if module in LOW:
+    """A module's room is its folder: ``edgecnn/core/`` low, ``edgecnn/device/`` device, ``edgecnn/workstation/``
+    and ``edgecnn/cli/`` app, and the top-level rooms by their own folders. The package's ``__init__`` is low."""
+    parts = module.split(".")
+    if parts[0] != "edgecnn":
+        return None
+    if len(parts) == 1 or parts[1] == "core":
         return "low"
-    if module in DEVICE:
+    if parts[1] == "device":
         return "device"
-    if module in APP or module == "edgecnn.cli" or module.startswith("edgecnn.cli."):
+    if parts[1] in ("workstation", "cli"):
         return "app"
-    for room in ("calibration", "models", "targets", "converters"):
-        if module == f"edgecnn.{room}" or module.startswith(f"edgecnn.{room}."):
-            return room
-    return None
+    return parts[1] if parts[1] in ("calibration", "models", "targets", "converters") else None
 
 
 def package_modules() -> dict[str, Path]:
@@ -101,10 +96,32 @@ def test_device_rooms_never_import_the_tensorflow_side(room):
 def test_walker_sees_lazy_and_relative_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from edgecnn.converters.convert import convert\nfrom edgecnn import models\n")
-    assert imports_of("edgecnn.runtime", f, set(MODULES)) == {"edgecnn.converters.convert", "edgecnn", "edgecnn.models"}
+    assert imports_of("edgecnn.device.runtime", f, set(MODULES)) == {"edgecnn.converters.convert", "edgecnn", "edgecnn.models"}
     assert room_of("edgecnn.converters.convert") == "converters"
 
 
 def test_no_package_file_over_400_lines():
     long = {str(p.relative_to(ROOT)): n for p in MODULES.values() if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_the_rooms_are_what_ls_shows():
+    """``ls edgecnn/`` shows the rooms: no module lies loose beside them."""
+    entries = {p.name for p in (ROOT / "edgecnn").iterdir() if p.name != "__pycache__"}
+    assert entries == {"__init__.py", "core", "device", "workstation", "cli", "models", "data"}
+    for room in ("core", "device", "workstation"):
+        assert all(room_of(m) is not None for m in MODULES if m.startswith(f"edgecnn.{room}."))
+
+
+def test_the_public_names_are_the_modules_in_their_rooms():
+    import importlib
+
+    import edgecnn
+
+    for name, real in edgecnn.PUBLIC.items():
+        alias = importlib.import_module(f"edgecnn.{name}")
+        assert alias is importlib.import_module(real) and alias.__spec__.name == real and getattr(edgecnn, name) is alias
+    from edgecnn import Model
+    from edgecnn.runtime import Model as Same
+
+    assert Model is Same

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, run_cli
 
-from edgecnn.demo_data import make_face_clip
-from edgecnn.detection import iou
-from edgecnn.video_io import FrameSource
+from edgecnn.core.detection import iou
+from edgecnn.core.video_io import FrameSource
+from edgecnn.workstation.demo_data import make_face_clip
 
 pytestmark = [pytest.mark.device]
 
@@ -45,7 +45,7 @@ def test_handoff_wakes_a_blocked_producer_once_half_has_drained():
     queue.Queue's, and a producer blocked on a full queue woken at half, not at every item taken."""
     import queue
 
-    from edgecnn.video_io import Handoff
+    from edgecnn.core.video_io import Handoff
 
     q = Handoff(maxsize=4)
     with pytest.raises(queue.Empty):
@@ -70,7 +70,7 @@ def test_the_status_line_is_rendered_once_an_interval_and_copied_in_between():
     """The overlay's FPS line: a black strip with white text in the top-left corner, the same pixels
     on every frame until its interval (seconds or frames) has passed, its extra text changed or while
     there was no FPS figure yet; nothing else touched."""
-    from edgecnn.overlay import Hud, draw
+    from edgecnn.device.overlay import Hud, draw
 
     hud = Hud(every=3600.0)
     a = draw(np.zeros((120, 320, 3), np.uint8), [], 12.3, 4.5, hud=hud)
@@ -99,7 +99,7 @@ def test_the_status_line_is_rendered_once_an_interval_and_copied_in_between():
 def test_released_frames_are_decoded_into_again_and_others_never(face_clip):
     """A file's reader decodes into frames handed back with release(), and into nothing else: a frame
     still in use keeps its pixels; one of another size is not taken back."""
-    from edgecnn.video_io import FrameSource
+    from edgecnn.core.video_io import FrameSource
 
     truth = _frames(face_clip[0])
     src = FrameSource(face_clip[0], decode_threads=1)
@@ -173,7 +173,7 @@ def test_live_source_that_stops_reconnects_then_ends_with_summary(face_clip, tmp
 
 
 def test_realtime_pacing_keeps_the_files_clock(face_clip):
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     clip, _ = face_clip
     s = camera.run(source=str(clip), headless=True, realtime=True, detector="blazeface-full")
@@ -187,7 +187,7 @@ def test_ctrl_c_while_the_workers_tally_their_own_frames_ends_with_the_summary(f
     import _thread
     import threading
 
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     def interrupt_once_running():
         deadline = time.monotonic() + 60
@@ -219,7 +219,7 @@ def test_failure_paths(tmp_path, face_clip):
 
 def _old_apply(spec, image, with_transform=False):
     """The preprocessing before the fast path: colour first on the full frame, one area-average resize."""
-    from edgecnn.preprocess import Transform
+    from edgecnn.core.preprocess import Transform
 
     img = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
     h, w = img.shape[:2]
@@ -236,7 +236,7 @@ def _old_apply(spec, image, with_transform=False):
 def test_the_nearest_shortcut_is_the_bilinear_step_pixel_for_pixel():
     """Odd whole ratios (720p to BlazeFace's 256x144 step: 5) take INTER_NEAREST_EXACT, which must give
     INTER_LINEAR's pixels exactly; other ratios keep INTER_LINEAR."""
-    from edgecnn.preprocess import _bilinear_step, resize
+    from edgecnn.core.preprocess import _bilinear_step, resize
 
     rng = np.random.default_rng(0)
     for (fw, fh), (w, h), shortcut in (((1280, 720), (128, 72), True), ((1134, 630), (63, 35), True),
@@ -253,7 +253,7 @@ def test_planned_preprocessing_gives_the_same_input_as_the_plain_one():
     (padding above and below), portrait (padding beside: the canvas region is not contiguous),
     upscaled, same-size and shortcut-ratio frames, in every resize mode and colour order with one,
     and frame after frame through the same buffers."""
-    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.core.preprocess import PreprocessSpec
 
     rng = np.random.default_rng(1)
     sizes = ((1280, 720), (720, 1280), (640, 272), (128, 128), (100, 60), (60, 100), (1134, 630), (130, 1000))
@@ -273,7 +273,7 @@ def test_planned_preprocessing_gives_the_same_input_as_the_plain_one():
 def test_nms_keeps_the_best_of_overlapping_boxes_in_either_box_form():
     """OpenCV's NMS through nms() (x1, y1, x2, y2) and nms_xywh() (OpenCV's own x, y, w, h, what BlazeFace
     decodes straight into): IoU 81/119 = 0.68 suppresses the weaker box at 0.45, not at 0.7."""
-    from edgecnn.detection import nms, nms_xywh
+    from edgecnn.core.detection import nms, nms_xywh
 
     xyxy = np.array([[1, 1, 11, 11], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
     scores = np.array([0.6, 0.9, 0.8], np.float32)
@@ -287,7 +287,7 @@ def test_per_channel_normalisation_by_table_gives_the_same_bits():
     """ImageNet's mean and std per channel go through a 256-entry float32 table per channel (numpy's
     broadcast of a 3-vector was 4x slower): the same bits as the multiply-add, into the caller's buffer,
     in every resize mode, colour order and with a plan, including crop's non-contiguous pixels."""
-    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.core.preprocess import PreprocessSpec
 
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (100, 130, 3), np.uint8)
@@ -319,7 +319,7 @@ def test_fast_preprocessing_finds_the_same_faces_as_before(tmp_path, size):
     compared the new path with itself.)"""
     import types
 
-    from edgecnn.detectors import FaceDetector
+    from edgecnn.device.detectors import FaceDetector
 
     clip = tmp_path / "faces.mp4"
     truth = make_face_clip(clip, frames=48, size=size, extra_faces=[])
@@ -356,7 +356,7 @@ def test_fast_preprocessing_finds_the_same_faces_as_before(tmp_path, size):
 
 
 def test_camera_json_reports_its_own_overhead(face_clip):
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     s = camera.run(source=str(face_clip[0]), headless=True, threads=1)
     assert 0 < s["overhead_ms"] < s["latency_ms"]["mean"] + 5 and s["invoke_ms"] > 0
@@ -366,7 +366,7 @@ def test_camera_json_reports_its_own_overhead(face_clip):
 def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_path, monkeypatch):
     """Two interpreters side by side (a file on 2 threads, the default): the same detections, frame by
     frame and in order, as one interpreter; every frame written; a stop mid-run ends both workers."""
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     runs = {w: camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=w, keep_per_frame=True,
                           output=str(tmp_path / f"w{w}.avi")) for w in (1, 2)}
@@ -380,7 +380,7 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     assert _count(tmp_path / "w2.avi") == runs[2]["frames_written"] == 40
     # the reader thread prepares into a ring of input buffers: with one worker held back (the reader as
     # far ahead of it as the queues allow), no buffer is overwritten before its worker has read it
-    from edgecnn.detectors import FaceDetector
+    from edgecnn.device.detectors import FaceDetector
 
     infer = FaceDetector.infer
 
@@ -415,7 +415,7 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     assert live["workers"] == 1  # a live source: one interpreter, all threads (latency first) ...
     assert said == ["--workers 2 ignored: a live source runs one interpreter on all threads"]  # ... and it says so
     assert_one_line_error(run_cli("camera", "--source", face_clip[0], "--headless", "--workers", "0"), 2, "--workers")
-    from edgecnn.video_io import FrameSource
+    from edgecnn.core.video_io import FrameSource
 
     src = FrameSource(face_clip[0], decode_threads=1)  # the camera's file reader: one FFmpeg decoding thread
     assert src.cap.get(cv2.CAP_PROP_N_THREADS) == 1
@@ -427,7 +427,8 @@ def test_a_frame_that_fails_to_read_ends_the_loop_with_its_error_not_a_hang(face
     and with two, whoever decodes; before, the reader thread died and the loop waited for ever."""
     code = f"""
 import cv2
-from edgecnn import camera, video_io
+from edgecnn.device import camera
+from edgecnn.core import video_io
 real = video_io.FrameSource.read
 def read(self):
     if self.frames_read == 5:

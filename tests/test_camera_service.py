@@ -22,8 +22,8 @@ import faulthandler, json, os, random, signal, sys, threading
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks where a hang is
 sys.path.insert(0, sys.argv[3])
 from mjpeg import MjpegServer, jpegs_of_clip
-from edgecnn import camera, detectors
-from edgecnn.errors import Terminated, hold_signals
+from edgecnn.device import camera, detectors
+from edgecnn.core.errors import Terminated, hold_signals
 
 def on_term(signum, frame):
     raise Terminated()

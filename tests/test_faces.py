@@ -33,7 +33,7 @@ def test_verify_and_identify_on_real_people(tmp_path):
 def test_quantized_facenet_decides_like_float(facenet_models, face_images):
     import itertools
 
-    from edgecnn.faces import DEFAULT_THRESHOLDS, Embedder, FaceVerifier, distance
+    from edgecnn.device.faces import DEFAULT_THRESHOLDS, Embedder, FaceVerifier, distance
 
     thr = DEFAULT_THRESHOLDS["facenet"]
     decisions = {}
@@ -47,8 +47,8 @@ def test_quantized_facenet_decides_like_float(facenet_models, face_images):
 
 
 def test_gallery_file_is_wal_0600_versioned_and_guards_its_embedder(tmp_path):
-    from edgecnn.errors import InputError
-    from edgecnn.gallery import Gallery
+    from edgecnn.core.errors import InputError
+    from edgecnn.device.gallery import Gallery
 
     path = tmp_path / "g.db"
     g = Gallery(path)
@@ -108,7 +108,7 @@ def test_several_faces_largest_or_strict_error(tmp_path):
 KILL_MID_ENROLMENT = """
 import sys, time
 import numpy as np
-from edgecnn.gallery import Gallery
+from edgecnn.device.gallery import Gallery
 
 class RowsThenHang:  # the crops enrol() reads row by row inside its transaction
     def __getitem__(self, i):
@@ -158,8 +158,8 @@ def test_threshold_calibration_from_labelled_folders(tmp_path):
 
 
 def test_live_verification_labels_faces_and_bundle_runs_without_tensorflow(tmp_path):
-    from edgecnn.demo_data import make_face_clip
-    from edgecnn.faces import read_image
+    from edgecnn.device.faces import read_image
+    from edgecnn.workstation.demo_data import make_face_clip
 
     g = tmp_path / "g.db"
     assert run_cli("enroll", "obama", FACES / "obama.jpg", FACES / "obama3.jpg", "--gallery", g).returncode == 0

@@ -29,7 +29,7 @@ def kit(tmp_path, small_disk, read_only_folder):
     (tmp_path / "notes.txt").write_text("my notes")
     gallery_with(tmp_path / "g.db", ["ann", "bob"], 1)
     make_clip(tmp_path / "c.mp4", frames=6)
-    from edgecnn.detectors import find_model_file
+    from edgecnn.device.detectors import find_model_file
 
     model = Path(shutil.copy(find_model_file("blazeface"), tmp_path / "m.tflite"))
     (tmp_path / "bad.tflite").write_bytes(model.read_bytes()[:5000])

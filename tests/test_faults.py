@@ -31,7 +31,7 @@ def _bundle(out: Path, target: str, home: Path, *extra) -> subprocess.CompletedP
 
 def _whole(out: Path) -> str:
     """The target of the bundle at ``out``, after checking every file against its manifest."""
-    from edgecnn.bundle import open_bundle
+    from edgecnn.device.bundle import open_bundle
 
     b = open_bundle(out)
     for name in b.manifest["files"]:
@@ -40,7 +40,7 @@ def _whole(out: Path) -> str:
 
 
 def test_a_replacement_cut_between_its_renames_is_undone_by_the_next_reader(tmp_path):
-    from edgecnn.bundle import recover
+    from edgecnn.device.bundle import recover
 
     out = tmp_path / "b"
     assert _bundle(out, "cpu", tmp_path / "home").returncode == 0
@@ -138,7 +138,7 @@ def test_empty_or_foreign_files_are_one_line_in_bundle_camera_and_convert(tmp_pa
 def test_a_detector_or_a_classifier_is_refused_as_an_embedder(tmp_path):
     from helpers import carried_model
 
-    from edgecnn.detectors import find_model_file
+    from edgecnn.device.detectors import find_model_file
 
     photo = FACES / "obama.jpg"
     for model, needle in ((find_model_file("blazeface"), "not one vector"), (carried_model("efficientnet_lite0.tflite"), "classifier")):
@@ -150,7 +150,7 @@ def test_a_detector_or_a_classifier_is_refused_as_an_embedder(tmp_path):
 SWALLOWED = r"""
 import os, signal, sys, time
 import edgecnn.cli.profile as prof
-from edgecnn.files import atomic_write
+from edgecnn.core.files import atomic_write
 
 class Finaliser:  # what TensorFlow's AtomicFunction.__del__ does to a signal: runs it, and loses its exception
     def __del__(self):
@@ -185,7 +185,7 @@ def test_a_signal_lost_inside_a_finaliser_still_stops_before_any_output_is_repla
 def test_convert_stopped_at_any_moment_keeps_the_old_model_or_writes_the_new_one_whole(tmp_path, sigint_reaches_python):
     """SIGTERM or SIGINT at six random moments of an int8 conversion over an existing model: the exit code
     of the signal, the old file or a whole new one (never a third state), no partial file, no temp left."""
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
 
     out, tmp = tmp_path / "m.tflite", tmp_path / "tmp"
     tmp.mkdir()
@@ -285,8 +285,8 @@ def clip_for_faults(tmp_path):
 def test_two_people_passing_each_other_never_share_one_name():
     """Two faces side by side, then crossing: each detection takes one track's history (it took the best
     track, shared: ['alice', 'alice'])."""
-    from edgecnn.detection import Detection
-    from edgecnn.overlay import LabelSmoother
+    from edgecnn.core.detection import Detection
+    from edgecnn.device.overlay import LabelSmoother
 
     smoother = LabelSmoother()
     for step in range(40):
@@ -314,7 +314,7 @@ def _remounted_read_only(mnt: Path, *files):
 
 @pytest.mark.slow
 def test_outputs_on_a_read_only_medium_are_one_line_before_any_work(read_only_folder, tmp_path):
-    from edgecnn.detectors import find_model_file
+    from edgecnn.device.detectors import find_model_file
 
     model = find_model_file("blazeface")
     for args in (("profile", model, "--save", read_only_folder / "r.json"), ("profile", model, "--plot", read_only_folder / "p.png"),
@@ -336,7 +336,7 @@ def test_an_output_that_cannot_be_replaced_is_one_line_and_left_as_it_was(tmp_pa
     if subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not available on this file system")
     try:
-        from edgecnn.detectors import find_model_file
+        from edgecnn.device.detectors import find_model_file
 
         proc = run_cli("profile", find_model_file("blazeface"), "--runs", "2", "--save", target)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("edgecnn: note:")]

@@ -25,8 +25,8 @@ def _people(path) -> list[str]:
 
 
 def test_a_gallery_on_a_full_disk_keeps_every_enrolment_that_returned(small_disk, tmp_path):
-    from edgecnn.errors import EdgecnnError
-    from edgecnn.gallery import Gallery
+    from edgecnn.core.errors import EdgecnnError
+    from edgecnn.device.gallery import Gallery
 
     path = small_disk / "g.db"
     g = Gallery(path)

@@ -50,8 +50,8 @@ def test_the_bare_interpreter_dies_on_it_and_edgecnn_does_not(crasher):
 def test_every_mutation_class_ends_in_a_clean_verdict_in_process(models, tmp_path, rounds):
     """Model(path) and one inference, in this very process: a crash would kill the test run. Every
     class ``rounds`` times (the full run: three times more)."""
-    from edgecnn.errors import EdgecnnError
-    from edgecnn.runtime import Model
+    from edgecnn.core.errors import EdgecnnError
+    from edgecnn.device.runtime import Model
 
     seen, outcomes = set(), []
     for i, _name, cls, data in corpus(models, rounds * len(CLASSES), 7):
@@ -92,7 +92,7 @@ def test_a_damaged_cached_conversion_and_identify_embedder_are_one_line(models, 
     cached.write_bytes(damaged)
     photo = tmp_path / "p.jpg"
     photo.write_bytes((__import__("helpers").FACES / "obama.jpg").read_bytes())
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     Gallery(home / "gallery.db").enroll("ada", [np.ones(8, np.float32)], "toy:fp32:abc")
     for args in (("verify", photo, photo), ("identify", photo, "--embedder", cached)):

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.device]
 
 WRITER = """
 import sys, numpy as np
-from edgecnn.gallery import Gallery
+from edgecnn.device.gallery import Gallery
 g, tag, rng = Gallery(sys.argv[1]), sys.argv[2], np.random.default_rng(int(sys.argv[3]))
 for i in range(10 ** 6):
     name = f"{tag}{i}"
@@ -62,7 +62,7 @@ def test_a_gallery_holds_every_write_that_returned_after_any_sequence_of_kills(t
 
 
 def _export(path: Path) -> dict:
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     g = Gallery(path, create=False, readonly=True)
     try:
@@ -74,8 +74,8 @@ def _export(path: Path) -> dict:
 def test_names_are_data_not_terminal_commands(tmp_path):
     """A name with ANSI escapes and a newline is refused on enrolment and on import; one already stored
     (an older gallery, or one edited by hand) is printed escaped, never raw."""
-    from edgecnn.errors import InputError
-    from edgecnn.gallery import Gallery
+    from edgecnn.core.errors import InputError
+    from edgecnn.device.gallery import Gallery
 
     hostile = "eve\x1b[2J\nalice: 0 embedding(s)"
     g = Gallery(tmp_path / "g.db")
@@ -135,7 +135,7 @@ def test_a_device_gallery_is_carried_by_sqlite_backup_where_hard_links_fail(tmp_
     never as a file copy beside a stale log."""
     import os
 
-    from edgecnn import bundler
+    from edgecnn.workstation import bundler
 
     monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
     out = tmp_path / "b"

@@ -19,7 +19,7 @@ PROBE = (
     "print(len(list_targets()))"
 )
 ROOMS = ("edgecnn/converters/convert.py", "edgecnn/calibration/datasets.py", "edgecnn/targets/profile.py", "edgecnn/cli/__main__.py",
-         "edgecnn/models/train/yolo.py", "edgecnn/runtime.py")
+         "edgecnn/models/train/yolo.py", "edgecnn/device/runtime.py")
 DATA = ("edgecnn/targets/profiles/cpu.toml", "edgecnn/targets/ops/xnnpack.toml", "edgecnn/data/faces/obama.jpg", "edgecnn/models/catalog.json")
 
 

@@ -60,7 +60,7 @@ def _manifest(folder):
 def test_bare_install_imports_without_workstation_packages():
     import cv2
 
-    import edgecnn.runtime  # noqa: F401  the device side imports
+    import edgecnn.device.runtime  # noqa: F401  the device side imports
 
     if not ON_PI:
         pytest.skip("the bare-install checks run inside the emulated Pi (EDGECNN_PI_CPU)")
@@ -82,7 +82,7 @@ def test_outputs_match_the_host(bundle, tmp_path):
     here too, so the runtime is compared alone; preprocessing is compared separately."""
     import cv2
 
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     photos = [cv2.imread(str(p)) for p in sorted(FACES.glob("*.jpg"))]
     assert len(photos) == 4 and all(p is not None for p in photos)

@@ -86,7 +86,7 @@ def test_pytorch_network_through_onnx_matches_onnxruntime_and_quantizes(tmp_path
     rep8 = _convert(src, "--input-shape", "1,3,96,96", "--precision", "int8", "--samples", "40", "--output", tmp_path / "int8.tflite")
     assert rep8["reference"]["ok"] and rep8["accuracy"]["cosine_mean"] > 0.99
     assert _sha(src) == before  # onnx2tf rewrites its input in place: it only ever sees our copy
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     m = Model(tmp_path / "int8.tflite")
     assert m.input_shape == (1, 96, 96, 3)  # NCHW became NHWC
@@ -103,7 +103,7 @@ def test_qdq_onnx_is_folded_to_float_and_converts_faithfully(tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     x = np.random.default_rng(0).random((1, 256, 256, 3), np.float32)
     qdq = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"style_image": x})[0].reshape(-1)
@@ -207,14 +207,14 @@ def test_every_output_is_checked_and_exposed_in_the_sources_order(tmp_path):
     import cv2
     import onnxruntime as ort
 
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     src = _multi_output_onnx(tmp_path / "paddle_like.onnx")
     names = ["scores", "features", "logits", "tiny"]
     rep = _convert(src, "--precision", "fp32", "--output", tmp_path / "fp32.tflite")
     ref = rep["reference"]
     assert ref["ok"] and [o["name"] for o in ref["outputs"]] == names
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
 
     info = tflite_file.read(tmp_path / "fp32.tflite")
     assert info.outputs != list(info.signature_outputs.values())  # the graph's own order is not the source's
@@ -243,7 +243,7 @@ def test_onnx2tf_failures_are_retried_with_its_documented_fixes(tmp_path, monkey
     """onnx2tf failing as it is: the next fix is tried on a pristine copy of the input (onnx2tf
     rewrites its input), the one that worked is noted, and when none works one line names them all."""
     from edgecnn.converters import onnx_import
-    from edgecnn.errors import EdgecnnError
+    from edgecnn.core.errors import EdgecnnError
 
     calls = []
     model = tmp_path / "m.onnx"
@@ -287,7 +287,7 @@ def _hard_swish_onnx(path):
 def test_hard_swish_is_one_op_in_the_converted_file_and_the_gate_beside_it_is_untouched(tmp_path):
     """onnx2tf writes HardSwish as four element-wise ops (MUL, ADD, RELU_0_TO_1, MUL), each a pass over
     the feature map; the converted file has TFLite's one HARD_SWISH instead, and still matches onnxruntime."""
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
 
     src = tmp_path / "hs.onnx"
     _hard_swish_onnx(src)

@@ -48,7 +48,7 @@ def test_targets_json_shows_each_fit_its_sources_and_leave_one_out_error():
 
 
 def test_edge_tpu_parameter_memory_on_a_published_model():
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
     from edgecnn.targets.edgetpu import STREAM_BYTES_PER_S, check, parameter_memory
 
     info = tflite_file.read(carried_model("efficientnet_lite0.tflite"))  # 5.4 MB, uint8 full-integer
@@ -64,8 +64,8 @@ def test_edge_tpu_parameter_memory_on_a_published_model():
 
 def test_predict_uses_the_fit_for_the_models_compute_class():
     """(FaceNet int8, beyond the Edge TPU's on-chip memory, is in test_facenet_convert.py.)"""
-    from edgecnn import tflite_file
-    from edgecnn.profiling import predict_latency
+    from edgecnn.core import tflite_file
+    from edgecnn.device.profiling import predict_latency
     from edgecnn.targets import load_target
     from edgecnn.targets.predict import predict_ms, summary
 

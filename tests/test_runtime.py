@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import FACES, assert_one_line_error, carried_model, run_cli, run_without_tf
 
-from edgecnn.detectors import find_model_file
+from edgecnn.device.detectors import find_model_file
 
 
 @pytest.mark.device
@@ -19,10 +19,10 @@ def test_device_modules_run_real_models_without_tensorflow(lenet_int8_uint8, tmp
         """
         import sys, json
         import numpy as np, cv2
-        import edgecnn, edgecnn.runtime, edgecnn.calibration, edgecnn.targets, edgecnn.profiling, edgecnn.detection
-        import edgecnn.detectors, edgecnn.faces, edgecnn.tflite_file, edgecnn.cli, edgecnn.targets.edgetpu, edgecnn.calibration.datasets
-        from edgecnn.runtime import Model
-        from edgecnn.detectors import FaceDetector
+        import edgecnn, edgecnn.device.runtime, edgecnn.calibration, edgecnn.targets, edgecnn.device.profiling, edgecnn.core.detection
+        import edgecnn.device.detectors, edgecnn.device.faces, edgecnn.core.tflite_file, edgecnn.cli, edgecnn.targets.edgetpu, edgecnn.calibration.datasets
+        from edgecnn.device.runtime import Model
+        from edgecnn.device.detectors import FaceDetector
         m = Model(sys.argv[1])
         digit = np.zeros((32, 32), np.uint8); cv2.line(digit, (16, 4), (16, 28), 255, 3)   # a drawn "1"
         probs = m.predict(digit)
@@ -46,8 +46,8 @@ def test_device_modules_run_real_models_without_tensorflow(lenet_int8_uint8, tmp
 def test_predict_handles_preprocessing_quantization_and_batches(lenet_int8_uint8, digits_lenet):
     import keras
 
+    from edgecnn.device.runtime import Model
     from edgecnn.models.train.digits import DIGITS_SPEC, digits_split
-    from edgecnn.runtime import Model
 
     path, _ = lenet_int8_uint8
     m = Model(path)
@@ -70,9 +70,9 @@ def test_a_quantized_input_is_prepared_in_one_lookup_with_the_same_values(lenet_
     normalising and then quantizing makes of each pixel value: the same bits as the float tensor that
     set_input quantizes, in every normalisation (one value or per channel), in the ring buffers a
     camera's reader prepares into, and the same outputs from predict(frame)."""
-    from edgecnn.detectors import _Stages
-    from edgecnn.preprocess import PreprocessSpec
-    from edgecnn.runtime import Model
+    from edgecnn.core.preprocess import PreprocessSpec
+    from edgecnn.device.detectors import _Stages
+    from edgecnn.device.runtime import Model
 
     rng = np.random.default_rng(5)
     frame = rng.integers(0, 256, (90, 120, 3), np.uint8)
@@ -116,7 +116,7 @@ def test_a_quantized_input_is_prepared_in_one_lookup_with_the_same_values(lenet_
 def test_float_normalisation_by_table_gives_numpys_values_for_every_pixel():
     """The float input's normalisation is one table lookup (cv2.LUT): for every uint8 value, one value or
     per channel, gray or colour, the same float32 bits as numpy's multiply and add."""
-    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.core.preprocess import PreprocessSpec
 
     every = np.resize(np.arange(256, dtype=np.uint8), (16, 16, 3))
     for kind, channels in [("unit", 1), ("unit", 3), ("symmetric", 3), ("raw", 3), ("imagenet", 3)]:
@@ -134,7 +134,7 @@ def test_a_frame_is_prepared_straight_into_the_input_tensor(monkeypatch):
     still runs (no array left pointing into it), on BlazeFace's float input, letterboxed."""
     import cv2
 
-    from edgecnn.detectors import open_detector
+    from edgecnn.device.detectors import open_detector
 
     det = open_detector("blazeface", threads=1)
     m = det.model
@@ -152,7 +152,7 @@ def test_a_frame_is_prepared_straight_into_the_input_tensor(monkeypatch):
     assert faces and copies == []
     pixels, tr = det.prepare(frame, out=det.input_buffer())
     assert det.infer(frame, pixels, tr)[0].box == faces[0].box and copies == []
-    from edgecnn.errors import InputError
+    from edgecnn.core.errors import InputError
 
     for wrong in (frame, pixels.astype(np.float32), pixels[:64]):  # a frame, a float tensor, a cut: one clear error
         with pytest.raises(InputError, match="set_pixels takes uint8 pixels of shape"):
@@ -160,8 +160,8 @@ def test_a_frame_is_prepared_straight_into_the_input_tensor(monkeypatch):
 
 
 def test_external_model_needs_explicit_preprocessing_and_gets_it():
-    from edgecnn.preprocess import PreprocessSpec
-    from edgecnn.runtime import Model
+    from edgecnn.core.preprocess import PreprocessSpec
+    from edgecnn.device.runtime import Model
 
     path = find_model_file("blazeface")
     m = Model(path, preprocess=PreprocessSpec.for_input(128, 128, 3, "symmetric"))
@@ -174,8 +174,8 @@ def test_external_model_needs_explicit_preprocessing_and_gets_it():
 def test_an_interpreters_own_thread_pool_is_found_and_its_cpu_counted():
     """With 2+ threads XNNPACK runs part of every invoke on a pool of its own, off the calling thread's
     clock: the camera counts that CPU as the invoke's, not as its own overhead (it was, 0.8 ms a frame)."""
-    from edgecnn.preprocess import PreprocessSpec
-    from edgecnn.runtime import Model
+    from edgecnn.core.preprocess import PreprocessSpec
+    from edgecnn.device.runtime import Model
 
     spec = PreprocessSpec.for_input(128, 128, 3, "symmetric")
     one = Model(find_model_file("blazeface"), threads=1, preprocess=spec)
@@ -220,7 +220,7 @@ def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8_file
 
 @pytest.mark.slow  # a TensorFlow interpreter in a child process beside LiteRT's
 def test_runtime_order_and_forced_runtime(lenet_int8_uint8):
-    code = "import sys; from edgecnn.runtime import Model; print(Model(sys.argv[1]).describe()['runtime'])"
+    code = "import sys; from edgecnn.device.runtime import Model; print(Model(sys.argv[1]).describe()['runtime'])"
     first = subprocess.run([sys.executable, "-c", code, str(lenet_int8_uint8[0])], capture_output=True, text=True)
     assert first.stdout.startswith("ai_edge_litert")
     env = {**__import__("os").environ, "EDGECNN_RUNTIME": "tensorflow"}
@@ -255,7 +255,7 @@ def test_missing_and_folder_model_and_bad_threads(tmp_path, mnv2_int8_file):
 
 
 def test_parser_agrees_with_the_interpreter(mnv2_int8_file):
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     m = Model(mnv2_int8_file[0])
     info = m.file

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from helpers import FACES, assert_one_line_error, make_clip, run_cli, run_cli_without_tf
 
-from edgecnn.detectors import find_model_file
+from edgecnn.device.detectors import find_model_file
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_no_command_writes_over_its_own_inputs(tmp_path, clip):
 
 
 def test_gallery_export_refuses_its_own_file_and_a_folder_and_import_restores(tmp_path):
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     g = Gallery(tmp_path / "g.db")
     g.enroll("ada", [np.ones(4, np.float32), np.arange(4, dtype=np.float32)], "toy:fp32:abc")
@@ -75,7 +75,7 @@ def test_gallery_export_refuses_its_own_file_and_a_folder_and_import_restores(tm
 
 
 def test_readonly_commands_never_touch_the_gallery_and_a_foreign_sqlite_is_left_alone(tmp_path):
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     g = Gallery(tmp_path / "g.db")
     g.enroll("ada", [np.ones(4, np.float32)], "toy:fp32:abc")
@@ -103,7 +103,7 @@ def test_readonly_commands_never_touch_the_gallery_and_a_foreign_sqlite_is_left_
 
 
 def _enrol_one(path, k, barrier):
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     barrier.wait()
     Gallery(path).enroll(f"person{k}", [np.full(8, k, np.float32)], "toy:fp32:abc")
@@ -118,13 +118,13 @@ def test_eight_concurrent_enrolments_into_a_new_gallery_all_land(tmp_path):
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0] * 8
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     assert sorted(Gallery(tmp_path / "g.db", readonly=True).names()) == [f"person{k}" for k in range(8)]
 
 
 def test_truncated_and_corrupt_images_are_exit_2(tmp_path):
-    from edgecnn.faces import read_image
+    from edgecnn.device.faces import read_image
 
     data = (FACES / "obama.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.device]
 
 
 def test_a_target_with_delegate_none_runs_the_plain_kernels_not_xnnpack():
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
     from edgecnn.targets.profile import load_target
 
     path = carried_model("efficientnet_lite0.tflite")
@@ -26,7 +26,7 @@ def test_a_target_with_delegate_none_runs_the_plain_kernels_not_xnnpack():
 
 
 def test_a_gallery_path_with_a_hash_bundles(tmp_path):
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     folder = tmp_path / "team #1"
     folder.mkdir()
@@ -41,7 +41,7 @@ def test_a_gallery_path_with_a_hash_bundles(tmp_path):
 
 def test_output_piped_to_a_script_never_breaks_a_line_in_two(tmp_path):
     """Without a terminal, a line longer than the console (a gallery deep in a folder tree) stays one line."""
-    from edgecnn.gallery import Gallery
+    from edgecnn.device.gallery import Gallery
 
     folder = tmp_path / ("a_folder_with_a_long_name_" * 8)
     folder.mkdir()
@@ -55,9 +55,9 @@ def test_output_piped_to_a_script_never_breaks_a_line_in_two(tmp_path):
 
 
 def test_from_edgecnn_import_model_in_a_fresh_interpreter():
-    code = "import edgecnn, sys; assert 'edgecnn.runtime' not in sys.modules; from edgecnn import Model; print(Model.__module__)"
+    code = "import edgecnn, sys; assert 'edgecnn.device.runtime' not in sys.modules; from edgecnn import Model; print(Model.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "edgecnn.runtime", out.stderr
+    assert out.returncode == 0 and out.stdout.strip() == "edgecnn.device.runtime", out.stderr
 
 
 def test_a_targets_latency_fit_is_made_once_per_set_of_references(tmp_path, monkeypatch):
@@ -87,8 +87,8 @@ def test_a_builder_option_the_model_lacks_is_refused_without_tensorflow():
 
 
 def test_a_classifiers_label_is_drawn_below_the_status_line_where_it_can_be_read():
-    from edgecnn.detection import Detection
-    from edgecnn.overlay import STATUS_HEIGHT, Hud, draw
+    from edgecnn.core.detection import Detection
+    from edgecnn.device.overlay import STATUS_HEIGHT, Hud, draw
 
     frame = np.zeros((240, 320, 3), np.uint8)
     assert Hud._render(" 99.9 FPS  model 999.9 ms", frame).shape[0] <= STATUS_HEIGHT
@@ -102,8 +102,9 @@ def test_a_classifiers_label_is_drawn_below_the_status_line_where_it_can_be_read
 def test_a_bundle_is_read_and_each_of_its_files_hashed_once_per_process(tmp_path, monkeypatch):
     """Opening a bundle, resolving its detector and loading it (the loader's verdict cache is keyed by
     sha256 too) hashed the same file again at each step: a 23 MB FaceNet three times per start."""
-    from edgecnn import bundler, loader
-    from edgecnn.bundle import open_bundle
+    from edgecnn.device import loader
+    from edgecnn.device.bundle import open_bundle
+    from edgecnn.workstation import bundler
 
     monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
     out = tmp_path / "b"

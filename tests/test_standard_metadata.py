@@ -44,8 +44,8 @@ def digits_rgb(tmp_path_factory):
 def test_mediapipe_tasks_reads_the_metadata_edgecnn_writes_and_answers_alike(digits_rgb, tmp_path):
     import cv2
 
-    from edgecnn import tflite_file
-    from edgecnn.runtime import Model
+    from edgecnn.core import tflite_file
+    from edgecnn.device.runtime import Model
 
     ref = json.loads((FIXTURES / "mediapipe_classifier.json").read_text())
     meta = tflite_file.parse(digits_rgb.read_bytes()).metadata["TFLITE_METADATA"]
@@ -60,8 +60,8 @@ def test_mediapipe_tasks_reads_the_metadata_edgecnn_writes_and_answers_alike(dig
 
 
 def test_what_edgecnn_writes_its_own_reader_reads_back(digits_rgb):
-    from edgecnn import tflite_file, tflite_metadata
-    from edgecnn.runtime import Model
+    from edgecnn.core import tflite_file, tflite_metadata
+    from edgecnn.device.runtime import Model
 
     data = digits_rgb.read_bytes()
     meta = tflite_metadata.parse(tflite_file.parse(data).metadata["TFLITE_METADATA"], data)

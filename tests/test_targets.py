@@ -54,7 +54,7 @@ def four_precisions(tmp_path_factory, digits_lenet):
 @pytest.mark.tf
 def test_xnnpack_rules_predict_the_interpreters_partitions(four_precisions):
     """Our XNNPACK table predicts how many delegate partitions the real interpreter makes."""
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     for precision, path in four_precisions.items():
         m = Model(path)

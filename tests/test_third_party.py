@@ -27,7 +27,7 @@ def _frames(n=20):
 def test_quantized_classifier_takes_raw_pixels_and_its_packed_labels():
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     path = carried_model("efficientnet_lite0.tflite")
     m = Model(path, threads=2)
@@ -51,7 +51,7 @@ def test_quantized_classifier_takes_raw_pixels_and_its_packed_labels():
 
 
 def test_float_model_takes_its_declared_normalisation():
-    from edgecnn.runtime import Model
+    from edgecnn.device.runtime import Model
 
     m = Model(carried_model("deeplabv3.tflite"), threads=2)
     assert (m.preprocess.normalize, m.preprocess.mean, m.preprocess.std) == ("scale", [127.5], [127.5])
@@ -61,8 +61,8 @@ def test_float_model_takes_its_declared_normalisation():
 
 
 def test_file_without_metadata_gets_one_line_saying_what_was_assumed(tmp_path):
-    from edgecnn import tflite_file
-    from edgecnn.runtime import Model
+    from edgecnn.core import tflite_file
+    from edgecnn.device.runtime import Model
 
     src = carried_model("efficientnet_lite0.tflite").read_bytes()
     info = tflite_file.parse(src)
@@ -78,7 +78,7 @@ def test_file_without_metadata_gets_one_line_saying_what_was_assumed(tmp_path):
 
 
 def test_classifier_labels_reach_the_camera_overlay(tmp_path):
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     s = camera.run(source=str(real_clip("bikes")), detector=str(carried_model("efficientnet_lite0.tflite")), headless=True, max_frames=8,
                    keep_per_frame=True, threads=2)

@@ -49,8 +49,8 @@ def _iou(a, b) -> float:
 
 @pytest.mark.parametrize("subgraph", list(REF["models"]))
 def test_the_decoder_gives_mediapipes_own_answers(subgraph):
-    from edgecnn.detectors import FaceDetector
-    from edgecnn.faces import read_image
+    from edgecnn.device.detectors import FaceDetector
+    from edgecnn.device.faces import read_image
 
     det = FaceDetector(str(_model(subgraph)), min_score=0.5)
     for photo, answers in REF["answers"].items():
@@ -74,7 +74,7 @@ def test_palm_and_pose_detectors_run_live_and_name_what_they_find(subgraph, tmp_
     (score 0.7 or more) is found, in the same place, named."""
     import cv2
 
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     photos = sorted(REF["answers"])
     clip = make_portrait_clip(tmp_path / "c.mp4", [FACES / p for p in photos], frames_each=1, size=(384, 480))
@@ -98,8 +98,8 @@ def _mask_iou(a, b) -> float:
 def test_selfie_segmentation_gives_mediapipes_own_masks():
     import cv2
 
-    from edgecnn.detectors import Segmenter, open_detector
-    from edgecnn.faces import read_image
+    from edgecnn.device.detectors import Segmenter, open_detector
+    from edgecnn.device.faces import read_image
 
     path = _model("PalmDetectionCpu").parents[1] / "selfie_segmentation" / "selfie_segmentation.tflite"
     seg = open_detector(str(path))
@@ -122,8 +122,8 @@ def test_deeplab_gives_its_own_packages_masks(monkeypatch):
     from ai_edge_litert import interpreter as litert
     from helpers import carried_model
 
-    from edgecnn.detectors import open_detector
-    from edgecnn.faces import read_image
+    from edgecnn.device.detectors import open_detector
+    from edgecnn.device.faces import read_image
 
     monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", litert)
@@ -141,7 +141,7 @@ def test_deeplab_gives_its_own_packages_masks(monkeypatch):
 def test_a_segmenter_runs_live_with_its_mask_drawn(tmp_path):
     import cv2
 
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     path = _model("PalmDetectionCpu").parents[1] / "selfie_segmentation" / "selfie_segmentation.tflite"
     clip = make_portrait_clip(tmp_path / "c.mp4", ["obama.jpg", "biden.jpg"], frames_each=2, size=(384, 480))

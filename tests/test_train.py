@@ -28,10 +28,10 @@ def test_yolo_float_map_at_least_0_8(yolo_trained):
 
 
 def test_yolo_int8_within_two_points_and_runs_in_camera(yolo_trained, tmp_path):
-    from edgecnn.detection import decode_yolo
-    from edgecnn.metrics import mean_average_precision
+    from edgecnn.core.detection import decode_yolo
+    from edgecnn.core.metrics import mean_average_precision
+    from edgecnn.device.runtime import Model
     from edgecnn.models.train.yolo import make_shapes_dataset
-    from edgecnn.runtime import Model
 
     keras_path, rep = yolo_trained
     calib = tmp_path / "calib"
@@ -99,8 +99,8 @@ def test_siamese_training_beats_its_initialisation_on_unseen_digits(siamese_trai
 
     from edgecnn import models
     from edgecnn.calibration.datasets import bundled
-    from edgecnn.metrics import roc
-    from edgecnn.preprocess import PreprocessSpec
+    from edgecnn.core.metrics import roc
+    from edgecnn.core.preprocess import PreprocessSpec
 
     _, rep = siamese_trained
     keras.utils.set_random_seed(0)  # the network the trainer started from

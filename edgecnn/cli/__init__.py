@@ -16,7 +16,7 @@ if not os.environ.get("EDGECNN_DEBUG"):  # one line per problem: OpenCV's and FF
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 from edgecnn import __version__
-from edgecnn.errors import EdgecnnError, Terminated, first_line, request_stop, stop_requested
+from edgecnn.core.errors import EdgecnnError, Terminated, first_line, request_stop, stop_requested
 
 
 def command_groups() -> tuple:
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _on_sigterm(signum, frame):
-    from edgecnn.files import defer_signal
+    from edgecnn.core.files import defer_signal
 
     request_stop(signum)  # kept even if the exception below is lost inside a library's finaliser
     if defer_signal(signum):  # a temporary path is being recorded: delivered again right after
@@ -143,7 +143,7 @@ def entry() -> None:
     handlers back: a Ctrl-C then killed a finished run by SIGINT and lost its buffered output."""
     import atexit
 
-    from edgecnn.errors import hold_signals
+    from edgecnn.core.errors import hold_signals
 
     try:
         code = main()

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import InputError
-from edgecnn.files import json_default
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import json_default
 
 
 def parse_value(text: str) -> Any:

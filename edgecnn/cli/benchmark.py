@@ -1,4 +1,4 @@
-"""``edgecnn benchmark``: the model x options x precision x target matrix (see edgecnn/benchmark.py)."""
+"""``edgecnn benchmark``: the model x options x precision x target matrix (see edgecnn/workstation/benchmark.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run(args, extra) -> int:
     import contextlib
     import sys
 
-    from edgecnn.benchmark import run_benchmark
+    from edgecnn.workstation.benchmark import run_benchmark
 
     no_extra(extra)
     # Ray's driver prints cluster events ("a worker died …") on stdout: keep stdout for our JSON

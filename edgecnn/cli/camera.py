@@ -15,8 +15,8 @@ from edgecnn.cli._output import (
     positive_int,
     print_json,
 )
-from edgecnn.errors import InputError, request_stop, stop_requested
-from edgecnn.files import check_clashes
+from edgecnn.core.errors import InputError, request_stop, stop_requested
+from edgecnn.core.files import check_clashes
 
 
 def add_parser(sub) -> None:
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
 
 
 def run(args, extra) -> int:
-    from edgecnn import camera
+    from edgecnn.device import camera
 
     no_extra(extra)
     check_output_folder(args.output)
@@ -71,18 +71,18 @@ def run(args, extra) -> int:
     verify = None
     detector, bundle, target = args.detector, args.bundle, args.target
     if bundle:
-        from edgecnn.bundle import open_bundle
+        from edgecnn.device.bundle import open_bundle
 
         b = open_bundle(bundle)
         target = target or b.target
         if detector in ("blazeface", "blazeface-full") and b.role("detector" if detector == "blazeface" else "detector_full"):
             detector = str(b.role("detector" if detector == "blazeface" else "detector_full"))
     if args.verify:
-        from edgecnn.faces import LiveVerifier
+        from edgecnn.device.faces import LiveVerifier
 
         embedder = args.embedder
         if not embedder and not bundle:
-            from edgecnn.facenet import default_embedder
+            from edgecnn.workstation.facenet import default_embedder
 
             embedder = default_embedder(target=target, progress=not args.json)
         verify = LiveVerifier.open(gallery=args.gallery, embedder=embedder, bundle=bundle, target=target)
@@ -114,16 +114,16 @@ def run(args, extra) -> int:
 
 def _run_style(args) -> int:
     from edgecnn.cli.stylize import style_model
-    from edgecnn.stylize import parse_style, resolve_stylizer, run_style
+    from edgecnn.device.stylize import parse_style, resolve_stylizer, run_style
 
     if args.verify:
         raise InputError("--style is a filter: it does not detect or verify faces (drop --verify)")
-    from edgecnn.stylize import is_painting
+    from edgecnn.device.stylize import is_painting
 
     check_clashes({"--output": args.output}, {"--style-model": args.style_model, "--style": args.style if is_painting(args.style) else None})
     if is_painting(args.style):
         from edgecnn.cli.stylize import arbitrary_stylizer
-        from edgecnn.faces import read_image
+        from edgecnn.device.faces import read_image
 
         st, vector = arbitrary_stylizer(read_image(args.style), args.style_model, args.bundle, args.target, args.threads,
                                         progress=not args.json)
@@ -133,7 +133,7 @@ def _run_style(args) -> int:
     parse_style(args.style)  # before any conversion
     target = args.target
     if args.bundle and not target:
-        from edgecnn.bundle import open_bundle
+        from edgecnn.device.bundle import open_bundle
 
         target = open_bundle(args.bundle).target
     model = style_model(args.style_model, args.bundle, args.style_size, "fp32", progress=not args.json)

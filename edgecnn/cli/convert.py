@@ -17,9 +17,9 @@ from edgecnn.cli._output import (
     positive_int,
     print_json,
 )
-from edgecnn.errors import InputError
-from edgecnn.files import check_clashes, write_json
-from edgecnn.preprocess import ANCHORS, COLORS, INTERPOLATIONS, PRESETS, RESIZES
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import check_clashes, write_json
+from edgecnn.core.preprocess import ANCHORS, COLORS, INTERPOLATIONS, PRESETS, RESIZES
 from edgecnn.targets.profile import IO_TYPES, PRECISIONS
 
 
@@ -127,7 +127,7 @@ def run(args, extra) -> int:
     if args.report:
         write_json(args.report, report)
     if args.html:
-        from edgecnn.report import write_convert_html
+        from edgecnn.workstation.report import write_convert_html
 
         write_convert_html(report, args.html)
     if args.json:

@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 
 
 def run(args, extra) -> int:
-    from edgecnn.demo import check_output, run_demo
+    from edgecnn.workstation.demo import check_output, run_demo
 
     no_extra(extra)
     check_output(args.output)

@@ -5,8 +5,8 @@ once and cached."""
 from __future__ import annotations
 
 from edgecnn.cli._output import console, fraction, no_extra, nonneg_float, print_json
-from edgecnn.errors import InputError
-from edgecnn.files import check_clashes, write_json
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import check_clashes, write_json
 
 
 def add_parser(sub) -> None:
@@ -63,21 +63,21 @@ def add_parser(sub) -> None:
 
 
 def _verifier(args):
-    from edgecnn.faces import open_verifier
+    from edgecnn.device.faces import open_verifier
 
     embedder = getattr(args, "embedder", None)
     bundle = getattr(args, "bundle", None)
     if not embedder and not bundle:
-        from edgecnn.facenet import default_embedder
+        from edgecnn.workstation.facenet import default_embedder
 
         embedder = default_embedder(target=getattr(args, "target", None), progress=not getattr(args, "json", False))
     return open_verifier(embedder, bundle, getattr(args, "target", None), strict=getattr(args, "strict", False))
 
 
 def run_enroll(args, extra) -> int:
-    from edgecnn.faces import aligned_crop_jpeg, read_image
-    from edgecnn.gallery import Gallery, check_name, gallery_path
-    from edgecnn.paths import default_gallery_path
+    from edgecnn.core.paths import default_gallery_path
+    from edgecnn.device.faces import aligned_crop_jpeg, read_image
+    from edgecnn.device.gallery import Gallery, check_name, gallery_path
 
     no_extra(extra)
     args.name = check_name(args.name)  # before any work: a name is data, never a terminal command
@@ -98,7 +98,7 @@ def run_enroll(args, extra) -> int:
 
 
 def run_gallery(args, extra) -> int:
-    from edgecnn.gallery import Gallery, gallery_path
+    from edgecnn.device.gallery import Gallery, gallery_path
 
     no_extra(extra)
     if args.action == "import":
@@ -108,7 +108,7 @@ def run_gallery(args, extra) -> int:
 
 
 def _gallery_action(args, g) -> int:
-    from edgecnn.gallery import shown
+    from edgecnn.device.gallery import shown
 
     if args.action == "list":
         rows = g.list()
@@ -140,7 +140,7 @@ def _import(args) -> int:
     import json
     from pathlib import Path
 
-    from edgecnn.gallery import Gallery, gallery_path
+    from edgecnn.device.gallery import Gallery, gallery_path
 
     if not args.name:
         raise InputError("gallery import needs the FILE that gallery export wrote")
@@ -160,7 +160,7 @@ def _import(args) -> int:
 
 
 def run_verify(args, extra) -> int:
-    from edgecnn.faces import distance, read_image
+    from edgecnn.device.faces import distance, read_image
 
     no_extra(extra)
     if args.calibrate:
@@ -182,13 +182,13 @@ def run_verify(args, extra) -> int:
 def _calibrate(args) -> int:
     from pathlib import Path
 
-    from edgecnn.faces import calibrate_from_folder
+    from edgecnn.device.faces import calibrate_from_folder
 
     if not Path(args.calibrate).is_dir():
         raise InputError(f"--calibrate {args.calibrate} is not a folder of identity subfolders")
     result = calibrate_from_folder(_verifier(args), args.calibrate, args.far)
     if args.gallery or args.bundle:  # the gallery's threshold (a bundle's gallery travels with it)
-        from edgecnn.gallery import Gallery, gallery_path
+        from edgecnn.device.gallery import Gallery, gallery_path
 
         with Gallery(gallery_path(args.gallery, args.bundle), create=False) as g:
             g.set_threshold(result["threshold"])
@@ -204,8 +204,8 @@ def _calibrate(args) -> int:
 
 
 def run_identify(args, extra) -> int:
-    from edgecnn.faces import read_image
-    from edgecnn.gallery import Gallery, gallery_path, shown
+    from edgecnn.device.faces import read_image
+    from edgecnn.device.gallery import Gallery, gallery_path, shown
 
     no_extra(extra)
     img = read_image(args.image)
@@ -222,7 +222,7 @@ def run_identify(args, extra) -> int:
 
 
 def run_bundle(args, extra) -> int:
-    from edgecnn.bundler import make_bundle, parse_enrolments
+    from edgecnn.workstation.bundler import make_bundle, parse_enrolments
 
     no_extra(extra)
     people = parse_enrolments(args.enroll)
@@ -230,7 +230,7 @@ def run_bundle(args, extra) -> int:
                                               **{f"--enroll {n}={p}": p for n, ps in people.items() for p in ps}})
     style = None
     if args.with_style:
-        from edgecnn.stylebuild import ensure_stylizer
+        from edgecnn.workstation.stylebuild import ensure_stylizer
 
         style = ensure_stylizer(256, "fp32", progress=not args.json)
     m = make_bundle(args.target, args.output, gallery=args.gallery, embedder=args.embedder, with_embedder=not args.no_embedder,

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from edgecnn.cli._output import check_output_folder, console, human_bytes, no_extra, nonneg_int, positive_float, positive_int, print_json
-from edgecnn.errors import InputError
-from edgecnn.files import check_clashes, write_json
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import check_clashes, write_json
 
 
 def add_parser(sub) -> None:
@@ -68,7 +68,7 @@ def _bundle_target(model) -> str | None:
     bundle's model on the device uses that target's threads and delegate; None otherwise."""
     from pathlib import Path
 
-    from edgecnn.bundle import MANIFEST, open_bundle
+    from edgecnn.device.bundle import MANIFEST, open_bundle
 
     folder = Path(model).parent
     if not (folder / MANIFEST).is_file():
@@ -85,7 +85,7 @@ def run_profile(args, extra) -> int:
     check_output_folder(args.plot, "--plot")
     check_clashes({"--save": args.save, "--plot": args.plot},
                   {"MODEL": args.model, **{f"--compare {f}": f for f in (args.compare or [])}})
-    from edgecnn import profiling
+    from edgecnn.device import profiling
 
     if args.runs is not None and args.seconds is not None:
         raise InputError("give --runs or --seconds, not both")
@@ -93,7 +93,7 @@ def run_profile(args, extra) -> int:
     if args.recheck:
         if not args.model:
             raise InputError("--recheck needs a MODEL.tflite")
-        from edgecnn.loader import forget_verdict
+        from edgecnn.device.loader import forget_verdict
 
         forget_verdict(args.model)
     if args.model:
@@ -116,7 +116,7 @@ def run_profile(args, extra) -> int:
     if not results:
         raise InputError("give a MODEL.tflite to profile, or --compare A.json B.json")
     if args.plot:
-        from edgecnn.report import plot_profiles
+        from edgecnn.workstation.report import plot_profiles
 
         plot_profiles(results, args.plot)
     if args.json:

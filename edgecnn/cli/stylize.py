@@ -14,8 +14,8 @@ from edgecnn.cli._output import (
     positive_int,
     print_json,
 )
-from edgecnn.errors import InputError
-from edgecnn.files import check_clashes
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import check_clashes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -45,15 +45,15 @@ def style_model(model, bundle, size, precision: str, progress: bool) -> str | No
     """The network a command uses: ``model`` (--model), the bundle's (None: resolved later), else converted once."""
     if model or bundle:
         return model
-    from edgecnn.stylebuild import ensure_stylizer
+    from edgecnn.workstation.stylebuild import ensure_stylizer
 
     return str(ensure_stylizer(size, precision, progress=progress))
 
 
 def arbitrary_stylizer(painting, model, bundle, target, threads, progress: bool):
     """The arbitrary-style pair (workstation: converted once) and the painting's style vector."""
-    from edgecnn.stylebuild import ensure_arbitrary
-    from edgecnn.stylize import ArbitraryStylizer
+    from edgecnn.device.stylize import ArbitraryStylizer
+    from edgecnn.workstation.stylebuild import ensure_arbitrary
 
     if model or bundle:
         raise InputError("--style PAINTING uses the arbitrary-style networks (converted on a workstation); "
@@ -68,9 +68,9 @@ def run(args, extra) -> int:
 
     import cv2
 
-    from edgecnn.faces import read_image
-    from edgecnn.files import atomic_write
-    from edgecnn.stylize import is_painting, parse_style, resolve_stylizer
+    from edgecnn.core.files import atomic_write
+    from edgecnn.device.faces import read_image
+    from edgecnn.device.stylize import is_painting, parse_style, resolve_stylizer
 
     no_extra(extra)
     given = [f"--{k.replace('_', '-')}" for k in ("steps", "alpha", "beta", "save_every") if getattr(args, k) is not None]
@@ -108,13 +108,13 @@ def run(args, extra) -> int:
 
 
 def _optimize(args, image, out: Path) -> int:
-    """``--optimize``: J = alpha J_content + beta J_style minimised over the pixels (edgecnn/styleopt.py)."""
+    """``--optimize``: J = alpha J_content + beta J_style minimised over the pixels (edgecnn/workstation/styleopt.py)."""
     import cv2
 
-    from edgecnn._progress import progress
-    from edgecnn.faces import read_image
-    from edgecnn.files import atomic_write
-    from edgecnn.stylize import is_painting
+    from edgecnn.core._progress import progress
+    from edgecnn.core.files import atomic_write
+    from edgecnn.device.faces import read_image
+    from edgecnn.device.stylize import is_painting
 
     if not is_painting(args.style):
         raise InputError("--optimize needs --style PAINTING.jpg (a picture to take the style from)")
@@ -122,7 +122,7 @@ def _optimize(args, image, out: Path) -> int:
     if steps_dir is not None and steps_dir.exists():
         raise InputError(f"{steps_dir} already exists: choose another --output or remove that folder (the intermediate images go there)")
     style = read_image(args.style)
-    from edgecnn.styleopt import optimize
+    from edgecnn.workstation.styleopt import optimize
 
     def write(path: Path, img) -> None:
         ok, buf = cv2.imencode(path.suffix.lower(), img)

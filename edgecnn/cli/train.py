@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecnn.cli._output import check_output_folder, console, image_size, no_extra, positive_int, print_json
-from edgecnn.errors import InputError
-from edgecnn.files import check_clashes, write_json
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import check_clashes, write_json
 
 
 def add_parser(sub) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from edgecnn._quiet import quiet_stderr
+from edgecnn.core._quiet import quiet_stderr
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,7 +26,7 @@ def tensorflow():
 
             tf.config.list_physical_devices("GPU")
     except ImportError as exc:
-        from edgecnn.errors import InputError
+        from edgecnn.core.errors import InputError
 
         raise InputError(
             f"TensorFlow is needed for this step but cannot be imported ({exc}); "

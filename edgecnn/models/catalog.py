@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from edgecnn._progress import progress as progress_bar
+from edgecnn.core._progress import progress as progress_bar
 from edgecnn.models._tf import keras
 from edgecnn.models.measure import stats
 from edgecnn.models.registry import build, get_spec, list_models

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecnn.errors import InputError
+from edgecnn.core.errors import InputError
 from edgecnn.models._tf import keras, layers
 from edgecnn.models.layers import input_tensor
 from edgecnn.models.registry import register_model

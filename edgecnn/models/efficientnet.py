@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from edgecnn.errors import InputError
+from edgecnn.core.errors import InputError
 from edgecnn.models._tf import keras
 from edgecnn.models.layers import classifier_head, conv_bn, input_tensor, inverted_residual, make_divisible
 from edgecnn.models.registry import register_model

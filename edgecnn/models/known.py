@@ -10,7 +10,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from edgecnn.errors import InputError
+from edgecnn.core.errors import InputError
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 ALIASES = {"classes": "num_classes", "input_size": "input_shape"}  # the CLI's short names of builder options

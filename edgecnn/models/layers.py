@@ -134,7 +134,7 @@ def input_tensor(input_shape, default):
     """A batch-agnostic Keras Input; ``input_shape`` defaults to the architecture's own."""
     shape = tuple(default if input_shape is None else input_shape)
     if len(shape) != 3 or any((d is not None and int(d) <= 0) for d in shape):
-        from edgecnn.errors import InputError
+        from edgecnn.core.errors import InputError
 
         raise InputError(f"input_shape must be (height, width, channels) with positive sizes, got {shape}")
     return keras.Input(shape=shape, name="image")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecnn.errors import InputError
+from edgecnn.core.errors import InputError
 from edgecnn.models._tf import keras
 from edgecnn.models.layers import (
     classifier_head,

@@ -11,7 +11,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from edgecnn.errors import InputError, first_line
+from edgecnn.core.errors import InputError, first_line
 from edgecnn.models.known import ALIASES  # convenience spellings accepted by build() and the CLI
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.errors import InputError
+from edgecnn.core.errors import InputError
 from edgecnn.models._tf import keras, layers
 from edgecnn.models.registry import get_spec, register_model
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgecnn.errors import InputError
-from edgecnn.files import write_json
+from edgecnn.core.errors import InputError
+from edgecnn.core.files import write_json
 
 
 def sidecar_path(model_path) -> Path:
@@ -34,8 +34,8 @@ def save_with_sidecar(model, path, info: dict) -> None:
     """Save ``model`` as .keras with the sidecar that ``edgecnn convert`` reads."""
     import os
 
-    from edgecnn.errors import check_stop
-    from edgecnn.files import remove_temp, temp_file, untrack_temp
+    from edgecnn.core.errors import check_stop
+    from edgecnn.core.files import remove_temp, temp_file, untrack_temp
 
     p = Path(path)
     fd, tmp = temp_file(prefix=f".{p.stem}.", suffix=p.suffix or ".keras", dir=p.parent if str(p.parent) else ".")

@@ -3,13 +3,13 @@
 The head is the convolutional form of sliding windows: one 1x1 convolution evaluates every grid
 cell at once and predicts, for each of B anchors, (tx, ty, tw, th, objectness, class scores).
 Decoding (sigmoid offsets in the cell, anchor-relative sizes, IoU, NMS) is device-side numpy in
-:mod:`edgecnn.detection`.
+:mod:`edgecnn.core.detection`.
 """
 
 from __future__ import annotations
 
-from edgecnn.detection import DEFAULT_ANCHORS
-from edgecnn.errors import InputError
+from edgecnn.core.detection import DEFAULT_ANCHORS
+from edgecnn.core.errors import InputError
 from edgecnn.models._tf import keras, layers
 from edgecnn.models.layers import conv_bn, input_tensor
 from edgecnn.models.registry import get_spec, register_model
@@ -37,7 +37,7 @@ def yolo(input_shape=None, num_classes=20, anchors=DEFAULT_ANCHORS, backbone="ti
     """Backbone + S x S grid head with B anchors x (x, y, w, h, objectness, classes).
 
     The grid side S is the input side over the backbone's stride (32): 7x7 at 224x224. The output is
-    raw (batch, S, S, B, 5 + num_classes); :func:`edgecnn.detection.decode_yolo` turns it into boxes.
+    raw (batch, S, S, B, 5 + num_classes); :func:`edgecnn.core.detection.decode_yolo` turns it into boxes.
     ``backbone`` is ``"tiny"`` or any registered classifier (used without its top). ``activation``
     (tiny backbone): ``leaky`` as in the paper, or ``relu``/``relu6`` for Coral: the Edge TPU has no
     LEAKY_RELU, so a leaky model leaves all but its first convolution on the host CPU.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgecnn.calibration.datasets import ImageSet, digits_images
+from edgecnn.core.preprocess import PreprocessSpec
 from edgecnn.models._tf import keras
 from edgecnn.models.registry import build
-from edgecnn.preprocess import PreprocessSpec
 
 DIGITS_SPEC = PreprocessSpec.for_input(32, 32, 1, "unit", labels=[str(i) for i in range(10)])
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.errors import InputError
-from edgecnn.metrics import roc
+from edgecnn.core.errors import InputError
+from edgecnn.core.metrics import roc
+from edgecnn.core.preprocess import PreprocessSpec
 from edgecnn.models._tf import keras
 from edgecnn.models.registry import build
 from edgecnn.models.siamese import batch_hard_triplet_loss
-from edgecnn.preprocess import PreprocessSpec
 
 
 def train_siamese(data, holdout: int | None = None, backbone: str = "lenet5", backbone_options=None, embedding_dim: int = 32,

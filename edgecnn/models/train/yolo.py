@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from edgecnn.calibration.datasets import sample_photos
-from edgecnn.detection import decode_yolo, iou
-from edgecnn.metrics import mean_average_precision
+from edgecnn.core.detection import decode_yolo, iou
+from edgecnn.core.metrics import mean_average_precision
+from edgecnn.core.preprocess import PreprocessSpec
 from edgecnn.models._tf import keras
 from edgecnn.models.registry import build
-from edgecnn.preprocess import PreprocessSpec
 
 SHAPES = ("circle", "square", "triangle")
 
