@@ -125,3 +125,16 @@ def test_the_public_names_are_the_modules_in_their_rooms():
     from edgecnn.runtime import Model as Same
 
     assert Model is Same
+
+
+def test_no_two_modules_import_each_other():
+    """No circles between modules (lazy imports included; a package's ``__init__`` re-exporting its own
+    modules aside): benchmark and benchmark_ray imported each other before the cells got their own module."""
+    mods = {m for m, p in MODULES.items() if p.name != "__init__.py"}
+    graph = {m: {i for i in imports_of(m, MODULES[m], set(MODULES)) if i in mods and i != m} for m in mods}
+
+    def reaches(start, goal, seen):
+        return any(n == goal or (n not in seen and not seen.add(n) and reaches(n, goal, seen)) for n in graph[start])
+
+    circles = sorted(f"{a} <-> {b}" for a in mods for b in graph[a] if a < b and reaches(b, a, set()))
+    assert circles == []

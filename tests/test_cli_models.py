@@ -11,7 +11,7 @@ def test_shipped_catalog_matches_the_builders():
     from edgecnn.models.catalog import model_catalog
     from edgecnn.models.known import catalog
 
-    assert json.loads(json.dumps(model_catalog())) == catalog()  # regenerate: python -m edgecnn.models.known
+    assert json.loads(json.dumps(model_catalog())) == catalog()  # regenerate: python -m edgecnn.models.catalog
 
 
 def test_models_table_lists_every_model_without_tensorflow():

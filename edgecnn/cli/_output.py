@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
@@ -11,21 +10,7 @@ from typing import Any
 
 from edgecnn.core.errors import InputError
 from edgecnn.core.files import json_default
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value as Python: numbers, tuples, lists, dicts, booleans, else the string."""
-    low = text.strip().lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+from edgecnn.core.values import parse_value
 
 
 def parse_knobs(tokens: list[str]) -> dict[str, Any]:

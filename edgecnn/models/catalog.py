@@ -34,3 +34,12 @@ def model_catalog(names=None, progress: bool = False) -> list[dict]:
             gc.collect()
             tick(advance=1)
     return rows
+
+
+if __name__ == "__main__":  # regenerate the catalog the package ships (edgecnn.models.known reads it)
+    import json
+
+    from edgecnn.models.known import CATALOG_FILE
+
+    CATALOG_FILE.write_text(json.dumps(model_catalog(progress=True), indent=1) + "\n")
+    print(f"wrote {CATALOG_FILE}")

@@ -1,7 +1,7 @@
 """The registry's table as it ships with the package (``catalog.json``): names, families, papers,
 knobs and the stats at default size, readable without TensorFlow. ``edgecnn models`` prints it in a
 fraction of a second and an unknown model name is rejected before Keras loads; a test rebuilds
-every model and checks the file against them (regenerate: ``python -m edgecnn.models.known``)."""
+every model and checks the file against them (regenerate: ``python -m edgecnn.models.catalog``)."""
 
 from __future__ import annotations
 
@@ -46,9 +46,3 @@ def check_options(name: str, options: dict) -> None:
             raise InputError(f"model {name!r} has no option {ALIASES.get(k, k)!r}; valid options: "
                              + ", ".join(sorted(valid | {"classes", "input_size"})))
 
-
-if __name__ == "__main__":
-    from edgecnn.models.catalog import model_catalog
-
-    CATALOG_FILE.write_text(json.dumps(model_catalog(progress=True), indent=1) + "\n")
-    print(f"wrote {CATALOG_FILE}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from edgecnn.core.errors import InputError
 from edgecnn.core.files import atomic_write
-from edgecnn.workstation.benchmark import (
+from edgecnn.workstation.benchmark_cells import (
     MEASURED_HERE,
     Cell,
     Results,
@@ -114,7 +114,7 @@ def _tasks(ray):
         from pathlib import Path
 
         from edgecnn.core.files import remove_temp, temp_dir
-        from edgecnn.workstation.benchmark import convert_cell, node_name
+        from edgecnn.workstation.benchmark_cells import convert_cell, node_name
 
         work = temp_dir(prefix="edgecnn-bench-")
         try:
@@ -132,7 +132,7 @@ def _tasks(ray):
         import os
         from pathlib import Path
 
-        from edgecnn.workstation.benchmark import profile_bytes
+        from edgecnn.workstation.benchmark_cells import profile_bytes
 
         fault = os.environ.get("EDGECNN_BENCH_FAULT")  # fault injection (tests): the first profiling worker dies
         if fault and not Path(fault).exists():
