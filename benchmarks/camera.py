@@ -114,7 +114,9 @@ def _timers(clocks):
                 return fn(*args)
             finally:
                 clocks[key] += time.thread_time() - c0
+
         return call
+
     return wrap
 
 
@@ -167,8 +169,7 @@ def edgecnn_loop(clip, threads, out=None, passes=1, workers=None):
 
     frames, seconds, overhead = 0, 0.0, []
     for _ in range(passes):
-        s = camera.run(source=str(clip), detector="blazeface", threads=threads, output=str(out) if out else None, headless=True,
-                       workers=workers)
+        s = camera.run(source=str(clip), detector="blazeface", threads=threads, output=str(out) if out else None, headless=True, workers=workers)
         frames += s["frames"]
         seconds += s["seconds"]
         overhead.append(s["overhead_ms"])
@@ -193,7 +194,6 @@ def overhead_floor(clip, out=None, passes=1, least=False):
     and the normalising table into the input tensor, the detections decoded, and where a video is
     written the hand-written loop's drawing (a box and a score, no status line) and the hand-off to
     the encoder."""
-
 
     from edgecnn.device.detectors import open_detector
     from edgecnn.device.overlay import Hud, draw
@@ -283,8 +283,7 @@ def clips(tmp) -> list[tuple[str, Path]]:
 
     faces = Path(tmp) / "faces_720x528.mp4"
     make_face_clip(faces, frames=120, size=(720, 528))
-    return [("bigbuckbunny 1280x720 (real)", real_clip("bigbuckbunny")), ("bikes 640x272 (real)", real_clip("bikes")),
-            ("face photos 720x528", faces)]
+    return [("bigbuckbunny 1280x720 (real)", real_clip("bigbuckbunny")), ("bikes 640x272 (real)", real_clip("bikes")), ("face photos 720x528", faces)]
 
 
 def _measure(name, clip, write: bool, args, tmp: Path, model_path, invoke_bound: float):
@@ -294,7 +293,7 @@ def _measure(name, clip, write: bool, args, tmp: Path, model_path, invoke_bound:
     video = tmp / "floor.mp4" if write else None
     for r in range(args.rounds):  # alternate, so drift hits both alike; who goes first, too
         progress(f"{name}, {'writing' if write else 'no output'}: round {r + 1}/{args.rounds}")
-        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+        for side in (0, 1) if r % 2 == 0 else (1, 0):
             if side == 0:
                 hand.append(hand_written(clip, model_path, args.threads, tmp / "hand.mp4" if write else None, args.passes))
                 continue
@@ -302,8 +301,13 @@ def _measure(name, clip, write: bool, args, tmp: Path, model_path, invoke_bound:
             ours.append(fps)
             over.append(oh)
         # the CPU columns, in every round too: hand-written, floor, least
-        cpu.append([hand_overhead(clip, model_path, args.threads, tmp / "hand.mp4" if write else None, args.passes),
-                    overhead_floor(clip, video, args.passes), overhead_floor(clip, video, args.passes, least=True)])
+        cpu.append(
+            [
+                hand_overhead(clip, model_path, args.threads, tmp / "hand.mp4" if write else None, args.passes),
+                overhead_floor(clip, video, args.passes),
+                overhead_floor(clip, video, args.passes, least=True),
+            ]
+        )
     h, o = float(np.median(hand)), float(np.median(ours))
     # each round is a pair measured back to back: the median of the pairs' ratios is what this machine's
     # drift disturbs least; the ratio of medians beside it
@@ -311,15 +315,38 @@ def _measure(name, clip, write: bool, args, tmp: Path, model_path, invoke_bound:
     dec, dec1 = decode_bound(clip, args.passes), decode_bound(clip, args.passes, threads=1)
     enc = encode_bound(clip, tmp / "encode.mp4") if write else None
     hand_oh, floor, least = (float(v) for v in np.median(cpu, axis=0))
-    row = [name, "yes" if write else "no", h, o, f"{np.median(paired):.2f}x ({min(paired):.2f}-{max(paired):.2f})", o / h,
-           dec, dec1, invoke_bound, enc if enc else "-"]
+    row = [
+        name,
+        "yes" if write else "no",
+        h,
+        o,
+        f"{np.median(paired):.2f}x ({min(paired):.2f}-{max(paired):.2f})",
+        o / h,
+        dec,
+        dec1,
+        invoke_bound,
+        enc if enc else "-",
+    ]
     cpu_row = [name, "yes" if write else "no", hand_oh, float(np.median(over)), floor, least]
-    result = {"clip": name, "write": write, "hand_written_fps": hand, "edgecnn_fps": ours, "ratio": o / h,
-              "paired_ratios": paired, "paired_ratio_median": float(np.median(paired)),
-              "overhead_ms": over, "decoded_by": decoded_by, "decode_bound_fps": dec, "decode_bound_1_thread_fps": dec1,
-              "invoke_bound_fps": invoke_bound,
-              "encode_bound_fps": enc, "overhead_floor_ms": floor, "overhead_least_ms": least, "hand_written_overhead_ms": hand_oh,
-              "cpu_ms_by_round": {"hand_written": [c[0] for c in cpu], "floor": [c[1] for c in cpu], "least": [c[2] for c in cpu]}}
+    result = {
+        "clip": name,
+        "write": write,
+        "hand_written_fps": hand,
+        "edgecnn_fps": ours,
+        "ratio": o / h,
+        "paired_ratios": paired,
+        "paired_ratio_median": float(np.median(paired)),
+        "overhead_ms": over,
+        "decoded_by": decoded_by,
+        "decode_bound_fps": dec,
+        "decode_bound_1_thread_fps": dec1,
+        "invoke_bound_fps": invoke_bound,
+        "encode_bound_fps": enc,
+        "overhead_floor_ms": floor,
+        "overhead_least_ms": least,
+        "hand_written_overhead_ms": hand_oh,
+        "cpu_ms_by_round": {"hand_written": [c[0] for c in cpu], "floor": [c[1] for c in cpu], "least": [c[2] for c in cpu]},
+    }
     return row, cpu_row, result, workers
 
 
@@ -351,15 +378,46 @@ def main(argv=None):
                 rows.append(row)
                 cpu_rows.append(cpu_row)
                 data.append(result)
-    table(f"camera loop FPS, BlazeFace short range, {args.threads} interpreter threads (edgecnn: {workers} worker(s)), "
-          f"median of {args.rounds} rounds x {args.passes} passes",
-          ["clip", "video out", "hand-written", "edgecnn camera", "paired ratio (range)", "ratio of medians", "decode bound",
-           "decode bound 1 thread", "invoke bound", "encode bound"], rows)
-    table("CPU ms a frame besides video decode, the invoke and video encode (goal at 720p: <= 0.3)",
-          ["clip", "video out", "hand-written loop", "edgecnn camera (overhead_ms)", "floor: the same work, one thread",
-           "least: nearest resize, a box and a score drawn"], cpu_rows)
-    out = save("camera", {"threads": args.threads, "edgecnn_workers": workers, "rounds": args.rounds, "passes": args.passes, "results": data,
-                          "goal": ">= 1.25x the hand-written bare-interpreter loop; overhead_ms <= 0.3 at 720p"})
+    table(
+        f"camera loop FPS, BlazeFace short range, {args.threads} interpreter threads (edgecnn: {workers} worker(s)), "
+        f"median of {args.rounds} rounds x {args.passes} passes",
+        [
+            "clip",
+            "video out",
+            "hand-written",
+            "edgecnn camera",
+            "paired ratio (range)",
+            "ratio of medians",
+            "decode bound",
+            "decode bound 1 thread",
+            "invoke bound",
+            "encode bound",
+        ],
+        rows,
+    )
+    table(
+        "CPU ms a frame besides video decode, the invoke and video encode (goal at 720p: <= 0.3)",
+        [
+            "clip",
+            "video out",
+            "hand-written loop",
+            "edgecnn camera (overhead_ms)",
+            "floor: the same work, one thread",
+            "least: nearest resize, a box and a score drawn",
+        ],
+        cpu_rows,
+    )
+    out = save(
+        "camera",
+        {
+            "threads": args.threads,
+            "edgecnn_workers": workers,
+            "rounds": args.rounds,
+            "passes": args.passes,
+            "results": data,
+            "goal": ">= 1.25x the hand-written bare-interpreter loop; overhead_ms <= 0.3 at 720p",
+        },
+    )
     print(f"wrote {out}")
 
 

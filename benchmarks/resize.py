@@ -111,8 +111,7 @@ def _reference(model, task: str, frame: np.ndarray):
     try:
         if spec.resize == "stretch":
             return _answer(model, task, small)
-        return _answer(model, task, small) if task != "detection" else [
-            tuple(v * w / small.shape[1] for v in box) for box in _answer(model, task, small)]
+        return _answer(model, task, small) if task != "detection" else [tuple(v * w / small.shape[1] for v in box) for box in _answer(model, task, small)]
     finally:
         spec.interpolation = was
 
@@ -122,8 +121,11 @@ def _agreement(task: str, got: list, ref: list) -> dict:
         return {"top1_agreement": float(np.mean([g == r for g, r in zip(got, ref)]))}
     if task == "segmentation":  # IoU only where the reference mask is more than a speck (clips without people)
         ious = [float((g & r).sum() / max(1, (g | r).sum())) for g, r in zip(got, ref) if r.mean() > 0.01]
-        return {"pixel_agreement": float(np.mean([(g == r).mean() for g, r in zip(got, ref)])),
-                "mask_iou_mean": float(np.mean(ious)) if ious else None, "masks": len(ious)}
+        return {
+            "pixel_agreement": float(np.mean([(g == r).mean() for g, r in zip(got, ref)])),
+            "mask_iou_mean": float(np.mean(ious)) if ious else None,
+            "masks": len(ious),
+        }
     from edgecnn.core.detection import iou
 
     matched, ious, extra = 0, [], 0
@@ -174,7 +176,7 @@ def measure(name: str, task: str, path: Path, frames_: list, rounds: int) -> dic
         calls["hand"] = _hand_written(path, spec)
     times = {k: [] for k in calls}
     for r in range(rounds):
-        order = list(calls)[r % len(calls):] + list(calls)[: r % len(calls)]
+        order = list(calls)[r % len(calls) :] + list(calls)[: r % len(calls)]
         for k in order:
             t0 = time.perf_counter()
             for f in frames_:
@@ -199,8 +201,11 @@ def main() -> None:
         for label in ("area", "linear"):
             quality = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r[label].items())
             out.append([r["model"], label, ms[label], ms.get("hand"), ratio.get(label), quality])
-    table("resize: cost a frame (ms, median of rounds) and agreement with a full-frame area average",
-          ["model", "resize", "ms", "hand-written ms", "ratio", "agreement with the alias-free reference"], out)
+    table(
+        "resize: cost a frame (ms, median of rounds) and agreement with a full-frame area average",
+        ["model", "resize", "ms", "hand-written ms", "ratio", "agreement with the alias-free reference"],
+        out,
+    )
     print(f"wrote {save('resize', {'frames': len(fs), 'rounds': args.rounds, 'rows': rows})}")
 
 

@@ -36,8 +36,12 @@ from _common import progress, save, table  # noqa: E402
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="a .tflite (default: mobilenet_v2 alpha 0.35 at 160, int8, converted now)")
-    ap.add_argument("--io", choices=("float", "int8"), default="float",
-                    help="the default model's input and output: float (edgecnn's CPU default) or int8 (the rows from a float tensor then quantize)")
+    ap.add_argument(
+        "--io",
+        choices=("float", "int8"),
+        default="float",
+        help="the default model's input and output: float (edgecnn's CPU default) or int8 (the rows from a float tensor then quantize)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=40, help="runs per block (short blocks pair better on a drifting machine)")
     ap.add_argument("--rounds", type=int, default=40, help="rounds: each times every loop once, one block each")
@@ -51,31 +55,56 @@ def main(argv=None):
 
             progress(f"converting mobilenet_v2 (alpha 0.35, 160 px, int8, {args.io} input and output) ...")
             path = str(Path(tmp) / "m.tflite")
-            convert("mobilenet_v2", ConvertOptions(precision="int8", io=args.io, output=path, samples=32, debug_layers=False, measure_latency=False,
-                                                   builder_options={"alpha": 0.35, "input_size": 160}))
+            convert(
+                "mobilenet_v2",
+                ConvertOptions(
+                    precision="int8",
+                    io=args.io,
+                    output=path,
+                    samples=32,
+                    debug_layers=False,
+                    measure_latency=False,
+                    builder_options={"alpha": 0.35, "input_size": 160},
+                ),
+            )
         results = {threads: prepared_rows(path, threads, args.runs, args.rounds) for threads in sorted({1, args.threads})}
         rows = [_row(threads, r) for threads, r in results.items()]
         scaling = results[1]["bare"]["p50"] / results[args.threads]["bare"]["p50"] if args.threads != 1 else 1.0
-        table("p50 latency (ms): edgecnn against the bare LiteRT interpreter given the same input, same model and threads; "
-              "ratio: median of the rounds' own (range)",
-              ["threads", "bare", "Model.run", "ratio", "bare + quantize", "Model.run(float)", "ratio", "profile loop", "ratio"], rows)
+        table(
+            "p50 latency (ms): edgecnn against the bare LiteRT interpreter given the same input, same model and threads; "
+            "ratio: median of the rounds' own (range)",
+            ["threads", "bare", "Model.run", "ratio", "bare + quantize", "Model.run(float)", "ratio", "profile loop", "ratio"],
+            rows,
+        )
         print(f"thread scaling 1 -> {args.threads}: {scaling:.2f}x")
         raw = raw_frame_rows(path, args.threads, args.runs, args.rounds)
-        table("a raw 1280x720 BGR frame: Model.predict against the hand-written preprocessing + invoke (p50 ms)",
-              ["threads", "hand-written", "Model.predict(frame)", "ratio"],
-              [[args.threads, raw["hand"]["p50"], raw["predict"]["p50"], _ratio_text(raw["ratios"]["predict"])]])
+        table(
+            "a raw 1280x720 BGR frame: Model.predict against the hand-written preprocessing + invoke (p50 ms)",
+            ["threads", "hand-written", "Model.predict(frame)", "ratio"],
+            [[args.threads, raw["hand"]["p50"], raw["predict"]["p50"], _ratio_text(raw["ratios"]["predict"])]],
+        )
         tool = versus_litert_tool(path, args.threads, args.tool_runs)
-        table("edgecnn profile against LiteRT's benchmark_litert_model (same model and threads; median of the pairs' ratios, range)",
-              ["tool", "mean ms (median of pairs)", "ratio of means", "ratio of medians"],
-              [["benchmark_litert_model", tool["litert_mean_ms"], 1.0, 1.0],
-               ["edgecnn profile", tool["edgecnn_mean_ms"], _ratio_text(tool["mean_ratio"]), _ratio_text(tool["median_ratio"])]])
+        table(
+            "edgecnn profile against LiteRT's benchmark_litert_model (same model and threads; median of the pairs' ratios, range)",
+            ["tool", "mean ms (median of pairs)", "ratio of means", "ratio of medians"],
+            [
+                ["benchmark_litert_model", tool["litert_mean_ms"], 1.0, 1.0],
+                ["edgecnn profile", tool["edgecnn_mean_ms"], _ratio_text(tool["mean_ratio"]), _ratio_text(tool["median_ratio"])],
+            ],
+        )
         name = path if args.model else f"mobilenet_v2 a0.35 160 int8, {args.io} io"
-        out = save("runtime", {"model": name, "results": results, "scaling_1_to_n": round(scaling, 3),
-                               "raw_frame": raw, "vs_benchmark_litert_model": tool,
-                               "goal": "Model.predict (same input as bare) and profile p50 within 1.05x of bare; "
-                                       "predict(raw frame) within 1.10x of hand-written"})
+        out = save(
+            "runtime",
+            {
+                "model": name,
+                "results": results,
+                "scaling_1_to_n": round(scaling, 3),
+                "raw_frame": raw,
+                "vs_benchmark_litert_model": tool,
+                "goal": "Model.predict (same input as bare) and profile p50 within 1.05x of bare; predict(raw frame) within 1.10x of hand-written",
+            },
+        )
         print(f"wrote {out}")
-
 
 
 def prepared_rows(path, threads, runs, rounds):
@@ -106,6 +135,7 @@ def prepared_rows(path, threads, runs, rounds):
             bare_interp.set_tensor(i_det["index"], make_input())
             bare_interp.invoke()
             bare_interp.get_tensor(o_det["index"])
+
         return run
 
     fns = {"bare": bare(lambda: xq), "predict": lambda: m.run(xq[0])}
@@ -113,8 +143,7 @@ def prepared_rows(path, threads, runs, rounds):
         fns.update({"bare_from_float": bare(lambda: quantize(x)[None]), "predict_from_float": lambda: m.run(x)})
     # the invoke loop `edgecnn profile` times, run as it runs there (its own timing, a block at a time)
     blocks = {"profile": lambda runs: time_invocations(m, x, runs=runs, warmup=5)[1]}
-    return paired(fns, rounds, runs, f"threads {threads}", blocks,
-                              ratios={"predict": "bare", "predict_from_float": "bare_from_float", "profile": "bare"})
+    return paired(fns, rounds, runs, f"threads {threads}", blocks, ratios={"predict": "bare", "predict_from_float": "bare_from_float", "profile": "bare"})
 
 
 def _row(threads, r):
@@ -124,8 +153,17 @@ def _row(threads, r):
     def ratio(k):
         return _ratio_text(r["ratios"][k]) if k in r["ratios"] else None
 
-    return [threads, p50("bare"), p50("predict"), ratio("predict"), p50("bare_from_float"), p50("predict_from_float"),
-            ratio("predict_from_float"), p50("profile"), ratio("profile")]
+    return [
+        threads,
+        p50("bare"),
+        p50("predict"),
+        ratio("predict"),
+        p50("bare_from_float"),
+        p50("predict_from_float"),
+        ratio("predict_from_float"),
+        p50("profile"),
+        ratio("profile"),
+    ]
 
 
 def paired(fns: dict, rounds: int, runs: int, label: str, blocks: dict | None = None, ratios: dict | None = None) -> dict:
@@ -140,7 +178,7 @@ def paired(fns: dict, rounds: int, runs: int, label: str, blocks: dict | None = 
     p50s = {k: [] for k in every}
     for r in range(rounds):
         progress(f"{label}, round {r + 1}/{rounds}")
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             if name in fns:
                 fn, block = fns[name], []
                 for _ in range(5):
@@ -209,14 +247,35 @@ def versus_litert_tool(path, threads, runs, rounds=6):
 
     def litert(tmp):
         res = Path(tmp) / "litert.json"
-        subprocess.run([sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model", "--model", path, "--num_runs", str(runs),
-                        "--warmup_runs", "10", "--num_threads", str(threads), "--result_json", str(res)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ai_edge_litert.tools.benchmark_litert_model",
+                "--model",
+                path,
+                "--num_runs",
+                str(runs),
+                "--warmup_runs",
+                "10",
+                "--num_threads",
+                str(threads),
+                "--result_json",
+                str(res),
+            ],
+            check=True,
+            capture_output=True,
+        )
         lit = json.loads(res.read_text())
         return lit, _litert_mean_ms(lit), _litert_ms(lit, ("median_ms",))
 
     def edgecnn():
-        prof = subprocess.run([sys.executable, "-m", "edgecnn.cli", "profile", path, "--threads", str(threads), "--runs", str(runs),
-                               "--warmup", "10", "--json"], check=True, capture_output=True, text=True)
+        prof = subprocess.run(
+            [sys.executable, "-m", "edgecnn.cli", "profile", path, "--threads", str(threads), "--runs", str(runs), "--warmup", "10", "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         lat = json.loads(prof.stdout)["latency_ms"]
         return lat["mean"], lat["p50"]
 
@@ -237,10 +296,14 @@ def versus_litert_tool(path, threads, runs, rounds=6):
         per = [p[a] / p[b] for p in pairs if p[a] and p[b]]
         return {"median": float(np.median(per)), "min": min(per), "max": max(per), "rounds": per} if per else None
 
-    return {"litert_last": last, "pairs": pairs, "mean_ratio": ratios("edgecnn_mean_ms", "litert_mean_ms"),
-            "median_ratio": ratios("edgecnn_p50_ms", "litert_median_ms"),
-            "litert_mean_ms": float(np.median([p["litert_mean_ms"] for p in pairs])),
-            "edgecnn_mean_ms": float(np.median([p["edgecnn_mean_ms"] for p in pairs]))}
+    return {
+        "litert_last": last,
+        "pairs": pairs,
+        "mean_ratio": ratios("edgecnn_mean_ms", "litert_mean_ms"),
+        "median_ratio": ratios("edgecnn_p50_ms", "litert_median_ms"),
+        "litert_mean_ms": float(np.median([p["litert_mean_ms"] for p in pairs])),
+        "edgecnn_mean_ms": float(np.median([p["edgecnn_mean_ms"] for p in pairs])),
+    }
 
 
 def _litert_ms(result: dict, keys_ms, keys_us=()):
@@ -257,8 +320,7 @@ def _litert_ms(result: dict, keys_ms, keys_us=()):
 
 
 def _litert_mean_ms(result: dict):
-    return _litert_ms(result, ("avg_time_ms", "mean_ms", "average_ms", "avg_ms", "inference_time_avg_ms"),
-                      ("avg_time_us", "mean_us", "inference_time_avg_us"))
+    return _litert_ms(result, ("avg_time_ms", "mean_ms", "average_ms", "avg_ms", "inference_time_avg_ms"), ("avg_time_us", "mean_us", "inference_time_avg_us"))
 
 
 if __name__ == "__main__":

@@ -76,11 +76,23 @@ def soak(minutes: float, drop_every: float, fps: float, output: bool, sample_eve
         "threads_flat": bool(after) and len({s["threads"] for s in after}) == 1,
         "no_frame_counted_twice": bool(summary) and summary["frames"] <= summary["frames_read"] <= sent,
     }
-    return {"minutes": minutes, "drop_every_s": drop_every, "stream_fps": fps, "output": output, "warmup_s": warmup,
-            "drops": drops, "frames_sent": sent, "camera": summary, "exit_code": p.returncode, "stderr_tail": err[-600:],
-            "rss_growth_mb": round(max(s["rss_mb"] for s in after) - base["rss_mb"], 2) if after else None,
-            "threads_after_warmup": sorted({s["threads"] for s in after}), "samples": samples, "checks": checks,
-            "ok": all(checks.values())}
+    return {
+        "minutes": minutes,
+        "drop_every_s": drop_every,
+        "stream_fps": fps,
+        "output": output,
+        "warmup_s": warmup,
+        "drops": drops,
+        "frames_sent": sent,
+        "camera": summary,
+        "exit_code": p.returncode,
+        "stderr_tail": err[-600:],
+        "rss_growth_mb": round(max(s["rss_mb"] for s in after) - base["rss_mb"], 2) if after else None,
+        "threads_after_warmup": sorted({s["threads"] for s in after}),
+        "samples": samples,
+        "checks": checks,
+        "ok": all(checks.values()),
+    }
 
 
 def main() -> int:
@@ -92,14 +104,18 @@ def main() -> int:
     args = ap.parse_args()
     r = soak(args.minutes, args.drop_every, args.fps, args.output)
     cam = r["camera"]
-    table(f"camera soak: {args.minutes:g} min on a dropping MJPEG stream", ["measure", "value", "goal"], [
-        ["drops / reconnects", f"{r['drops']} / {cam.get('reconnects')}", "equal"],
-        ["RSS growth after warm-up (MB)", r["rss_growth_mb"], f"<= {RSS_BUDGET_MB:g}"],
-        ["threads after warm-up", ", ".join(map(str, r["threads_after_warmup"])), "one value"],
-        ["frames / read / sent", f"{cam.get('frames')} / {cam.get('frames_read')} / {r['frames_sent']}", "<= each"],
-        ["longest gap (s)", cam.get("longest_gap_s"), "-"],
-        ["exit code on SIGTERM", r["exit_code"], "143"],
-    ])
+    table(
+        f"camera soak: {args.minutes:g} min on a dropping MJPEG stream",
+        ["measure", "value", "goal"],
+        [
+            ["drops / reconnects", f"{r['drops']} / {cam.get('reconnects')}", "equal"],
+            ["RSS growth after warm-up (MB)", r["rss_growth_mb"], f"<= {RSS_BUDGET_MB:g}"],
+            ["threads after warm-up", ", ".join(map(str, r["threads_after_warmup"])), "one value"],
+            ["frames / read / sent", f"{cam.get('frames')} / {cam.get('frames_read')} / {r['frames_sent']}", "<= each"],
+            ["longest gap (s)", cam.get("longest_gap_s"), "-"],
+            ["exit code on SIGTERM", r["exit_code"], "143"],
+        ],
+    )
     print("soak:", "all goals met" if r["ok"] else "FAILED: " + ", ".join(k for k, v in r["checks"].items() if not v))
     print("saved", save("soak", r))
     return 0 if r["ok"] else 1

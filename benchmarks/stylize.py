@@ -70,12 +70,21 @@ def main():
     for name, r in results.items():
         err = float(np.abs(outputs[name] - outputs["fp32"]).mean() * 255) if name in outputs else None
         r["pixel_error_vs_fp32"] = err
-        rows.append([name, f"{r['p50_ms']:.1f}", f"{1000 / r['p50_ms']:.1f}", f"{r.get('size_bytes', 0) / 1e6:.2f}" if r.get("size_bytes") else "-",
-                     "-" if err is None else f"{err:.2f}"])
-    table(f"style transfer {args.size}x{args.size}, {args.threads} threads (p50 over {args.runs} runs)",
-          ["runtime / precision", "p50 ms", "fps (network)", "MB", "mean abs vs fp32 (grey levels)"], rows)
-    path = save("stylize", {"size": args.size, "threads": args.threads, "runs": args.runs, "results": results,
-                            "goal": {"fp32_ms_max": 100, "live_fps_min": 8}})
+        rows.append(
+            [
+                name,
+                f"{r['p50_ms']:.1f}",
+                f"{1000 / r['p50_ms']:.1f}",
+                f"{r.get('size_bytes', 0) / 1e6:.2f}" if r.get("size_bytes") else "-",
+                "-" if err is None else f"{err:.2f}",
+            ]
+        )
+    table(
+        f"style transfer {args.size}x{args.size}, {args.threads} threads (p50 over {args.runs} runs)",
+        ["runtime / precision", "p50 ms", "fps (network)", "MB", "mean abs vs fp32 (grey levels)"],
+        rows,
+    )
+    path = save("stylize", {"size": args.size, "threads": args.threads, "runs": args.runs, "results": results, "goal": {"fp32_ms_max": 100, "live_fps_min": 8}})
     print(f"wrote {path}")
 
 

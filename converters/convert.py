@@ -26,6 +26,7 @@ from edgecnn.converters.graph_rewrites import fuse_hard_swish
 from edgecnn.converters.recipes import NEEDS_CALIBRATION, apply_recipe, representative, run_converter
 from edgecnn.converters.report import describe_file, runtimes_that_load
 from edgecnn.converters.sources import Source, assumed_preprocessing, default_preprocess, load_source, make_converter
+from edgecnn.converters.standard_metadata import for_conversion
 from edgecnn.core import tflite_file
 from edgecnn.core._progress import stage_printer
 from edgecnn.core.errors import EdgecnnError, InputError, first_line, note
@@ -145,8 +146,10 @@ def plan(source: str, opts: ConvertOptions) -> Conversion:
     out = Path(opts.output) if opts.output else default_output(src, source, precision)
     _check_writable(out)
     existing = lambda v: v if v and Path(v).exists() else None  # noqa: E731
-    check_clashes({"--output": out}, {"SOURCE": existing(source), "--calibration": existing(opts.calibration), "--eval": existing(opts.eval_dir),
-                                      "--weights": existing(opts.weights)})
+    check_clashes(
+        {"--output": out},
+        {"SOURCE": existing(source), "--calibration": existing(opts.calibration), "--eval": existing(opts.eval_dir), "--weights": existing(opts.weights)},
+    )
     overrides = {"color": opts.color, "resize": opts.resize, "anchor": opts.anchor, "pad": opts.pad, "interpolation": opts.interpolation}
     spec = default_preprocess(src, opts.normalize, overrides, opts.labels)
     c = Conversion(source, opts, target, precision, io, src, out, spec)
@@ -158,9 +161,12 @@ def read_data(c: Conversion) -> None:
     """Calibration and held-out images, through the same preprocessing the device runtime applies."""
     opts = c.opts
     if opts.calibration:
-        c.images = load_images(opts.calibration, opts.samples + (opts.held_out if opts.held_out is not None else EVAL_SAMPLES),
-                               progress=opts.progress,
-                               min_side=2 * max(c.spec.height, c.spec.width))  # memory follows the input size, not the photos
+        c.images = load_images(
+            opts.calibration,
+            opts.samples + (opts.held_out if opts.held_out is not None else EVAL_SAMPLES),
+            progress=opts.progress,
+            min_side=2 * max(c.spec.height, c.spec.width),
+        )  # memory follows the input size, not the photos
     elif c.precision in NEEDS_CALIBRATION:
         raise InputError(f"--precision {c.precision} needs calibration data: --calibration DIR|VIDEO|bundled")
     n = len(c.images)  # calibration keeps its samples; evaluation gets what is left, at least a fifth
@@ -177,8 +183,7 @@ def run_recipe(c: Conversion) -> float:
     t0 = time.perf_counter()
     data, c.fused = fuse_hard_swish(run_converter(apply_recipe(c.factory(), c.precision, c.io, rep, c.opts.allow_flex)))
     seconds = time.perf_counter() - t0
-    c.float_data = data if c.precision == "fp32" else fuse_hard_swish(
-        run_converter(apply_recipe(c.factory(), "fp32", "float", None, c.opts.allow_flex)))[0]
+    c.float_data = data if c.precision == "fp32" else fuse_hard_swish(run_converter(apply_recipe(c.factory(), "fp32", "float", None, c.opts.allow_flex)))[0]
     src = c.src
     c.meta = {
         "schema": 1,
@@ -198,21 +203,6 @@ def run_recipe(c: Conversion) -> float:
     }
     c.data = tflite_file.with_metadata(data, c.meta)
     return seconds
-
-
-def standard_metadata(c: Conversion) -> bytes:
-    """The file with the standard TFLITE_METADATA other runtimes read (MediaPipe Tasks, the Task Library),
-    for a one-image model whose preprocessing they can say: a classifier's labels packed with it."""
-    from edgecnn.converters.standard_metadata import with_standard_metadata
-
-    info = tflite_file.parse(c.data)
-    if len(info.inputs) != 1 or len(info.tensors[info.inputs[0]].shape) != 4 or c.spec.normalize == "whiten":
-        return c.data
-    out_shape = info.tensors[info.outputs[0]].shape
-    labels = c.meta.get("labels") if c.meta.get("task") == "classification" and len(info.outputs) == 1 else None
-    if labels and (len(out_shape) != 2 or out_shape[-1] != len(labels)):
-        labels = None
-    return with_standard_metadata(c.data, c.spec, labels, c.src.name)
 
 
 def start_report(c: Conversion, seconds: float) -> None:
@@ -240,8 +230,12 @@ def start_report(c: Conversion, seconds: float) -> None:
     c.flex = sorted({op.name for op in info.operators if op.custom and op.name.startswith("Flex")})
     if c.flex:
         c.report["flex_ops"] = c.flex
-        c.report["runtimes"] = {"ai_edge_litert": False, "tflite_runtime_2.14": False, "tensorflow": "with the Flex delegate only",
-                                "note": f"Flex ops {', '.join(c.flex)} need the TensorFlow Flex delegate; LiteRT's pip interpreter cannot run this model"}
+        c.report["runtimes"] = {
+            "ai_edge_litert": False,
+            "tflite_runtime_2.14": False,
+            "tensorflow": "with the Flex delegate only",
+            "note": f"Flex ops {', '.join(c.flex)} need the TensorFlow Flex delegate; LiteRT's pip interpreter cannot run this model",
+        }
         c.report["accuracy_note"] = "accuracy and latency not measured: the device interpreter cannot run Flex ops"
 
 
@@ -296,7 +290,7 @@ def reference(c: Conversion, fp32_model) -> None:
         model = _keras_model(c.src)
         outs = model.predict(np.stack(xs).astype(np.float32), verbose=0, batch_size=8)
         outs = list(outs.values()) if isinstance(outs, dict) else outs if isinstance(outs, (list, tuple)) else [outs]
-        runs = [[np.asarray(o)[k:k + 1] for o in outs] for k in range(len(xs))]
+        runs = [[np.asarray(o)[k : k + 1] for o in outs] for k in range(len(xs))]
         ref = source_check.compare_with_source("keras", list(getattr(model, "output_names", None) or []), runs, fp32_model, xs)
     c.report["reference"] = ref
     if ref["ok"]:  # the source's output names, by the signature names they were matched to
@@ -310,9 +304,11 @@ def reference(c: Conversion, fp32_model) -> None:
         c.report["graph_rewrites"] = [f"{c.fused} hard-swish chain(s) of 4 element-wise ops fused into TFLite's HARD_SWISH"]
     if not ref["ok"]:
         w = next(r for r in ref["outputs"] if r["name"] == ref["worst_output"])
-        raise EdgecnnError(f"the fp32 TFLite does not match {ref['against']} on {ref['samples']} real images (output {w['name']!r}: mean abs "
-                           f"error {w['mean_abs_error']:.3g}, max {w['max_abs_error']:.3g}, against a tolerance of {w['tolerance_mean_abs']:.3g} "
-                           f"for its scale {w['scale_rms']:.3g}): the converter got it wrong; nothing was written")
+        raise EdgecnnError(
+            f"the fp32 TFLite does not match {ref['against']} on {ref['samples']} real images (output {w['name']!r}: mean abs "
+            f"error {w['mean_abs_error']:.3g}, max {w['max_abs_error']:.3g}, against a tolerance of {w['tolerance_mean_abs']:.3g} "
+            f"for its scale {w['scale_rms']:.3g}): the converter got it wrong; nothing was written"
+        )
 
 
 KERAS_REFERENCE_SAMPLES = 16  # Keras runs them eagerly: enough to catch a wrong conversion, cheap beside it
@@ -358,7 +354,7 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
         stage("per-layer quantization error")
     debug_layers(c)
     judge(c)
-    c.data = standard_metadata(c)
+    c.data = for_conversion(c.data, c.spec, c.meta, c.src.name)
     atomic_write(c.out, c.data)
     stage(f"wrote {c.out}")
     if c.assumed:  # after the work: a failure stays one line
@@ -379,8 +375,7 @@ def judge(c: Conversion) -> None:
     kf = c.report.get("keep_float") or {}
     used = bool(kf.get("used"))
     accuracy = kf.get("accuracy_after") if used else c.report.get("accuracy")
-    c.report["verdict"] = verdict.decide(c.src.task, c.precision, accuracy, c.opts.tolerance, kf.get("layers") if used else None,
-                                         c.report.get("reference"))
+    c.report["verdict"] = verdict.decide(c.src.task, c.precision, accuracy, c.opts.tolerance, kf.get("layers") if used else None, c.report.get("reference"))
     latency = c.report.get("latency_ms")
     if used and latency and kf.get("latency_p50_ms"):  # the speed of the file written, with its float layers
         latency = {**latency, "p50": kf["latency_p50_ms"], "speedup_vs_fp32": kf["speedup_vs_fp32"]}

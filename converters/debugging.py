@@ -35,8 +35,9 @@ def layer_errors(conv_factory, rep_images, spec, precision, io, max_samples: int
     with quiet_stderr(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         options = tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={"channel_nsr": channel_nsr})
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=representative(rep_images[:max_samples], spec),
-                                                             debug_options=options)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=representative(rep_images[:max_samples], spec), debug_options=options
+        )
         debugger.run()
         buf = _io.StringIO()
         debugger.layer_statistics_dump(buf)
@@ -110,8 +111,11 @@ def keep_float(c) -> dict:
     if auto and acc and proven(task, acc, opts.tolerance):
         return {"used": False, "reason": "int8 is within the tolerance of float: nothing kept in float"}
     if auto and acc and not lost(task, acc, opts.tolerance):  # float layers cannot raise what is already there
-        return {"used": False, "reason": f"int8 meets the tolerance on these {acc.get('samples')} held-out inputs, but they are too few to be "
-                                         "sure: nothing kept in float; measure on more (--held-out N, --eval DIR)"}
+        return {
+            "used": False,
+            "reason": f"int8 meets the tolerance on these {acc.get('samples')} held-out inputs, but they are too few to be "
+            "sure: nothing kept in float; measure on more (--held-out N, --eval DIR)",
+        }
     layers = report.get("layers") or layer_errors(c.factory, c.calib.images, spec, "int8", io)
     known = [r["layer"] for r in layers if r.get("layer")]
     if not auto:
@@ -142,9 +146,11 @@ def keep_float(c) -> dict:
     for s in out["steps"]:
         s["metric"] = _score(task, s.pop("accuracy_after"))
     if not proven(task, best["accuracy_after"], opts.tolerance):
-        out["note"] = (f"not within the tolerance (with 95% confidence) with up to {len(steps[-1]['layers'])} layer(s) kept in float: these layers keep it "
-                       f"from int8 ({', '.join(known[:3])}, ...); the best step ({len(best['layers'])} in float) was written"
-                       + (f"; {n} could not be tried ({out_of_reach.split(': ', 1)[-1][:120]})" if out_of_reach else ""))
+        out["note"] = (
+            f"not within the tolerance (with 95% confidence) with up to {len(steps[-1]['layers'])} layer(s) kept in float: these layers keep it "
+            f"from int8 ({', '.join(known[:3])}, ...); the best step ({len(best['layers'])} in float) was written"
+            + (f"; {n} could not be tried ({out_of_reach.split(': ', 1)[-1][:120]})" if out_of_reach else "")
+        )
     return out
 
 
@@ -177,8 +183,13 @@ def _attempt(c, deny: list[str]) -> dict:
     data = tflite_file.with_metadata(data, {**c.meta, "kept_float": deny})
     parsed = tflite_file.parse(data)
     float_ops = sum(1 for op in parsed.operators if op.name not in ("QUANTIZE", "DEQUANTIZE") and op_mode(parsed, op) == "float")
-    step = {"layers": list(deny), "float_ops": float_ops, "size_bytes": len(data),
-            "size_vs_int8": round(len(data) / max(1, c.report.get("size_bytes") or len(data)), 3), "_bytes": data}
+    step = {
+        "layers": list(deny),
+        "float_ops": float_ops,
+        "size_bytes": len(data),
+        "size_vs_int8": round(len(data) / max(1, c.report.get("size_bytes") or len(data)), 3),
+        "_bytes": data,
+    }
     if c.xs:
         temp: list = []
         q = None

@@ -3,7 +3,7 @@ TensorFlow SavedModel that the usual recipes take.
 
 The steps, each a fix for something that went wrong here:
 1. work on a copy (onnx2tf rewrites its input file in place);
-2. already-quantized (QDQ) graphs are folded to float: constant weights are dequantized, and
+2. already-quantized (QDQ) graphs are folded to float (:mod:`.onnx_qdq`): constant weights are dequantized, and
    QuantizeLinear→DequantizeLinear pairs on activations are removed. onnx2tf converts QDQ graphs
    without complaint but wrongly; folded, the float model converts faithfully and our own recipe
    quantizes it again. Integer-only operators (QLinearConv, ConvInteger, …) are refused;
@@ -30,13 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.converters.onnx_qdq import fold_qdq
 from edgecnn.core.errors import EdgecnnError, InputError, first_line
 from edgecnn.core.files import temp_dir
 
-INTEGER_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QLinearAdd", "QLinearMul",
-               "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "DynamicQuantizeLinear"}
 ONNX2TF_PIN = "onnx2tf>=1.28,<1.29"
-LAYOUT_OPS = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Flatten"}
 
 
 @dataclass
@@ -99,95 +97,6 @@ def _layout(shape: list[int], model=None, name: str | None = None) -> str:
     return "NCHW"
 
 
-def fold_qdq(model) -> int:
-    """Fold QuantizeLinear/DequantizeLinear to float in place; returns how many nodes went."""
-    from onnx import numpy_helper
-
-    graph = model.graph
-    bad = sorted({n.op_type for n in graph.node if n.op_type in INTEGER_OPS})
-    if bad:
-        raise InputError(f"this ONNX model computes with integer operators ({', '.join(bad)}), which edgecnn cannot fold back to "
-                         "float: export the float model and let edgecnn quantize it (--precision int8)")
-    inits = {i.name: i for i in graph.initializer}
-    consts = {}
-    for n in graph.node:  # Constant nodes holding scales and zero points
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-
-    def value(name):
-        if name in inits:
-            return numpy_helper.to_array(inits[name])
-        return consts.get(name)
-
-    producers = {o: n for n in graph.node for o in n.output}
-    rename: dict[str, str] = {}
-    drop = []
-    new_inits = []
-    for n in graph.node:
-        if n.op_type != "DequantizeLinear":
-            continue
-        x, scale = value(n.input[0]), value(n.input[1])
-        if x is not None and scale is not None:  # a constant (weights): dequantize once
-            zp = value(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
-            new_inits.append(numpy_helper.from_array(_dequantized(x, scale, zp, axis), n.output[0]))
-            drop.append(n)
-            continue
-        q = producers.get(n.input[0])
-        while q is not None and q.op_type in LAYOUT_OPS:  # Q -> Transpose/Reshape -> DQ: the same on floats
-            q = producers.get(q.input[0])
-        if q is not None and q.op_type == "QuantizeLinear":  # fake quantization of an activation: pass through
-            rename[n.output[0]] = n.input[0]
-            rename[q.output[0]] = q.input[0]
-            drop.append(n)
-            if all(d is not q for d in drop):
-                drop.append(q)
-            continue
-        raise InputError(f"cannot fold DequantizeLinear {n.name or n.output[0]} (its input is neither constant nor a QuantizeLinear): "
-                         "export the float model and let edgecnn quantize it")
-    if not drop:
-        return 0
-    keep = _rewire(graph, drop, rename, new_inits)
-    leftover = [n.op_type for n in keep if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
-    if leftover:
-        raise InputError(f"{len(leftover)} quantize nodes could not be folded: export the float model")
-    return len(drop)
-
-
-def _dequantized(x, scale, zp, axis: int) -> np.ndarray:
-    """(x - zero point) * scale in float32, per channel along ``axis`` where the scale is a vector."""
-    xf, sc = x.astype(np.float32), scale.astype(np.float32)
-    z = zp.astype(np.float32) if zp is not None else np.zeros_like(sc)
-    if sc.ndim == 1 and sc.size > 1:
-        shp = [1] * xf.ndim
-        shp[axis] = sc.size
-        sc, z = sc.reshape(shp), z.reshape(shp)
-    return ((xf - z) * sc).astype(np.float32)
-
-
-def _rewire(graph, drop: list, rename: dict, new_inits: list) -> list:
-    """Remove the ``drop`` nodes, point their readers (and the graph's outputs) at what they passed
-    through, keep the initializers still read and add the dequantized ones; returns the nodes kept."""
-    dropped = {id(n) for n in drop}
-    still_used = {i for n in graph.node if id(n) not in dropped for i in n.input}
-    keep = [n for n in graph.node if id(n) not in dropped]
-    for n in keep:
-        for k, i in enumerate(n.input):
-            while i in rename:
-                i = rename[i]
-            n.input[k] = i
-    for o in graph.output:
-        while o.name in rename:
-            o.name = rename[o.name]
-    del graph.node[:]
-    graph.node.extend(keep)
-    used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
-    kept_inits = [i for i in graph.initializer if i.name in used or i.name in still_used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept_inits + [i for i in new_inits if i.name in used])
-    return keep
-
-
 _SCOPE_FIRST = re.compile(r"[A-Za-z0-9.]")
 _SCOPE_REST = re.compile(r"[^A-Za-z0-9_.\-/]")
 
@@ -231,8 +140,9 @@ def _static_shapes(model, given: dict) -> dict:
                 elif k == 0:
                     want.append(1)  # the batch: 1
                 else:
-                    raise InputError(f"input {inp.name} has a dynamic dimension {d.dim_param or '?'} at axis {k}: "
-                                     f"pass --input-shape with every dimension, e.g. 1,3,224,224")
+                    raise InputError(
+                        f"input {inp.name} has a dynamic dimension {d.dim_param or '?'} at axis {k}: pass --input-shape with every dimension, e.g. 1,3,224,224"
+                    )
         if want and len(want) >= 2 and want[0] != 1:
             raise InputError(f"input {inp.name}: edgecnn converts batch 1, got batch {want[0]}")
         for d, v in zip(dims, want):
@@ -323,12 +233,12 @@ def _onnx2tf(onnx_path: Path, out: Path, keep_nhwc: list, timeout: int) -> str |
 def _onnx2tf_once(onnx_path: Path, out: Path, keep_nhwc: list, timeout: int, extra: dict) -> str | None:
     """One onnx2tf run in a child process; None when it wrote the SavedModel, else why not (one line)."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update({"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
-                "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"})
+    env.update(
+        {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+    )
     args = json.dumps({"onnx": str(onnx_path), "out": str(out), "keep_nhwc": keep_nhwc, "extra": extra})
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=timeout,
-                              cwd=str(onnx_path.parent), env=env)
+        proc = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=timeout, cwd=str(onnx_path.parent), env=env)
     except subprocess.TimeoutExpired:
         return f"did not finish in {timeout} s"
     if proc.returncode == 0 and (out / "saved_model.pb").is_file():
@@ -369,8 +279,15 @@ def import_onnx(path, input_shapes: dict | None = None, timeout: int = 900) -> O
     for junk in work.glob("*.tflite"):
         junk.unlink()
     m = _load(float_onnx)
-    imp = OnnxImport(str(sm), str(float_onnx), inputs, [o.name for o in m.graph.output], folded,
-                     m.opset_import[0].version if m.opset_import else None, f"{m.producer_name} {m.producer_version}".strip())
+    imp = OnnxImport(
+        str(sm),
+        str(float_onnx),
+        inputs,
+        [o.name for o in m.graph.output],
+        folded,
+        m.opset_import[0].version if m.opset_import else None,
+        f"{m.producer_name} {m.producer_version}".strip(),
+    )
     if folded:
         imp.notes.append(f"{folded} QuantizeLinear/DequantizeLinear nodes folded to float; the recipe quantizes again")
     if fix:

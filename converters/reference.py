@@ -75,8 +75,10 @@ def match_outputs(ref_names: list, ref: list, got_names: list | None, got: list)
     for i in sorted(rest, key=lambda k: len(options[k])):
         cands = [j for j in options[i] if j in free]
         if not cands:
-            raise EdgecnnError(f"cannot match the onnxruntime output {ref_names[i]!r} {tuple(np.shape(ref[i]))} to any TFLite output "
-                               f"({', '.join(str(tuple(g.shape)) for g in got)}): onnx2tf changed its shape")
+            raise EdgecnnError(
+                f"cannot match the onnxruntime output {ref_names[i]!r} {tuple(np.shape(ref[i]))} to any TFLite output "
+                f"({', '.join(str(tuple(g.shape)) for g in got)}): onnx2tf changed its shape"
+            )
         j = min(cands, key=lambda k: float(np.abs(match_layout(ref[i], got[k].shape) - got[k]).mean()))
         pairs[i] = j
         free.discard(j)
@@ -86,7 +88,7 @@ def match_outputs(ref_names: list, ref: list, got_names: list | None, got: list)
 def reference_check(imp, tflite_model, xs: list) -> dict:
     """The fp32 TFLite against onnxruntime on the same prepared inputs (real held-out images), every
     output compared (see :func:`match_outputs`), each against its own scale."""
-    (name, info), = imp.inputs.items()
+    ((name, info),) = imp.inputs.items()
     session = onnx_session(imp.float_onnx)  # one session for every input
     ref_runs = [session.run(None, {name: to_onnx_layout(x, info["layout"])}) for x in xs]
     return compare_with_source("onnxruntime", list(imp.outputs), ref_runs, tflite_model, xs)
@@ -106,8 +108,16 @@ def compare_with_source(against: str, names: list, ref_runs: list, tflite_model,
         d = np.abs(got - ref)
         rms = float(np.sqrt((ref**2).mean()))
         tol = REFERENCE_RELATIVE * max(rms, REFERENCE_SCALE_FLOOR)
-        row = {"name": names[i], "tflite_index": j, "shape": list(got.shape[1:]), "scale_rms": rms, "mean_abs_error": float(d.mean()),
-               "max_abs_error": float(d.max()), "tolerance_mean_abs": tol, "ok": bool(d.mean() <= tol)}
+        row = {
+            "name": names[i],
+            "tflite_index": j,
+            "shape": list(got.shape[1:]),
+            "scale_rms": rms,
+            "mean_abs_error": float(d.mean()),
+            "max_abs_error": float(d.max()),
+            "tolerance_mean_abs": tol,
+            "ok": bool(d.mean() <= tol),
+        }
         a, b = got.reshape(len(xs), -1), ref.reshape(len(xs), -1)
         norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
         meaningful = norms > (REFERENCE_SCALE_FLOOR**2) * a.shape[1]  # a cosine only where the vectors are not near zero
@@ -117,10 +127,17 @@ def compare_with_source(against: str, names: list, ref_runs: list, tflite_model,
             row["top1_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
         per_output.append(row)
     worst = max(per_output, key=lambda r: r["mean_abs_error"] / r["tolerance_mean_abs"])
-    out = {"against": against, "samples": len(xs), "outputs": per_output,
-           "mean_abs_error": worst["mean_abs_error"], "max_abs_error": max(r["max_abs_error"] for r in per_output),
-           "tolerance_mean_abs": worst["tolerance_mean_abs"], "worst_output": worst["name"],
-           "order": [j for _, j in pairs], "ok": all(r["ok"] for r in per_output)}
+    out = {
+        "against": against,
+        "samples": len(xs),
+        "outputs": per_output,
+        "mean_abs_error": worst["mean_abs_error"],
+        "max_abs_error": max(r["max_abs_error"] for r in per_output),
+        "tolerance_mean_abs": worst["tolerance_mean_abs"],
+        "worst_output": worst["name"],
+        "order": [j for _, j in pairs],
+        "ok": all(r["ok"] for r in per_output),
+    }
     cosines = [r["cosine_min"] for r in per_output if "cosine_min" in r]
     if cosines:
         out["cosine_min"] = min(cosines)

@@ -67,8 +67,9 @@ def _task_of_keras(model, registry_name: str | None) -> str:
     return "other"
 
 
-def load_source(source: str, builder_options: dict | None = None, weights: str | None = None, inputs=None, outputs=None,
-                input_shape: str | None = None) -> Source:
+def load_source(
+    source: str, builder_options: dict | None = None, weights: str | None = None, inputs=None, outputs=None, input_shape: str | None = None
+) -> Source:
     """Resolve SOURCE into something the TFLite converter can take."""
     builder_options = builder_options or {}
     p = Path(source)
@@ -90,9 +91,19 @@ def load_source(source: str, builder_options: dict | None = None, weights: str |
             except Exception as exc:  # noqa: BLE001
                 raise InputError(f"cannot load weights {wp} into {source}: {first_line(exc, 200)}") from None
         shape = tuple(int(d) for d in model.input_shape[1:])
-        return Source("keras", source, shape, keras_model=model, task=_task_of_keras(model, source),
-                      origin={"builder": source, "builder_options": resolved, "paper": spec.paper,
-                                      "weights": Path(weights).name if weights else "initialised (untrained)"})
+        return Source(
+            "keras",
+            source,
+            shape,
+            keras_model=model,
+            task=_task_of_keras(model, source),
+            origin={
+                "builder": source,
+                "builder_options": resolved,
+                "paper": spec.paper,
+                "weights": Path(weights).name if weights else "initialised (untrained)",
+            },
+        )
     if builder_options:
         raise InputError(f"builder options ({', '.join('--' + k for k in builder_options)}) only apply to a registry name, not to {source}")
     if not p.exists():
@@ -120,8 +131,7 @@ def _onnx(p: Path, input_shape: str | None) -> Source:
     init = {i.name for i in model.graph.initializer}
     names = [i.name for i in model.graph.input if i.name not in init]
     if len(names) != 1:
-        raise InputError(f"{p} has {len(names)} inputs ({', '.join(names)}); edgecnn convert takes single-image models "
-                         "(the 26-style network: edgecnn stylize)")
+        raise InputError(f"{p} has {len(names)} inputs ({', '.join(names)}); edgecnn convert takes single-image models (the 26-style network: edgecnn stylize)")
     shape = onnx_import.parse_shape(input_shape)
     imp = onnx_import.import_onnx(p, {names[0]: shape} if shape else None)
     info = imp.inputs[names[0]]
@@ -133,9 +143,15 @@ def _onnx(p: Path, input_shape: str | None) -> Source:
     src.task = "classification" if len(src.output_names) == 1 and _is_vector_output(src) else "other"
     from edgecnn.device.loader import sha256_of
 
-    src.origin = {"onnx": p.name, "onnx_sha256": sha256_of(p.read_bytes()), "opset": imp.opset, "producer": imp.producer,
-                  "input_layout": info["layout"], "converted_by": onnx_import.ONNX2TF_PIN,
-                  **({"qdq_folded": imp.qdq_folded} if imp.qdq_folded else {})}
+    src.origin = {
+        "onnx": p.name,
+        "onnx_sha256": sha256_of(p.read_bytes()),
+        "opset": imp.opset,
+        "producer": imp.producer,
+        "input_layout": info["layout"],
+        "converted_by": onnx_import.ONNX2TF_PIN,
+        **({"qdq_folded": imp.qdq_folded} if imp.qdq_folded else {}),
+    }
     return src
 
 
@@ -202,7 +218,7 @@ def _saved_model(p: Path) -> Source:
     specs = sig.structured_input_signature[1]
     if len(specs) != 1:
         raise InputError(f"SavedModel {p} has {len(specs)} inputs; edgecnn converts single-image models")
-    (in_name, in_spec), = specs.items()
+    ((in_name, in_spec),) = specs.items()
     shape = tuple(in_spec.shape[1:])
     if any(d is None for d in shape):
         raise InputError(f"SavedModel {p} has a dynamic input shape {tuple(in_spec.shape)}; export it with a fixed size")
@@ -323,5 +339,7 @@ def assumed_preprocessing(src: Source, preset: str | None, color: str | None) ->
         return None  # a Keras model's preprocessing is part of the model, or was saved with it by training
     if src.preprocess or preset:
         return None
-    return (f"{src.name} declares no input normalisation: assumed {(color or 'rgb').upper()} pixels scaled to [0, 1]; "
-            "--normalize unit|symmetric|imagenet|raw and --color rgb|bgr change it")
+    return (
+        f"{src.name} declares no input normalisation: assumed {(color or 'rgb').upper()} pixels scaled to [0, 1]; "
+        "--normalize unit|symmetric|imagenet|raw and --color rgb|bgr change it"
+    )

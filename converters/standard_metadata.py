@@ -86,8 +86,16 @@ def build(spec: PreprocessSpec, labels: list | None, name: str, description: str
         out_fields.append((tm._TENSOR_FILES, "off", _tables(b, [label_file])))
     tensor_out = _table(b, 7, out_fields)
     subgraph = _table(b, 4, [(tm._SUBGRAPH_INPUTS, "off", _tables(b, [tensor_in])), (tm._SUBGRAPH_OUTPUTS, "off", _tables(b, [tensor_out]))])
-    root = _table(b, 8, [(_NAME, "off", b.CreateString(name)), (_DESCRIPTION, "off", b.CreateString(description or name)),
-                         (_SUBGRAPHS, "off", _tables(b, [subgraph])), (_MIN_PARSER, "off", b.CreateString(PARSER_VERSION))])
+    root = _table(
+        b,
+        8,
+        [
+            (_NAME, "off", b.CreateString(name)),
+            (_DESCRIPTION, "off", b.CreateString(description or name)),
+            (_SUBGRAPHS, "off", _tables(b, [subgraph])),
+            (_MIN_PARSER, "off", b.CreateString(PARSER_VERSION)),
+        ],
+    )
     b.Finish(root, file_identifier=tm.IDENTIFIER)
     return bytes(b.Output())
 
@@ -105,3 +113,18 @@ def with_standard_metadata(model_bytes: bytes, spec: PreprocessSpec, labels: lis
     with zipfile.ZipFile(zipped, "w", zipfile.ZIP_STORED) as z:
         z.writestr(LABEL_FILE, "\n".join(str(label) for label in labels) + "\n")
     return data + zipped.getvalue()
+
+
+def for_conversion(data: bytes, spec: PreprocessSpec, meta: dict, name: str) -> bytes:
+    """The converted file with the standard TFLITE_METADATA other runtimes read (MediaPipe Tasks, the Task
+    Library), for a one-image model whose preprocessing they can say: a classifier's labels packed with it."""
+    from edgecnn.core import tflite_file
+
+    info = tflite_file.parse(data)
+    if len(info.inputs) != 1 or len(info.tensors[info.inputs[0]].shape) != 4 or spec.normalize == "whiten":
+        return data
+    out_shape = info.tensors[info.outputs[0]].shape
+    labels = meta.get("labels") if meta.get("task") == "classification" and len(info.outputs) == 1 else None
+    if labels and (len(out_shape) != 2 or out_shape[-1] != len(labels)):
+        labels = None
+    return with_standard_metadata(data, spec, labels, name)

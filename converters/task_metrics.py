@@ -51,8 +51,10 @@ def decoded_agreement(task: str, fp32_path, q_path, images) -> dict:
         out[name + "_ci95"] = list(wilson(k, n)) if n else [1.0, 1.0]
     out["box_agreement_samples"] = union
     if union == 0:
-        out["note"] = ("neither the fp32 nor the quantized model found anything on the held-out images: boxes cannot be compared; "
-                       "evaluate on images with the objects it detects (--calibration, --eval)")
+        out["note"] = (
+            "neither the fp32 nor the quantized model found anything on the held-out images: boxes cannot be compared; "
+            "evaluate on images with the objects it detects (--calibration, --eval)"
+        )
     return out
 
 
@@ -97,8 +99,8 @@ def decision_agreement(ref: list, got: list, threshold: float | None = None) -> 
     n = len(a) // 2
     if n == 0:
         return {}
-    d_ref = np.linalg.norm(a[0:2 * n:2] - a[1:2 * n:2], axis=1)
-    d_got = np.linalg.norm(b[0:2 * n:2] - b[1:2 * n:2], axis=1)
+    d_ref = np.linalg.norm(a[0 : 2 * n : 2] - a[1 : 2 * n : 2], axis=1)
+    d_got = np.linalg.norm(b[0 : 2 * n : 2] - b[1 : 2 * n : 2], axis=1)
     t = float(np.median(d_ref)) if threshold is None else float(threshold)
     same = int(((d_ref < t) == (d_got < t)).sum())
     return {"decision_agreement": same / n, "decision_agreement_ci95": list(wilson(same, n)), "decision_agreement_samples": n, "decision_threshold": t}

@@ -14,8 +14,13 @@ import math
 import numpy as np
 
 # The metric that decides, per task, and the default tolerance on it (overridable: --tolerance).
-METRICS = {"classification": "top1_agreement", "embedding": "decision_agreement", "detection": "box_agreement",
-           "segmentation": "mask_iou", "other": "cosine_mean"}
+METRICS = {
+    "classification": "top1_agreement",
+    "embedding": "decision_agreement",
+    "detection": "box_agreement",
+    "segmentation": "mask_iou",
+    "other": "cosine_mean",
+}
 DEFAULT_TOLERANCE = {"top1_agreement": 0.98, "cosine_mean": 0.98, "decision_agreement": 0.98, "box_agreement": 0.95, "mask_iou": 0.95}
 DEPLOY, WITH_FLOAT, DO_NOT, UNDECIDED = "deploy", "deploy with the listed float layers", "do not deploy", "undecided"
 UNITS = {"box_agreement": "boxes found by either model", "decision_agreement": "pairs of held-out inputs"}  # what a metric's sample counts
@@ -50,8 +55,9 @@ def mean_interval(values, z: float = 1.96) -> tuple[float, float]:
     return float(v.mean()) - half, float(v.mean()) + half
 
 
-def decide(task: str | None, precision: str, accuracy: dict | None, tolerance: float | None = None, kept_float: list | None = None,
-           reference: dict | None = None) -> dict:
+def decide(
+    task: str | None, precision: str, accuracy: dict | None, tolerance: float | None = None, kept_float: list | None = None, reference: dict | None = None
+) -> dict:
     """The verdict on the accuracy a converted model keeps, with the reason."""
     if precision == "fp32":
         if reference is not None and not reference.get("ok"):
@@ -61,25 +67,41 @@ def decide(task: str | None, precision: str, accuracy: dict | None, tolerance: f
     metric = metric_of(task, accuracy)
     tol = DEFAULT_TOLERANCE[metric] if tolerance is None else float(tolerance)
     if not accuracy or metric not in accuracy:
-        return {"verdict": UNDECIDED, "metric": metric, "tolerance": tol,
-                "reason": "no held-out inputs to measure it on: give --held-out N (or --eval DIR) with a calibration source"}
+        return {
+            "verdict": UNDECIDED,
+            "metric": metric,
+            "tolerance": tol,
+            "reason": "no held-out inputs to measure it on: give --held-out N (or --eval DIR) with a calibration source",
+        }
     value, n = float(accuracy[metric]), int(accuracy.get(metric + "_samples", accuracy["samples"]))
     if n == 0:
-        return {"verdict": UNDECIDED, "metric": metric, "tolerance": tol, "samples": 0,
-                "reason": accuracy.get("note") or f"nothing to measure {metric.replace('_', ' ')} on"}
+        return {
+            "verdict": UNDECIDED,
+            "metric": metric,
+            "tolerance": tol,
+            "samples": 0,
+            "reason": accuracy.get("note") or f"nothing to measure {metric.replace('_', ' ')} on",
+        }
     lo, hi = accuracy.get(metric + "_ci95", (value, value))
     base = {"metric": metric, "value": value, "ci95": [lo, hi], "samples": n, "tolerance": tol}
     shown = f"{metric.replace('_', ' ')} {value:.3f} (95% {lo:.3f}-{hi:.3f}, {n} {UNITS.get(metric, 'held-out inputs')})"
     if lo >= tol:
         if kept_float:
-            return {**base, "verdict": WITH_FLOAT, "float_layers": list(kept_float),
-                    "reason": f"{shown} >= {tol:g} with {len(kept_float)} layer(s) kept in float"}
+            return {
+                **base,
+                "verdict": WITH_FLOAT,
+                "float_layers": list(kept_float),
+                "reason": f"{shown} >= {tol:g} with {len(kept_float)} layer(s) kept in float",
+            }
         return {**base, "verdict": DEPLOY, "reason": f"{shown} >= {tol:g}"}
     if hi < tol:
         how = " even with the listed layers in float" if kept_float else "; try --keep-float auto, per-channel calibration or more calibration data"
         return {**base, "verdict": DO_NOT, "float_layers": list(kept_float or []), "reason": f"{shown} < {tol:g}{how}"}
-    return {**base, "verdict": UNDECIDED,
-            "reason": f"{shown}: the interval straddles {tol:g}; measure on more held-out inputs (--held-out {max(200, 4 * n)}, --eval DIR)"}
+    return {
+        **base,
+        "verdict": UNDECIDED,
+        "reason": f"{shown}: the interval straddles {tol:g}; measure on more held-out inputs (--held-out {max(200, 4 * n)}, --eval DIR)",
+    }
 
 
 def speed(latency: dict | None, target: str) -> dict | None:
@@ -89,9 +111,12 @@ def speed(latency: dict | None, target: str) -> dict | None:
     s = float(latency["speedup_vs_fp32"])
     where = f"on this machine ({latency.get('threads')} threads)"
     if s < SLOWER:
-        return {"verdict": "slower", "speedup_vs_fp32": s,
-                "reason": f"{1 / s:.2f}x SLOWER than the fp32 file {where}: on CPU, fp32 may be the better choice"
-                          + ("" if target == "cpu" else f"; measure on {target} itself (edgecnn profile)")}
+        return {
+            "verdict": "slower",
+            "speedup_vs_fp32": s,
+            "reason": f"{1 / s:.2f}x SLOWER than the fp32 file {where}: on CPU, fp32 may be the better choice"
+            + ("" if target == "cpu" else f"; measure on {target} itself (edgecnn profile)"),
+        }
     label = "faster" if s > 1 / SLOWER else "about as fast"
     return {"verdict": label, "speedup_vs_fp32": s, "reason": f"{s:.2f}x the fp32 file's speed {where}"}
 

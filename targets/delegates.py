@@ -80,8 +80,10 @@ def choose_delegates(profile: TargetProfile, strict: bool = False, warn=None, mo
         # libedgetpu takes only the ops edgetpu_compiler packed into its custom op: an int8 file it never
         # compiled runs wholly on the CPU, whatever delegate is attached, and must not be reported as edgetpu
         name = os.path.basename(str(model_path))
-        message = (f"{name} is not compiled for the Edge TPU (no edgetpu-custom-op): it runs on the CPU (XNNPACK); "
-                   f"compile it with: edgetpu_compiler -s {name} (or edgecnn bundle --target {profile.name})")
+        message = (
+            f"{name} is not compiled for the Edge TPU (no edgetpu-custom-op): it runs on the CPU (XNNPACK); "
+            f"compile it with: edgetpu_compiler -s {name} (or edgecnn bundle --target {profile.name})"
+        )
         if strict:
             raise DelegateUnavailable(message.replace(" it runs on the CPU (XNNPACK);", "") + " (or drop --strict to run it on the CPU)")
         (warn or (lambda m: print(f"edgecnn: warning: {m}", file=sys.stderr)))(message)

@@ -23,8 +23,13 @@ def parameter_memory(info, onchip: float = ONCHIP_BYTES, rate: float = STREAM_BY
     """Whether a model's parameters fit the Edge TPU's on-chip memory, and what streaming the rest costs."""
     weights = info.constant_bytes()
     over = max(0.0, weights - onchip)
-    return {"parameter_bytes": int(weights), "onchip_bytes": int(onchip), "fits_on_chip": over == 0,
-            "streamed_bytes": int(over), "stream_ms_per_inference": round(over / rate * 1e3, 2)}
+    return {
+        "parameter_bytes": int(weights),
+        "onchip_bytes": int(onchip),
+        "fits_on_chip": over == 0,
+        "streamed_bytes": int(over),
+        "stream_ms_per_inference": round(over / rate * 1e3, 2),
+    }
 
 
 def check(path_or_file) -> dict:
@@ -44,9 +49,11 @@ def check(path_or_file) -> dict:
         problems.append(cov["split"])
     notes = []
     if not memory["fits_on_chip"]:
-        notes.append(f"parameters are {memory['parameter_bytes'] / 1e6:.1f} MB, beyond the Edge TPU's ~8 MB on-chip memory: "
-                     f"{memory['streamed_bytes'] / 1e6:.1f} MB stream from the host on every inference "
-                     f"(about {memory['stream_ms_per_inference']:.0f} ms over USB 3, more over USB 2)")
+        notes.append(
+            f"parameters are {memory['parameter_bytes'] / 1e6:.1f} MB, beyond the Edge TPU's ~8 MB on-chip memory: "
+            f"{memory['streamed_bytes'] / 1e6:.1f} MB stream from the host on every inference "
+            f"(about {memory['stream_ms_per_inference']:.0f} ms over USB 3, more over USB 2)"
+        )
     if float_io and not float_acts:
         notes.append("float input/output: the QUANTIZE/DEQUANTIZE at the edges run on the host CPU (convert with --io uint8 to avoid them)")
     return {

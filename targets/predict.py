@@ -67,8 +67,12 @@ def fit(refs) -> dict:
         if best is None or sse < best[2] - 1e-12:
             best = (a, sol, sse)
     a, sol, _ = best
-    return {"k_ms_per_gmac": {c: float(sol[i]) * 1e9 for i, c in enumerate(classes)},
-            "thread_exponent": {c: round(v, 2) for c, v in a.items()}, "overhead_ms": float(sol[-1]), "classes": classes}
+    return {
+        "k_ms_per_gmac": {c: float(sol[i]) * 1e9 for i, c in enumerate(classes)},
+        "thread_exponent": {c: round(v, 2) for c, v in a.items()},
+        "overhead_ms": float(sol[-1]),
+        "classes": classes,
+    }
 
 
 def predict_ms(model: dict, macs: float, precision: str, threads: int) -> float:
@@ -85,16 +89,35 @@ def leave_one_out(refs) -> dict:
     for i, r in enumerate(refs):
         rest = refs[:i] + refs[i + 1 :]
         if not rest or not any(precision_class(x["precision"]) == precision_class(r["precision"]) for x in rest):
-            rows.append({"model": r["model"], "ms": r["ms"], "predicted_ms": None, "error": None,
-                         "note": "the only reference of its precision: not predictable from the others"})
+            rows.append(
+                {
+                    "model": r["model"],
+                    "ms": r["ms"],
+                    "predicted_ms": None,
+                    "error": None,
+                    "note": "the only reference of its precision: not predictable from the others",
+                }
+            )
             continue
         m = fit(rest)
         p = predict_ms(m, float(r["macs"]), r["precision"], int(r.get("threads", 1)))
-        rows.append({"model": r["model"], "precision": r["precision"], "threads": int(r.get("threads", 1)), "ms": r["ms"],
-                     "predicted_ms": round(p, 2), "error": round(p / float(r["ms"]) - 1.0, 3)})
+        rows.append(
+            {
+                "model": r["model"],
+                "precision": r["precision"],
+                "threads": int(r.get("threads", 1)),
+                "ms": r["ms"],
+                "predicted_ms": round(p, 2),
+                "error": round(p / float(r["ms"]) - 1.0, 3),
+            }
+        )
     errs = [abs(x["error"]) for x in rows if x["error"] is not None]
-    return {"per_reference": rows, "mean_abs_error": round(float(np.mean(errs)), 3) if errs else None,
-            "max_abs_error": round(float(np.max(errs)), 3) if errs else None, "predicted": len(errs)}
+    return {
+        "per_reference": rows,
+        "mean_abs_error": round(float(np.mean(errs)), 3) if errs else None,
+        "max_abs_error": round(float(np.max(errs)), 3) if errs else None,
+        "predicted": len(errs),
+    }
 
 
 def references(target) -> list[dict]:

@@ -63,8 +63,25 @@ def mnv2_int8(tmp_path_factory, photo_clip):
     import json
 
     out = tmp_path_factory.mktemp("mnv2") / "m.tflite"
-    proc = run_cli("convert", "mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--precision", "int8", "--target", "cpu",
-                   "--calibration", photo_clip, "--samples", "40", "--output", out, "--json")
+    proc = run_cli(
+        "convert",
+        "mobilenet_v2",
+        "--alpha",
+        "0.35",
+        "--input-size",
+        "96",
+        "--precision",
+        "int8",
+        "--target",
+        "cpu",
+        "--calibration",
+        photo_clip,
+        "--samples",
+        "40",
+        "--output",
+        out,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     return out, json.loads(proc.stdout)
 
@@ -78,8 +95,20 @@ def mnv2_int8_file(tmp_path_factory, photo_clip):
     from edgecnn.converters.convert import ConvertOptions, convert
 
     out = tmp_path_factory.mktemp("mnv2_file") / "m.tflite"
-    rep = convert("mobilenet_v2", ConvertOptions(precision="int8", target="cpu", output=str(out), calibration=str(photo_clip), samples=16,
-                                                 held_out=8, debug_layers=False, measure_latency=False, builder_options={"alpha": 0.35, "input_size": 96}))
+    rep = convert(
+        "mobilenet_v2",
+        ConvertOptions(
+            precision="int8",
+            target="cpu",
+            output=str(out),
+            calibration=str(photo_clip),
+            samples=16,
+            held_out=8,
+            debug_layers=False,
+            measure_latency=False,
+            builder_options={"alpha": 0.35, "input_size": 96},
+        ),
+    )
     return out, rep
 
 
@@ -89,8 +118,18 @@ def lenet_int8_uint8(tmp_path_factory, digits_lenet):
     from edgecnn.converters.convert import ConvertOptions, convert
 
     out = tmp_path_factory.mktemp("lenet") / "lenet_int8.tflite"
-    rep = convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", io="uint8", output=str(out), calibration=str(digits_lenet["train"]),
-                                                             samples=200, labels=[str(i) for i in range(10)], debug_layers=False))
+    rep = convert(
+        str(digits_lenet["keras"]),
+        ConvertOptions(
+            precision="int8",
+            io="uint8",
+            output=str(out),
+            calibration=str(digits_lenet["train"]),
+            samples=200,
+            labels=[str(i) for i in range(10)],
+            debug_layers=False,
+        ),
+    )
     return out, rep
 
 
@@ -104,8 +143,9 @@ def facenet_models(tmp_path_factory):
     out = {}
     for precision, samples in (("fp32", 8), ("fp16", 8), ("dynamic", 8), ("int8", 100)):
         path = folder / f"facenet_{precision}.tflite"
-        rep = convert(str(facenet_graph()), ConvertOptions(precision=precision, output=str(path), calibration="bundled:faces",
-                                                           samples=samples, debug_layers=False))
+        rep = convert(
+            str(facenet_graph()), ConvertOptions(precision=precision, output=str(path), calibration="bundled:faces", samples=samples, debug_layers=False)
+        )
         out[precision] = (path, rep)
     return out
 

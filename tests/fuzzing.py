@@ -15,8 +15,22 @@ import struct
 
 import numpy as np
 
-CLASSES = ("op_input", "op_output", "opcode_index", "subgraph_io", "tensor_type", "tensor_shape", "tensor_buffer",
-           "quant_scale", "quant_zero_point", "quant_dim", "buffer_length", "op_options", "byte_flip", "truncate")
+CLASSES = (
+    "op_input",
+    "op_output",
+    "opcode_index",
+    "subgraph_io",
+    "tensor_type",
+    "tensor_shape",
+    "tensor_buffer",
+    "quant_scale",
+    "quant_zero_point",
+    "quant_dim",
+    "buffer_length",
+    "op_options",
+    "byte_flip",
+    "truncate",
+)
 
 BAD_INDICES = (-1, -2, -7, 1 << 20, (1 << 31) - 1)
 

@@ -171,10 +171,12 @@ def commit_then_die(db_path: Path, name: str) -> None:
     import subprocess
     import sys
 
-    code = ("import sqlite3, os, sys\n"
-            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA wal_autocheckpoint=0')\n"
-            "db.execute('INSERT INTO identities (name, created) VALUES (?, 0)', (sys.argv[2],))\n"
-            "os.kill(os.getpid(), 9)\n")
+    code = (
+        "import sqlite3, os, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "db.execute('INSERT INTO identities (name, created) VALUES (?, 0)', (sys.argv[2],))\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
     subprocess.run([sys.executable, "-c", code, str(db_path), name])
     assert Path(str(db_path) + "-wal").stat().st_size > 0  # committed, in the log only

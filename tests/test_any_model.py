@@ -44,17 +44,23 @@ def test_a_plain_script_a_thread_and_a_pool_load_and_predict_on_first_use(tmp_pa
     did, exited 1, and the healthy file was cached as damaged); and then a thread and a pool worker,
     each seeing the file for the first time in a fresh data folder."""
     model = _fresh_copy(_blazeface() / "face_detection_short_range.tflite", tmp_path)
-    plain = _script(tmp_path, f"""
+    plain = _script(
+        tmp_path,
+        f"""
         import numpy as np
         from edgecnn import Model
         print("script body ran")
         m = Model({str(model)!r})
         print("shapes", [o.shape for o in m.predict(np.zeros((300, 300, 3), np.uint8))])
-        """, tmp_path / "home1")
+        """,
+        tmp_path / "home1",
+    )
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.count("script body ran") == 1  # the probe never ran the script
     assert "shapes [(896, 16), (896, 1)]" in plain.stdout
-    pooled = _script(tmp_path, f"""
+    pooled = _script(
+        tmp_path,
+        f"""
         import threading, multiprocessing as mp
         import numpy as np
         from edgecnn import Model
@@ -70,7 +76,9 @@ def test_a_plain_script_a_thread_and_a_pool_load_and_predict_on_first_use(tmp_pa
                 with mp.get_context(method).Pool(2) as pool:
                     out += pool.map(load, range(2))
             print("results", out)
-        """, tmp_path / "home2")
+        """,
+        tmp_path / "home2",
+    )
     assert pooled.returncode == 0, pooled.stderr
     assert pooled.stdout.strip() == "results " + str([(896, 16)] * 7)
 
@@ -146,14 +154,17 @@ def test_a_frame_at_the_input_size_is_still_an_image():
     assert np.array_equal(m.predict_batch(np.stack([frame] * 3))[2], out)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((2, 224, 224, 3), np.uint8), "a batch goes to predict_batch"),
-    (np.zeros((224, 224, 3), np.float32), "a prepared input tensor goes to run"),
-    ([np.zeros((224, 224, 3), np.uint8)], "several images go to predict_batch"),
-    (np.zeros((0, 10, 3), np.uint8), "the image is empty"),
-    (np.zeros((10, 10, 2), np.uint8), "H x W x 1/3/4"),
-    ("cat.jpg", "got str"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((2, 224, 224, 3), np.uint8), "a batch goes to predict_batch"),
+        (np.zeros((224, 224, 3), np.float32), "a prepared input tensor goes to run"),
+        ([np.zeros((224, 224, 3), np.uint8)], "several images go to predict_batch"),
+        (np.zeros((0, 10, 3), np.uint8), "the image is empty"),
+        (np.zeros((10, 10, 2), np.uint8), "H x W x 1/3/4"),
+        ("cat.jpg", "got str"),
+    ],
+)
 def test_predict_refuses_what_is_not_one_image(bad, match):
     from edgecnn.core.errors import InputError
     from edgecnn.device.runtime import Model
@@ -341,7 +352,10 @@ def test_a_spec_refuses_what_it_cannot_do(field, value):
 
 
 def test_convert_refuses_bad_choices_before_any_work_and_takes_any_case():
-    for args, match in ((["--color", "purple"], "--color: 'purple' is not one of rgb | bgr | gray"),
-                        (["--pad", "300"], "pixel value from 0 to 255"), (["--precision", "int4"], "--precision"),
-                        (["--anchor", "middle"], "center | top-left")):
+    for args, match in (
+        (["--color", "purple"], "--color: 'purple' is not one of rgb | bgr | gray"),
+        (["--pad", "300"], "pixel value from 0 to 255"),
+        (["--precision", "int4"], "--precision"),
+        (["--anchor", "middle"], "center | top-left"),
+    ):
         assert_one_line_error(run_cli("convert", "lenet5", *args), 2, match)

@@ -88,8 +88,9 @@ def test_imports_point_left_or_down_only():
 
 @pytest.mark.parametrize("room", ["low", "calibration", "targets", "device"])
 def test_device_rooms_never_import_the_tensorflow_side(room):
-    offenders = [(name, imp) for name, path in MODULES.items() if room_of(name) == room
-                 for imp in imports_of(name, path, set(MODULES)) if imp.startswith(TF_SIDE)]
+    offenders = [
+        (name, imp) for name, path in MODULES.items() if room_of(name) == room for imp in imports_of(name, path, set(MODULES)) if imp.startswith(TF_SIDE)
+    ]
     assert offenders == []
 
 

@@ -14,8 +14,22 @@ from helpers import assert_one_line_error, run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 # 2 models x 2 precisions x 2 targets at input 32, and LeNet-5 at input 7 (too small: its cells fail)
-MATRIX = ["--models", "lenet5,mobilenet_v1", "--set", "alpha=0.25", "--set", "input_size=32,7", "--precisions", "fp32,int8",
-          "--targets", "cpu,rpi5", "--samples", "16", "--runs", "5"]
+MATRIX = [
+    "--models",
+    "lenet5,mobilenet_v1",
+    "--set",
+    "alpha=0.25",
+    "--set",
+    "input_size=32,7",
+    "--precisions",
+    "fp32,int8",
+    "--targets",
+    "cpu,rpi5",
+    "--samples",
+    "16",
+    "--runs",
+    "5",
+]
 
 
 def _bench(out, *extra, env=None):
@@ -74,8 +88,9 @@ def test_benchmark_bad_input(tmp_path):
     assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--targets", "pi9", "--output", tmp_path / "o"), 2, "unknown target")
     assert_one_line_error(run_cli("benchmark", "--models", "nosuchnet", "--output", tmp_path / "o"), 2)
     if importlib.util.find_spec("ray"):  # an address nobody answers: one line, not Ray's endless retries
-        assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--output", tmp_path / "o", "--ray", "127.0.0.1:1", timeout=60), 2,
-                              "no Ray head answers")
+        assert_one_line_error(
+            run_cli("benchmark", "--models", "lenet5", "--output", tmp_path / "o", "--ray", "127.0.0.1:1", timeout=60), 2, "no Ray head answers"
+        )
         assert_one_line_error(run_cli("benchmark", "--models", "lenet5", "--output", tmp_path / "o", "--ray", "nonsense"), 2, "HOST:PORT")
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -105,11 +120,33 @@ def ray_cluster(tmp_path):
     assert token.returncode == 0 and (tmp_path / "home" / ".ray" / "auth_token").is_file(), token.stderr
     port = "6397"
     subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
-    head = subprocess.run([str(ray_bin), "start", "--head", "--port", port, "--num-cpus", "2", "--resources", '{"convert": 1, "cpu": 1}',
-                           "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
+    head = subprocess.run(
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--port",
+            port,
+            "--num-cpus",
+            "2",
+            "--resources",
+            '{"convert": 1, "cpu": 1}',
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert head.returncode == 0, head.stderr[-2000:]
-    worker = subprocess.run([str(ray_bin), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"rpi5": 1}',
-                             "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
+    worker = subprocess.run(
+        [str(ray_bin), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"rpi5": 1}', "--disable-usage-stats"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert worker.returncode == 0, worker.stderr[-2000:]
     yield f"127.0.0.1:{port}", env
     subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
@@ -120,21 +157,31 @@ def test_ray_matrix_profiles_rpi5_cells_on_the_rpi5_node_and_matches_local(ray_c
     # a machine without the head's token is refused in one line (not half a minute of Ray's retries)
     (tmp_path / "stranger").mkdir()
     stranger = _ray_env(tmp_path / "stranger")  # its own HOME, no token, RAY_AUTH_MODE unset
-    assert_one_line_error(run_cli("benchmark", *MATRIX, "--output", tmp_path / "no", "--ray", address, env=stranger, timeout=120), 2,
-                          "copy the head's ~/.ray/auth_token")
+    assert_one_line_error(
+        run_cli("benchmark", *MATRIX, "--output", tmp_path / "no", "--ray", address, env=stranger, timeout=120), 2, "copy the head's ~/.ray/auth_token"
+    )
     wrong = {**stranger, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}
-    assert_one_line_error(run_cli("benchmark", *MATRIX, "--output", tmp_path / "no", "--ray", address, env=wrong, timeout=120), 2,
-                          "not the head's")
+    assert_one_line_error(run_cli("benchmark", *MATRIX, "--output", tmp_path / "no", "--ray", address, env=wrong, timeout=120), 2, "not the head's")
     assert not (tmp_path / "no").exists()
     summary, cells = _bench(tmp_path / "ray", "--ray", address, env=env)
     assert summary["mode"] == "ray" and summary["cells"] == 16
     assert (tmp_path / "worker-died").is_file()  # a profiling worker was lost mid-run ...
     ok32 = _check_matrix(cells)  # ... and its cell was retried: every valid cell still finished
-    nodes = subprocess.run([sys.executable, "-c", f"""
+    nodes = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import json, ray
 ray.init(address="{address}", logging_level="ERROR")
 print(json.dumps({{n["NodeID"]: sorted(k for k in n["Resources"] if k in ("convert", "rpi5", "cpu")) for n in ray.nodes() if n["Alive"]}}))
-"""], capture_output=True, text=True, timeout=120, env=env)
+""",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     by_node = json.loads(nodes.stdout.strip().splitlines()[-1])
     rpi5_node = next(n for n, r in by_node.items() if r == ["rpi5"])
     head = next(n for n, r in by_node.items() if "convert" in r)
@@ -158,8 +205,28 @@ def test_ray_auto_starts_a_local_cluster_when_none_runs(tmp_path):
     ray_bin = Path(sys.executable).with_name("ray")
     env = _ray_env(tmp_path)  # a new local cluster writes a token into ~/.ray: not the user's
     subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120, env=env)
-    proc = run_cli("benchmark", "--models", "lenet5", "--set", "input_size=32", "--precisions", "fp32", "--targets", "cpu",
-                   "--samples", "8", "--runs", "3", "--output", tmp_path / "auto", "--ray", "auto", "--json", timeout=600, env=env)
+    proc = run_cli(
+        "benchmark",
+        "--models",
+        "lenet5",
+        "--set",
+        "input_size=32",
+        "--precisions",
+        "fp32",
+        "--targets",
+        "cpu",
+        "--samples",
+        "8",
+        "--runs",
+        "3",
+        "--output",
+        tmp_path / "auto",
+        "--ray",
+        "auto",
+        "--json",
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["mode"] == "ray" and r["ok"] == 1

@@ -239,8 +239,12 @@ def test_the_nearest_shortcut_is_the_bilinear_step_pixel_for_pixel():
     from edgecnn.core.preprocess import _bilinear_step, resize
 
     rng = np.random.default_rng(0)
-    for (fw, fh), (w, h), shortcut in (((1280, 720), (128, 72), True), ((1134, 630), (63, 35), True),
-                                       ((1280, 720), (160, 90), False), ((1280, 720), (64, 36), False)):
+    for (fw, fh), (w, h), shortcut in (
+        ((1280, 720), (128, 72), True),
+        ((1134, 630), (63, 35), True),
+        ((1280, 720), (160, 90), False),
+        ((1280, 720), (64, 36), False),
+    ):
         frame = cv2.GaussianBlur(rng.integers(0, 256, (fh, fw, 3), np.uint8), (0, 0), 1.5)
         assert (_bilinear_step(fw, fh, 2 * w, 2 * h) != cv2.INTER_LINEAR) == shortcut
         step = cv2.resize(frame, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
@@ -350,8 +354,10 @@ def test_fast_preprocessing_finds_the_same_faces_as_before(tmp_path, size):
                 assert da.score < det.min_score + 0.03, (da.score, da.box)
                 continue
             assert abs(da.score - b[j].score) <= 0.02
+
     def acc(dets):
         return np.mean([iou(t, [d.box for d in ds]).max() for t, ds in zip(truth, dets) if t is not None])
+
     assert acc(new) >= acc(old) - 0.01, (acc(new), acc(old))
 
 
@@ -368,8 +374,9 @@ def test_frame_parallel_workers_give_the_same_frames_in_order(face_clip, tmp_pat
     frame and in order, as one interpreter; every frame written; a stop mid-run ends both workers."""
     from edgecnn.device import camera
 
-    runs = {w: camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=w, keep_per_frame=True,
-                          output=str(tmp_path / f"w{w}.avi")) for w in (1, 2)}
+    runs = {
+        w: camera.run(source=str(face_clip[0]), headless=True, threads=2, workers=w, keep_per_frame=True, output=str(tmp_path / f"w{w}.avi")) for w in (1, 2)
+    }
     assert (runs[1]["workers"], runs[1]["threads"], runs[2]["workers"], runs[2]["threads"]) == (1, 2, 2, 1)
     assert camera.run(source=str(face_clip[0]), headless=True, threads=2, max_frames=3)["workers"] == 2  # the default
     one, two = runs[1]["per_frame"], runs[2]["per_frame"]
@@ -452,8 +459,12 @@ for w, out in ((1, None), (2, None), (2, {str(tmp_path / "out.avi")!r})):
 def test_signal_ends_cleanly_with_summary_and_a_playable_video(tmp_path, sig, ended_by, sigint_reaches_python):
     clip, out_video = tmp_path / "long.mp4", tmp_path / "out.avi"
     make_face_clip(clip, frames=400)
-    p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "camera", "--source", str(clip), "--headless", "--json", "--realtime",
-                          "--output", str(out_video)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn.cli", "camera", "--source", str(clip), "--headless", "--json", "--realtime", "--output", str(out_video)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
 
     def partial():

@@ -65,8 +65,9 @@ with MjpegServer(jpegs_of_clip(clip, 12), fps=30, drop_every=0.3) as url:
 def test_200_shutdowns_at_random_moments_never_hang_or_leave_a_thread(tmp_path, sigint_reaches_python):
     clip = make_clip(tmp_path / "c.mp4", frames=10)
     here = os.path.dirname(os.path.abspath(__file__))
-    p = subprocess.Popen([sys.executable, "-c", DRIVER, str(clip), str(tmp_path / "o.mp4"), here], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, bufsize=1)
+    p = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(clip), str(tmp_path / "o.mp4"), here], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
     rnd, ends, last, pending = random.Random(3), [], time.monotonic(), ""
     try:
         while "\n" not in pending:  # "ready", read as the rest is: the bytes, not a buffered reader
@@ -116,8 +117,12 @@ def test_sigterm_on_a_dropping_live_stream_ends_the_process_with_143(tmp_path):
     rnd = random.Random(9)
     with MjpegServer(jpegs_of_clip(clip), fps=20, drop_every=0.7) as url:
         for _ in range(6):
-            p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "camera", "--source", url, "--headless", "--json",
-                                  "--output", str(tmp_path / "live.mp4")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            p = subprocess.Popen(
+                [sys.executable, "-m", "edgecnn.cli", "camera", "--source", url, "--headless", "--json", "--output", str(tmp_path / "live.mp4")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             time.sleep(rnd.uniform(1.5, 4.0))
             p.send_signal(signal.SIGTERM)
             out, err = p.communicate(timeout=20)
@@ -143,11 +148,27 @@ def test_the_frames_in_flight_keep_to_the_memory_budget(tmp_path):
 
     peaks, memory = {}, {}
     for mb in (40, 4000):
-        code = ("import json, resource, subprocess, sys\n"
-                "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-                "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'peak': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
-        args = [sys.executable, "-m", "edgecnn.cli", "camera", "--source", str(real_clip("bigbuckbunny")), "--headless", "--json",
-                "--max-frames", "150", "--max-memory", str(mb), "--output", str(tmp_path / "o.mp4")]
+        code = (
+            "import json, resource, subprocess, sys\n"
+            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+            "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'peak': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))"
+        )
+        args = [
+            sys.executable,
+            "-m",
+            "edgecnn.cli",
+            "camera",
+            "--source",
+            str(real_clip("bigbuckbunny")),
+            "--headless",
+            "--json",
+            "--max-frames",
+            "150",
+            "--max-memory",
+            str(mb),
+            "--output",
+            str(tmp_path / "o.mp4"),
+        ]
         r = json.loads(subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300).stdout)
         assert r["rc"] == 0, r
         memory[mb], peaks[mb] = json.loads(r["out"])["memory"], r["peak"] / 1024

@@ -13,9 +13,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 def test_lenet_digits_int8_within_one_point_of_float(digits_lenet, tmp_path):
     out = tmp_path / "lenet_int8.tflite"
-    proc = run_cli("convert", digits_lenet["keras"], "--precision", "int8", "--calibration", digits_lenet["train"],
-                   "--eval", digits_lenet["test"], "--labels", ",".join(map(str, range(10))), "--output", out, "--json",
-                   "--report", tmp_path / "r.json")
+    proc = run_cli(
+        "convert",
+        digits_lenet["keras"],
+        "--precision",
+        "int8",
+        "--calibration",
+        digits_lenet["train"],
+        "--eval",
+        digits_lenet["test"],
+        "--labels",
+        ",".join(map(str, range(10))),
+        "--output",
+        out,
+        "--json",
+        "--report",
+        tmp_path / "r.json",
+    )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)
     ev = rep["eval"]
@@ -39,8 +53,10 @@ def test_every_precision_converts_and_shrinks(digits_lenet, tmp_path):
 
     sizes = {}
     for precision in ("fp32", "fp16", "dynamic", "int8", "int16x8"):
-        rep = convert(str(digits_lenet["keras"]), ConvertOptions(precision=precision, output=str(tmp_path / f"{precision}.tflite"),
-                                                                  calibration="bundled:digits", samples=60, debug_layers=False))
+        rep = convert(
+            str(digits_lenet["keras"]),
+            ConvertOptions(precision=precision, output=str(tmp_path / f"{precision}.tflite"), calibration="bundled:digits", samples=60, debug_layers=False),
+        )
         sizes[precision] = rep["size_bytes"]
         info = tflite_file.read(tmp_path / f"{precision}.tflite")
         if precision == "int16x8":
@@ -109,8 +125,10 @@ def test_savedmodel_and_frozen_graph_sources(tmp_path, keras_session):
     # a legacy Keras HDF5 file, under either of its names (older packages ship .hdf5)
     for suffix in (".h5", ".hdf5"):
         m.save(tmp_path / f"lenet{suffix}")
-        rep = convert(str(tmp_path / f"lenet{suffix}"), ConvertOptions(precision="fp32", output=str(tmp_path / "h5.tflite"), calibration="bundled:digits",
-                                                                     samples=8, measure_latency=False))
+        rep = convert(
+            str(tmp_path / f"lenet{suffix}"),
+            ConvertOptions(precision="fp32", output=str(tmp_path / "h5.tflite"), calibration="bundled:digits", samples=8, measure_latency=False),
+        )
         assert rep["input"]["shape"] == [1, 32, 32, 1] and rep["reference"]["ok"], rep.get("reference")
 
 
@@ -166,26 +184,44 @@ def test_bad_inputs_exit_2_one_line_nothing_written(tmp_path, digits_lenet):
 def test_keep_float_auto_and_named(digits_lenet, tmp_path):
     from edgecnn.converters.convert import ConvertOptions, convert
 
-    rep = convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", output=str(tmp_path / "k.tflite"), calibration=str(digits_lenet["train"]),
-                                                              samples=100, keep_float="c1,f6"))
+    rep = convert(
+        str(digits_lenet["keras"]),
+        ConvertOptions(precision="int8", output=str(tmp_path / "k.tflite"), calibration=str(digits_lenet["train"]), samples=100, keep_float="c1,f6"),
+    )
     kf = rep["keep_float"]
     assert kf["used"] and kf["float_ops"] >= 2
     assert any("c1" in n for n in kf["layers"]) and any("f6" in n for n in kf["layers"])
     assert kf["accuracy_after"]["top1_agreement"] >= 0.9
     assert "CONV_2D" in rep["ops"] and rep["float_tensors"] > 2  # the written file is the selective one
-    rep = convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", output=str(tmp_path / "a.tflite"), calibration=str(digits_lenet["train"]),
-                                                              samples=100, keep_float="auto"))
+    rep = convert(
+        str(digits_lenet["keras"]),
+        ConvertOptions(precision="int8", output=str(tmp_path / "a.tflite"), calibration=str(digits_lenet["train"]), samples=100, keep_float="auto"),
+    )
     assert rep["keep_float"]["used"] is False  # a trained LeNet loses nothing: nothing to keep
     from edgecnn.core.errors import InputError
 
     with pytest.raises(InputError, match="no quantized layer named 'zzz'"):
-        convert(str(digits_lenet["keras"]), ConvertOptions(precision="int8", output=str(tmp_path / "z.tflite"), calibration=str(digits_lenet["train"]),
-                                                            samples=50, keep_float="zzz"))
+        convert(
+            str(digits_lenet["keras"]),
+            ConvertOptions(precision="int8", output=str(tmp_path / "z.tflite"), calibration=str(digits_lenet["train"]), samples=50, keep_float="zzz"),
+        )
 
 
 def test_html_report(tmp_path, digits_lenet):
-    proc = run_cli("convert", digits_lenet["keras"], "--precision", "fp16", "--calibration", "bundled:digits", "--samples", "20",
-                   "--output", tmp_path / "h.tflite", "--html", tmp_path / "r.html")
+    proc = run_cli(
+        "convert",
+        digits_lenet["keras"],
+        "--precision",
+        "fp16",
+        "--calibration",
+        "bundled:digits",
+        "--samples",
+        "20",
+        "--output",
+        tmp_path / "h.tflite",
+        "--html",
+        tmp_path / "r.html",
+    )
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "r.html").read_text()
     assert "data:image/png;base64" in page and "op coverage" in proc.stdout.lower()

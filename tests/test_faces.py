@@ -177,7 +177,8 @@ def test_live_verification_labels_faces_and_bundle_runs_without_tensorflow(tmp_p
         rc = main(["camera", "--bundle", sys.argv[1], "--verify", "--source", sys.argv[2], "--headless", "--json", "--keep-per-frame"])
         assert "tensorflow" not in sys.modules
         """,
-        bundle, clip,
+        bundle,
+        clip,
     )
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
@@ -198,8 +199,18 @@ def test_bundle_enrols_with_its_own_embedder_or_leaves_the_gallery_out(tmp_path)
     g = tmp_path / "g.db"
     assert run_cli("enroll", "obama", FACES / "obama.jpg", "--gallery", g).returncode == 0  # cpu: fp16 FaceNet
     b = tmp_path / "b"
-    proc = run_cli("bundle", "--target", "rpi5", "--enroll", f"obama={FACES / 'obama.jpg'},{FACES / 'obama2.jpg'}",
-                   "--enroll", f"biden={FACES / 'biden.jpg'}", "--output", b, "--json")
+    proc = run_cli(
+        "bundle",
+        "--target",
+        "rpi5",
+        "--enroll",
+        f"obama={FACES / 'obama.jpg'},{FACES / 'obama2.jpg'}",
+        "--enroll",
+        f"biden={FACES / 'biden.jpg'}",
+        "--output",
+        b,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout)
     assert m["enrolled"] == {"obama": 2, "biden": 1} and m["gallery"] == "gallery.db" and m["embedder"] == "facenet_int8.tflite"

@@ -33,8 +33,12 @@ def kit(tmp_path, small_disk, read_only_folder):
 
     model = Path(shutil.copy(find_model_file("blazeface"), tmp_path / "m.tflite"))
     (tmp_path / "bad.tflite").write_bytes(model.read_bytes()[:5000])
-    for name, ids in {"intname": [{"name": 5, "embedding": [0.1] * 128}], "ansi": [{"name": "\x1b[2Jevil\nroot", "embedding": [0.1] * 128}],
-                      "shortvec": [{"name": "x", "embedding": [0.1] * 5}], "strvec": [{"name": "x", "embedding": "abc"}]}.items():
+    for name, ids in {
+        "intname": [{"name": 5, "embedding": [0.1] * 128}],
+        "ansi": [{"name": "\x1b[2Jevil\nroot", "embedding": [0.1] * 128}],
+        "shortvec": [{"name": "x", "embedding": [0.1] * 5}],
+        "strvec": [{"name": "x", "embedding": "abc"}],
+    }.items():
         (tmp_path / f"e_{name}.json").write_text(json.dumps({"schema": 1, "embedder": "test-embedder", "identities": ids}))
     (tmp_path / "e_schema9.json").write_text(json.dumps({"schema": 999, "identities": []}))
     (tmp_path / "e_notjson.json").write_text("{")
@@ -46,8 +50,13 @@ def _cases(w: Path, k: dict):
     """(arguments, words the one line must hold: one of those between '|') for each case."""
     ro, full, folder, photo = k["ro"], k["full"], k["dir"], k["photo"]
     g = ("--gallery", w / "g.db")
-    images = {w / "empty.jpg": "empty (0 bytes)", w / "text.jpg": "cannot read", w / "trunc.jpg": "truncated JPEG",
-              folder: "is a folder", w / "missing.jpg": "not found"}
+    images = {
+        w / "empty.jpg": "empty (0 bytes)",
+        w / "text.jpg": "cannot read",
+        w / "trunc.jpg": "truncated JPEG",
+        folder: "is a folder",
+        w / "missing.jpg": "not found",
+    }
     for img, word in images.items():
         yield ("enroll", "zed", img, *g), word
         yield ("verify", photo, img), word
@@ -61,20 +70,37 @@ def _cases(w: Path, k: dict):
         for cmd in (("identify", photo), ("gallery", "list"), ("gallery", "remove", "ann"), ("gallery", "export", w / "x.json")):
             yield (*cmd, "--gallery", gal), "damaged"
         yield ("bundle", "--target", "cpu", "--no-embedder", "--output", w / "b", "--gallery", gal), "damaged"
-    for name, word in (("intname", "lacks a name"), ("ansi", "control or formatting"), ("shortvec", "5-d"), ("strvec", "lacks a name"),
-                       ("schema9", "not a gallery export"), ("notjson", "not JSON")):
+    for name, word in (
+        ("intname", "lacks a name"),
+        ("ansi", "control or formatting"),
+        ("shortvec", "5-d"),
+        ("strvec", "lacks a name"),
+        ("schema9", "not a gallery export"),
+        ("notjson", "not JSON"),
+    ):
         yield ("gallery", "import", w / f"e_{name}.json", *g), word
     for dst, word in ((ro / "x.json", "Read-only"), (full / "x.json", "No space left"), (folder, "is a folder"), (w / "g.db", "would overwrite")):
         yield ("gallery", "export", dst, *g), word
-    models = {w / "empty.jpg": "0 bytes", w / "text.jpg": "too small", folder: "is a folder", w / "bad.tflite": "truncated or damaged",
-              photo: "not a TFLite model", w / "missing.tflite": "not found"}
+    models = {
+        w / "empty.jpg": "0 bytes",
+        w / "text.jpg": "too small",
+        folder: "is a folder",
+        w / "bad.tflite": "truncated or damaged",
+        photo: "not a TFLite model",
+        w / "missing.tflite": "not found",
+    }
     for m, word in models.items():
         yield ("profile", m, "--runs", "2"), word
         yield ("enroll", "zed", photo, "--embedder", m, "--gallery", w / "g2.db"), word
     for src, word in ((w / "empty.jpg", "empty (0 bytes)"), (w / "text.jpg", "gave no frame"), (folder, "is a folder"), (w / "missing.mp4", "not found")):
         yield ("camera", "--source", src, "--headless", "--max-frames", "2"), word
-    for out, word in ((ro / "o.mp4", "read-only"), (full / "o.mp4", "disk is full"), (folder, "is a folder"), (w / "c.mp4", "would overwrite"),
-                      (w / "o.txt", "unsupported output")):
+    for out, word in (
+        (ro / "o.mp4", "read-only"),
+        (full / "o.mp4", "disk is full"),
+        (folder, "is a folder"),
+        (w / "c.mp4", "would overwrite"),
+        (w / "o.txt", "unsupported output"),
+    ):
         yield ("camera", "--source", w / "c.mp4", "--headless", "--output", out), word
     for out, word in ((ro / "s.jpg", "read-only"), (full / "s.jpg", "No space left"), (folder, "must be an image file"), (photo, "would overwrite")):
         yield ("stylize", photo, "--style", "1", "--output", out), word

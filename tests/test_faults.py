@@ -77,8 +77,13 @@ def test_a_forced_bundle_killed_at_any_moment_is_always_whole(tmp_path, sig):
     env = {**os.environ, "EDGECNN_HOME": str(home)}
     for i in range(50):
         target = ("cpu", "rpi5")[i % 2]
-        p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "bundle", "--target", target, "--no-embedder", "--output", str(out),
-                              "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "edgecnn.cli", "bundle", "--target", target, "--no-embedder", "--output", str(out), "--force"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         time.sleep(rng.uniform(0.3, 1.1) * span)
         p.send_signal(sig)
         _, err = p.communicate(timeout=60)
@@ -114,8 +119,12 @@ def test_a_replaced_gallery_never_meets_the_old_ones_write_ahead_log(tmp_path):
 def test_empty_files_and_folders_given_as_images_are_one_line(tmp_path):
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
-    for args, needle in ((("enroll", "bob", empty), "empty (0 bytes)"), (("verify", empty, empty), "empty (0 bytes)"),
-                         (("identify", empty), "empty (0 bytes)"), (("enroll", "bob", tmp_path), "is a folder")):
+    for args, needle in (
+        (("enroll", "bob", empty), "empty (0 bytes)"),
+        (("verify", empty, empty), "empty (0 bytes)"),
+        (("identify", empty), "empty (0 bytes)"),
+        (("enroll", "bob", tmp_path), "is a folder"),
+    ):
         proc = run_cli(*args, "--gallery", tmp_path / "g.db")
         assert proc.returncode == 2 and needle in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert not (tmp_path / "g.db").exists()
@@ -127,10 +136,12 @@ def test_empty_or_foreign_files_are_one_line_in_bundle_camera_and_convert(tmp_pa
     empty.write_bytes(b"")
     (tmp_path / "empty.keras").write_bytes(b"")
     (tmp_path / "text.h5").write_text("not hdf5")
-    for args, needle in ((("bundle", "--target", "cpu", "--output", tmp_path / "b", "--enroll", f"bob={empty}"), "empty (0 bytes)"),
-                         (("camera", "--source", FACES / "obama.jpg", "--style", empty, "--headless"), "empty (0 bytes)"),
-                         (("convert", tmp_path / "empty.keras"), "is not a .keras file: it is empty"),  # Keras said "File not found"
-                         (("convert", tmp_path / "text.h5"), "is not a Keras HDF5 file: no HDF5 signature")):
+    for args, needle in (
+        (("bundle", "--target", "cpu", "--output", tmp_path / "b", "--enroll", f"bob={empty}"), "empty (0 bytes)"),
+        (("camera", "--source", FACES / "obama.jpg", "--style", empty, "--headless"), "empty (0 bytes)"),
+        (("convert", tmp_path / "empty.keras"), "is not a .keras file: it is empty"),  # Keras said "File not found"
+        (("convert", tmp_path / "text.h5"), "is not a Keras HDF5 file: no HDF5 signature"),
+    ):
         assert_one_line_error(run_cli(*args), 2, needle)
     assert not (tmp_path / "b").exists()
 
@@ -194,9 +205,13 @@ def test_convert_stopped_at_any_moment_keeps_the_old_model_or_writes_the_new_one
     rnd, outcomes = random.Random(11), []
     for _ in range(6):
         sig = rnd.choice([signal.SIGTERM, signal.SIGINT])
-        p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "convert", "lenet5", "--precision", "int8", "--samples", "8",
-                              "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "TMPDIR": str(tmp)})
+        p = subprocess.Popen(
+            [sys.executable, "-m", "edgecnn.cli", "convert", "lenet5", "--precision", "int8", "--samples", "8", "--output", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TMPDIR": str(tmp)},
+        )
         time.sleep(rnd.uniform(0.3, 10.0))
         if p.poll() is not None:  # finished first: nothing was interrupted
             p.communicate()
@@ -317,8 +332,12 @@ def test_outputs_on_a_read_only_medium_are_one_line_before_any_work(read_only_fo
     from edgecnn.device.detectors import find_model_file
 
     model = find_model_file("blazeface")
-    for args in (("profile", model, "--save", read_only_folder / "r.json"), ("profile", model, "--plot", read_only_folder / "p.png"),
-                 ("convert", "lenet5", "--report", read_only_folder / "r.json"), ("benchmark", "--models", "lenet5", "--output", read_only_folder / "b")):
+    for args in (
+        ("profile", model, "--save", read_only_folder / "r.json"),
+        ("profile", model, "--plot", read_only_folder / "p.png"),
+        ("convert", "lenet5", "--report", read_only_folder / "r.json"),
+        ("benchmark", "--models", "lenet5", "--output", read_only_folder / "b"),
+    ):
         proc = run_cli(*args)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and "read-only" in lines[0].lower(), (args, proc.stderr)
@@ -348,12 +367,13 @@ def test_an_output_that_cannot_be_replaced_is_one_line_and_left_as_it_was(tmp_pa
 
 def test_options_that_would_do_nothing_or_mean_nothing_are_refused(tmp_path):
 
-
     photo = FACES / "obama.jpg"
-    for args, needle in ((("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--save-every", "5"), "only applies with --optimize"),
-                         (("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--optimize", "--beta", "nan"), "--beta"),
-                         (("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--optimize", "--alpha", "-1"), "--alpha"),
-                         (("bundle", "--target", "cpu", "--output", tmp_path / "b", "--enroll", f"bob={photo}", "--no-gallery"), "--no-gallery"),
-                         (("convert", "lenet5", "--labels", tmp_path / "lables.txt"), "no such file")):
+    for args, needle in (
+        (("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--save-every", "5"), "only applies with --optimize"),
+        (("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--optimize", "--beta", "nan"), "--beta"),
+        (("stylize", photo, "--style", "1", "--output", tmp_path / "s.jpg", "--optimize", "--alpha", "-1"), "--alpha"),
+        (("bundle", "--target", "cpu", "--output", tmp_path / "b", "--enroll", f"bob={photo}", "--no-gallery"), "--no-gallery"),
+        (("convert", "lenet5", "--labels", tmp_path / "lables.txt"), "no such file"),
+    ):
         assert_one_line_error(run_cli(*args), 2, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -70,9 +70,11 @@ def test_a_new_gallery_on_a_full_disk_is_one_line_and_leaves_no_empty_file(small
 @pytest.mark.tf
 def test_convert_and_stylize_into_a_full_disk_are_one_line_and_write_nothing(small_disk):
     filler = fill(small_disk)
-    for args in (("convert", "lenet5", "--output", small_disk / "l.tflite"),
-                 ("convert", "lenet5", "--precision", "int8", "--samples", "8", "--output", small_disk / "q.tflite"),
-                 ("stylize", FACES / "obama.jpg", "--style", "1", "--output", small_disk / "s.jpg")):
+    for args in (
+        ("convert", "lenet5", "--output", small_disk / "l.tflite"),
+        ("convert", "lenet5", "--precision", "int8", "--samples", "8", "--output", small_disk / "q.tflite"),
+        ("stylize", FACES / "obama.jpg", "--style", "1", "--output", small_disk / "s.jpg"),
+    ):
         proc = run_cli(*args)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("edgecnn: note:")]
         assert proc.returncode == 1 and len(lines) == 1 and "No space left on device; nothing was written" in lines[0], (args, proc.stderr)

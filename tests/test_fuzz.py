@@ -33,9 +33,11 @@ def crasher(models, tmp_path_factory):
 
 
 def test_the_bare_interpreter_dies_on_it_and_edgecnn_does_not(crasher):
-    code = ("import sys, numpy as np; from ai_edge_litert.interpreter import Interpreter;"
-            "it = Interpreter(model_path=sys.argv[1]); it.allocate_tensors();"
-            "[it.set_tensor(d['index'], np.zeros(d['shape'], d['dtype'])) for d in it.get_input_details()]; it.invoke()")
+    code = (
+        "import sys, numpy as np; from ai_edge_litert.interpreter import Interpreter;"
+        "it = Interpreter(model_path=sys.argv[1]); it.allocate_tensors();"
+        "[it.set_tensor(d['index'], np.zeros(d['shape'], d['dtype'])) for d in it.get_input_details()]; it.invoke()"
+    )
     bare = subprocess.run([sys.executable, "-c", code, str(crasher)], capture_output=True)
     assert bare.returncode < 0  # killed by a signal: the danger is real
     err = assert_one_line_error(run_cli("profile", crasher), 2, "crashed the interpreter in a test load")

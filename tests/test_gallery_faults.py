@@ -39,8 +39,12 @@ def test_a_gallery_holds_every_write_that_returned_after_any_sequence_of_kills(t
     moment (SIGKILL or SIGTERM). After every round: integrity ok, and exactly what returned is held."""
     path, rnd, expected = tmp_path / "g.db", random.Random(7), set()
     for round_ in range(12):
-        procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"r{round_}w{k}-", str(round_ * 3 + k)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(3)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(path), f"r{round_}w{k}-", str(round_ * 3 + k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for k in range(3)
+        ]
         time.sleep(rnd.uniform(0.8, 1.6))  # past the start-up (numpy, the gallery's open), into the writes
         for p in procs:
             p.send_signal(rnd.choice([signal.SIGKILL, signal.SIGTERM]))
@@ -119,7 +123,7 @@ def test_a_damaged_gallery_is_one_line_naming_the_way_out_in_every_command(tmp_p
     page = 4096
     assert len(raw) > 6 * page and not path.with_name("g.db-wal").exists()
     for k in (3, 4, 5):  # torn pages in the middle of the tables: their b-tree headers overwritten
-        raw[k * page: k * page + 12] = b"\xa5" * 12
+        raw[k * page : k * page + 12] = b"\xa5" * 12
     path.write_bytes(bytes(raw))
     for args in (("gallery", "list"), ("gallery", "export"), ("gallery", "remove", "person1"), ("gallery", "import", tmp_path / "x.json")):
         (tmp_path / "x.json").write_text(json.dumps({"schema": 1, "embedder": "test-embedder", "identities": []}))
@@ -168,14 +172,17 @@ def test_a_device_gallery_keeps_every_enrolment_through_kills_forced_bundles_and
     t0 = time.perf_counter()
     assert subprocess.run(bundle, env=env, capture_output=True).returncode == 0
     span = time.perf_counter() - t0
-    no_links = "import os, runpy, sys\nos.link = lambda *a, **k: (_ for _ in ()).throw(PermissionError(1, 'FAT'))\n" \
-               "sys.argv = ['edgecnn'] + sys.argv[1:]\nrunpy.run_module('edgecnn.cli', run_name='__main__')\n"
+    no_links = (
+        "import os, runpy, sys\nos.link = lambda *a, **k: (_ for _ in ()).throw(PermissionError(1, 'FAT'))\n"
+        "sys.argv = ['edgecnn'] + sys.argv[1:]\nrunpy.run_module('edgecnn.cli', run_name='__main__')\n"
+    )
     kinds = []
     for step in range(20):
         kind = rnd.choice(["write", "write", "bundle", "bundle-fat"]) if step else "write"
         if kind == "write":
-            p = subprocess.Popen([sys.executable, "-c", WRITER, str(out / "gallery.db"), f"s{step}-", str(step)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            p = subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(out / "gallery.db"), f"s{step}-", str(step)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
             time.sleep(rnd.uniform(0.8, 1.5))
         else:
             cmd = ([sys.executable, "-c", no_links] + bundle[3:] if kind == "bundle-fat" else bundle) + ["--force"]

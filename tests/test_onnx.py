@@ -45,8 +45,7 @@ def _mobilenet_v2_style_onnx(path):
             super().__init__()
             hid = cin * t
             self.use_res = stride == 1 and cin == cout
-            self.conv = nn.Sequential(cbr(cin, hid, 1, 1), cbr(hid, hid, 3, stride, groups=hid), nn.Conv2d(hid, cout, 1, bias=False),
-                                      nn.BatchNorm2d(cout))
+            self.conv = nn.Sequential(cbr(cin, hid, 1, 1), cbr(hid, hid, 3, stride, groups=hid), nn.Conv2d(hid, cout, 1, bias=False), nn.BatchNorm2d(cout))
 
         def forward(self, x):
             return x + self.conv(x) if self.use_res else self.conv(x)
@@ -54,8 +53,9 @@ def _mobilenet_v2_style_onnx(path):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.features = nn.Sequential(cbr(3, 16, 3, 2), InvertedResidual(16, 16, 1, 1), InvertedResidual(16, 24, 2, 6),
-                                          InvertedResidual(24, 24, 1, 6), cbr(24, 64, 1, 1))
+            self.features = nn.Sequential(
+                cbr(3, 16, 3, 2), InvertedResidual(16, 16, 1, 1), InvertedResidual(16, 24, 2, 6), InvertedResidual(24, 24, 1, 6), cbr(24, 64, 1, 1)
+            )
             self.classifier = nn.Linear(64, 10)
 
         def forward(self, x):
@@ -68,8 +68,15 @@ def _mobilenet_v2_style_onnx(path):
             m.running_mean.uniform_(-0.3, 0.3)
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
-    torch.onnx.export(net, torch.rand(1, 3, 96, 96), str(path), input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}}, dynamo=False)
+    torch.onnx.export(
+        net,
+        torch.rand(1, 3, 96, 96),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}},
+        dynamo=False,
+    )
     return path
 
 
@@ -149,8 +156,10 @@ def test_reference_check_catches_a_wrong_conversion(tmp_path):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])
     one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
     path = tmp_path / "plus_one.onnx"
-    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Add", ["x", "one"], ["y"])], "g", [x], [y], [one]),
-                                opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    onnx.save(
+        helper.make_model(helper.make_graph([helper.make_node("Add", ["x", "one"], ["y"])], "g", [x], [y], [one]), opset_imports=[helper.make_opsetid("", 13)]),
+        str(path),
+    )
 
     class Identity:  # a "TFLite" that forgot the +1
         def run(self, v):
@@ -191,8 +200,9 @@ def _multi_output_onnx(path):
 
     torch.manual_seed(0)
     plain = path.with_name("plain.onnx")
-    torch.onnx.export(Net().eval(), torch.rand(1, 3, 48, 48), str(plain), input_names=["image"],
-                      output_names=["scores", "features", "logits", "tiny"], dynamo=False)
+    torch.onnx.export(
+        Net().eval(), torch.rand(1, 3, 48, 48), str(plain), input_names=["image"], output_names=["scores", "features", "logits", "tiny"], dynamo=False
+    )
     m = onnx.load(str(plain))
     for i, node in enumerate(m.graph.node):
         node.name = f"{node.op_type}@{i}"
@@ -274,10 +284,15 @@ def _hard_swish_onnx(path):
     def w(name, *shape):
         return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
 
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("HardSwish", ["c1"], ["h1"]),
-             helper.make_node("Conv", ["h1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]), helper.make_node("HardSwish", ["c2"], ["h2"]),
-             helper.make_node("GlobalAveragePool", ["h2"], ["p"]), helper.make_node("HardSigmoid", ["p"], ["g"], alpha=1 / 6, beta=0.5),
-             helper.make_node("Mul", ["h2", "g"], ["y"])]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("HardSwish", ["c1"], ["h1"]),
+        helper.make_node("Conv", ["h1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("HardSwish", ["c2"], ["h2"]),
+        helper.make_node("GlobalAveragePool", ["h2"], ["p"]),
+        helper.make_node("HardSigmoid", ["p"], ["g"], alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["h2", "g"], ["y"]),
+    ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 32, 32])
     inits = [w("w1", 8, 3, 3, 3), w("b1", 8), w("w2", 8, 8, 3, 3), w("b2", 8)]

@@ -13,11 +13,13 @@ pytestmark = [pytest.mark.device]
 def test_fit_recovers_the_constants_that_made_the_references():
     from edgecnn.targets.predict import fit, leave_one_out, predict_ms
 
-    true = {"k_ms_per_gmac": {"int8": 20.0, "float": 80.0}, "thread_exponent": {"int8": 0.8, "float": 0.4},
-            "overhead_ms": 2.0, "classes": ["int8", "float"]}
-    refs = [{"model": f"m{i}", "macs": macs, "precision": prec, "threads": t, "ms": predict_ms(true, macs, prec, t), "source": "synthetic"}
-            for i, (macs, prec, t) in enumerate([(3e8, "int8", 1), (3e8, "int8", 4), (8e8, "int8", 2), (6e8, "fp32", 1),
-                                                  (6e8, "fp32", 4), (1e9, "fp16", 2), (2e8, "int8", 4)])]
+    true = {"k_ms_per_gmac": {"int8": 20.0, "float": 80.0}, "thread_exponent": {"int8": 0.8, "float": 0.4}, "overhead_ms": 2.0, "classes": ["int8", "float"]}
+    refs = [
+        {"model": f"m{i}", "macs": macs, "precision": prec, "threads": t, "ms": predict_ms(true, macs, prec, t), "source": "synthetic"}
+        for i, (macs, prec, t) in enumerate(
+            [(3e8, "int8", 1), (3e8, "int8", 4), (8e8, "int8", 2), (6e8, "fp32", 1), (6e8, "fp32", 4), (1e9, "fp16", 2), (2e8, "int8", 4)]
+        )
+    ]
     m = fit(refs)
     assert m["thread_exponent"] == {"int8": 0.8, "float": 0.4}
     assert m["k_ms_per_gmac"]["int8"] == pytest.approx(20.0, rel=1e-6) and m["k_ms_per_gmac"]["float"] == pytest.approx(80.0, rel=1e-6)

@@ -79,8 +79,9 @@ def test_a_quantized_input_is_prepared_in_one_lookup_with_the_same_values(lenet_
     lenet, _ = lenet_int8_uint8
     every = {n: np.resize(np.arange(256, dtype=np.uint8), (n, n, 3)) for n in (32, 224)}  # input-sized: every entry of the table
     effnet = carried_model("efficientnet_lite0.tflite")  # uint8, 224x224x3
-    cases = [(lenet, PreprocessSpec.for_input(32, 32, 1, kind, color="gray", resize=r)) for kind in ("unit", "symmetric", "raw")
-             for r in ("stretch", "letterbox")]
+    cases = [
+        (lenet, PreprocessSpec.for_input(32, 32, 1, kind, color="gray", resize=r)) for kind in ("unit", "symmetric", "raw") for r in ("stretch", "letterbox")
+    ]
     cases += [(effnet, PreprocessSpec.for_input(224, 224, 3, kind, resize="letterbox")) for kind in ("imagenet", "symmetric")]
     for path, spec in cases:
         m = Model(path, preprocess=spec)
@@ -206,8 +207,9 @@ def test_absent_delegate_falls_back_with_one_line_or_fails_strict(mnv2_int8_file
     proc = run_cli("profile", out, "--target", "android-gpu", "--runs", "3", "--json", env={"EDGECNN_GPU_DELEGATE": str(tmp_path / "libnone.so")})
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 0 and len(lines) == 1 and "libnone.so (not found)" in lines[0] and "running on the CPU" in lines[0], lines
-    assert_one_line_error(run_cli("profile", out, "--target", "android-gpu", "--strict", env={"EDGECNN_GPU_DELEGATE": str(tmp_path / "libnone.so")}),
-                          2, "libnone.so")
+    assert_one_line_error(
+        run_cli("profile", out, "--target", "android-gpu", "--strict", env={"EDGECNN_GPU_DELEGATE": str(tmp_path / "libnone.so")}), 2, "libnone.so"
+    )
     # a library that exists but is no delegate plugin: AttributeError inside load_delegate, no __del__ noise
     proc = run_cli("profile", out, "--target", "android-gpu", "--runs", "3", "--json", env={"EDGECNN_GPU_DELEGATE": "/lib/x86_64-linux-gnu/libm.so.6"})
     assert proc.returncode == 0

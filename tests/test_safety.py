@@ -203,9 +203,31 @@ def test_sigterm_mid_convert_leaves_nothing_behind(tmp_path, clip):
     tmp.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "convert", "mobilenet_v2", "--alpha", "0.35", "--input-size", "96",
-                          "--precision", "int8", "--calibration", str(clip), "--samples", "8", "--output", str(out / "m.tflite")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp), "EDGECNN_PROGRESS": "1"})
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgecnn.cli",
+            "convert",
+            "mobilenet_v2",
+            "--alpha",
+            "0.35",
+            "--input-size",
+            "96",
+            "--precision",
+            "int8",
+            "--calibration",
+            str(clip),
+            "--samples",
+            "8",
+            "--output",
+            str(out / "m.tflite"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp), "EDGECNN_PROGRESS": "1"},
+    )
     lines = []
     while (line := p.stderr.readline()) and "measuring against the float model" not in line:
         lines.append(line)
@@ -223,8 +245,13 @@ def test_sigterm_mid_convert_leaves_nothing_behind(tmp_path, clip):
 def test_sigterm_mid_bundle_leaves_no_staging_and_no_half_bundle(tmp_path):
     env = {**os.environ, "EDGECNN_HOME": str(tmp_path / "home"), "EDGECNN_PROGRESS": "1"}  # no cached FaceNet: the bundle converts it
     out = tmp_path / "b"
-    p = subprocess.Popen([sys.executable, "-m", "edgecnn.cli", "bundle", "--target", "cpu", "--output", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn.cli", "bundle", "--target", "cpu", "--output", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines = []
     while (line := p.stderr.readline()) and "FaceNet for cpu" not in line:
         lines.append(line)
@@ -236,10 +263,16 @@ def test_sigterm_mid_bundle_leaves_no_staging_and_no_half_bundle(tmp_path):
 
 
 def test_bad_numbers_are_one_line_and_instant():
-    for args, needle in ((("verify", "a.jpg", "b.jpg", "--threshold", "-1"), "--threshold"), (("verify", "--calibrate", "d", "--far", "5"), "--far"),
-                         (("train", "yolo", "--epochs", "0"), "--epochs"), (("train", "yolo", "--images", "0"), "--images"),
-                         (("profile", "m.tflite", "--runs", "0"), "--runs"), (("convert", "mobilenet_v2", "--samples", "0"), "--samples"),
-                         (("inspect", "efficientnet", "--phi", "-2"), "--phi"), (("camera", "--threads", "0"), "--threads")):
+    for args, needle in (
+        (("verify", "a.jpg", "b.jpg", "--threshold", "-1"), "--threshold"),
+        (("verify", "--calibrate", "d", "--far", "5"), "--far"),
+        (("train", "yolo", "--epochs", "0"), "--epochs"),
+        (("train", "yolo", "--images", "0"), "--images"),
+        (("profile", "m.tflite", "--runs", "0"), "--runs"),
+        (("convert", "mobilenet_v2", "--samples", "0"), "--samples"),
+        (("inspect", "efficientnet", "--phi", "-2"), "--phi"),
+        (("camera", "--threads", "0"), "--threads"),
+    ):
         assert_one_line_error(run_cli_without_tf(*args), 2, needle)  # before TensorFlow loads
 
 

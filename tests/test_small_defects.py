@@ -33,8 +33,17 @@ def test_a_gallery_path_with_a_hash_bundles(tmp_path):
     g = Gallery(folder / "g?allery#.db")
     g.enroll("alice", [np.ones(128, np.float32) / np.sqrt(128)], "test-embedder")
     g.close()
-    proc = run_cli("bundle", "--target", "cpu", "--no-embedder", "--gallery", folder / "g?allery#.db", "--output", tmp_path / "b",
-                   env={"EDGECNN_HOME": str(tmp_path / "home")})
+    proc = run_cli(
+        "bundle",
+        "--target",
+        "cpu",
+        "--no-embedder",
+        "--gallery",
+        folder / "g?allery#.db",
+        "--output",
+        tmp_path / "b",
+        env={"EDGECNN_HOME": str(tmp_path / "home")},
+    )
     assert proc.returncode == 0, proc.stderr
     assert Gallery(tmp_path / "b" / "gallery.db", create=False, readonly=True).names() == ["alice"]
 

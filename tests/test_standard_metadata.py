@@ -35,8 +35,7 @@ def write_digit_images(folder, n: int = 12):
 @pytest.fixture(scope="module")
 def digits_rgb(tmp_path_factory):
     out = tmp_path_factory.mktemp("std") / "digits_rgb.tflite"
-    proc = run_cli("convert", FIXTURES / "digits_rgb.keras", "--precision", "fp32", "--labels", ",".join(LABELS), "--output", out,
-                   "--no-layers")
+    proc = run_cli("convert", FIXTURES / "digits_rgb.keras", "--precision", "fp32", "--labels", ",".join(LABELS), "--output", out, "--no-layers")
     assert proc.returncode == 0, proc.stderr
     return out
 

@@ -48,8 +48,23 @@ def test_stats_keys_and_types(keras_session):
 
 
 def test_registry_lists_required_names_and_rejects_bad_ones():
-    required = {"lenet5", "alexnet", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "nin",
-                "googlenet", "mobilenet_v1", "mobilenet_v2", "siamese", "yolo"} | {f"efficientnet_b{i}" for i in range(8)}
+    required = {
+        "lenet5",
+        "alexnet",
+        "vgg16",
+        "vgg19",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "nin",
+        "googlenet",
+        "mobilenet_v1",
+        "mobilenet_v2",
+        "siamese",
+        "yolo",
+    } | {f"efficientnet_b{i}" for i in range(8)}
     assert required <= set(models.list_models())
     from edgecnn.core.errors import InputError
 

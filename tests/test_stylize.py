@@ -72,7 +72,9 @@ def test_live_filter_and_bundle_on_the_device_side(style_model, tmp_path):
         from edgecnn.cli import main
         sys.exit(main(["camera", "--bundle", sys.argv[1], "--style", "5", "--source", sys.argv[2], "--output", sys.argv[3], "--headless", "--json"]))
         """,
-        bundle, clip, out,
+        bundle,
+        clip,
+        out,
     )
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
@@ -128,8 +130,9 @@ def test_the_courses_optimisation_method_lowers_its_cost(tmp_path):
     painting = tmp_path / "coffee.jpg"
     cv2.imwrite(str(painting), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
     out = tmp_path / "opt.png"
-    proc = run_cli("stylize", FACES / "obama.jpg", "--style", painting, "--optimize", "--steps", "12", "--size", "96",
-                   "--save-every", "4", "--output", out, "--json")
+    proc = run_cli(
+        "stylize", FACES / "obama.jpg", "--style", painting, "--optimize", "--steps", "12", "--size", "96", "--save-every", "4", "--output", out, "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["last"]["J"] < r["first"]["J"] / 5 and r["last"]["J_style"] < r["first"]["J_style"]
@@ -137,8 +140,9 @@ def test_the_courses_optimisation_method_lowers_its_cost(tmp_path):
     img = cv2.imread(str(out))
     assert img.shape[0] == 96 and img.shape[1] == round(96 * 384 / 480)  # the content's aspect, 96 on the longer side
     # the steps folder is never reused: a second run with the same --output is refused before any work
-    assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", painting, "--optimize", "--steps", "2", "--save-every", "1",
-                                  "--output", out), 2, "already exists")
+    assert_one_line_error(
+        run_cli("stylize", FACES / "obama.jpg", "--style", painting, "--optimize", "--steps", "2", "--save-every", "1", "--output", out), 2, "already exists"
+    )
     assert_one_line_error(run_cli("stylize", FACES / "obama.jpg", "--style", "3", "--optimize", "--output", tmp_path / "x.png"), 2, "PAINTING")
 
 

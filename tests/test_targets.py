@@ -39,13 +39,24 @@ def four_precisions(tmp_path_factory, digits_lenet):
     out = {}
     for p in ("fp32", "fp16", "dynamic", "int8"):
         path = folder / f"{p}.tflite"
-        convert("mobilenet_v2", ConvertOptions(precision=p, output=str(path), samples=16, debug_layers=False, measure_latency=False,
-                                               builder_options={"alpha": 0.35, "input_size": 64, "num_classes": 10}))
+        convert(
+            "mobilenet_v2",
+            ConvertOptions(
+                precision=p,
+                output=str(path),
+                samples=16,
+                debug_layers=False,
+                measure_latency=False,
+                builder_options={"alpha": 0.35, "input_size": 64, "num_classes": 10},
+            ),
+        )
         out[p] = path
     # 16x8 needs realistic activations (random weights make its scales vanish): the trained LeNet
     path = folder / "int16x8.tflite"
-    convert(str(digits_lenet["keras"]), ConvertOptions(precision="int16x8", output=str(path), calibration=str(digits_lenet["train"]),
-                                                       samples=50, debug_layers=False, measure_latency=False))
+    convert(
+        str(digits_lenet["keras"]),
+        ConvertOptions(precision="int16x8", output=str(path), calibration=str(digits_lenet["train"]), samples=50, debug_layers=False, measure_latency=False),
+    )
     out["int16x8"] = path
     return out
 
@@ -108,8 +119,17 @@ def test_yolo_offers_relu6_for_coral(tmp_path):
     result = {}
     for act in ("leaky", "relu6"):
         out = tmp_path / f"yolo_{act}.tflite"
-        convert("yolo", ConvertOptions(precision="int8", io="uint8", output=str(out), samples=8, debug_layers=False,
-                                       builder_options={"input_shape": (96, 96, 3), "num_classes": 3, "activation": act}))
+        convert(
+            "yolo",
+            ConvertOptions(
+                precision="int8",
+                io="uint8",
+                output=str(out),
+                samples=8,
+                debug_layers=False,
+                builder_options={"input_shape": (96, 96, 3), "num_classes": 3, "activation": act},
+            ),
+        )
         result[act] = check(out)
     assert result["leaky"]["first_unsupported"]["op"] == "LEAKY_RELU" and result["leaky"]["ops_mapped"] <= 2
     relu6 = result["relu6"]

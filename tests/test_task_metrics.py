@@ -73,8 +73,14 @@ def test_an_embedder_is_judged_by_its_decisions_on_disjoint_pairs():
 def test_the_verdict_counts_what_the_metric_stands_on():
     from edgecnn.converters.verdict import decide
 
-    boxes = {"samples": 200, "box_agreement": 1.0, "box_agreement_ci95": [1.0, 1.0], "box_agreement_samples": 0,
-             "note": "neither model found anything", "cosine_mean": 0.999}
+    boxes = {
+        "samples": 200,
+        "box_agreement": 1.0,
+        "box_agreement_ci95": [1.0, 1.0],
+        "box_agreement_samples": 0,
+        "note": "neither model found anything",
+        "cosine_mean": 0.999,
+    }
     v = decide("detection", "int8", boxes)
     assert v["verdict"] == "undecided" and "found anything" in v["reason"]  # 200 images with no box prove nothing
     boxes.update(box_agreement=0.9, box_agreement_ci95=[0.85, 0.94], box_agreement_samples=300)

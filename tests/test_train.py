@@ -48,8 +48,7 @@ def test_yolo_int8_within_two_points_and_runs_in_camera(yolo_trained, tmp_path):
     acc, v = conv["accuracy"], conv["verdict"]
     assert v["metric"] == "box_agreement" and v["samples"] == acc["box_agreement_samples"] >= 50, (v, acc)
     assert acc["box_recall"] >= 0.8 and acc["box_precision"] >= 0.8, acc
-    assert v["verdict"] == ("deploy" if acc["box_agreement_ci95"][0] >= 0.95 else "do not deploy" if acc["box_agreement_ci95"][1] < 0.95
-                            else "undecided")
+    assert v["verdict"] == ("deploy" if acc["box_agreement_ci95"][0] >= 0.95 else "do not deploy" if acc["box_agreement_ci95"][1] < 0.95 else "undecided")
     m = Model(model_path)
     assert m.metadata["anchors"] == rep["anchors"] and m.labels == rep["labels"]
     vimgs, vboxes = make_shapes_dataset(300, 96, seed=1000)  # the same held-out scenes as training's report
@@ -85,15 +84,19 @@ def test_siamese_one_shot_verification_on_unseen_digits(siamese_trained, tmp_pat
     assert rep["heldout_identities"] == ["7", "8", "9"] and rep["train_identities"] == [str(i) for i in range(7)]
     assert rep["roc_auc"] >= 0.75 and rep["eer"] <= 0.32, rep
     # the trained embedder converts like any other model, with its threshold-ready metadata
-    conv = run_cli("convert", out, "--precision", "int8", "--calibration", "bundled:digits", "--samples", "100", "--output", tmp_path / "s.tflite",
-                   "--json", "--no-layers")
+    conv = run_cli(
+        "convert", out, "--precision", "int8", "--calibration", "bundled:digits", "--samples", "100", "--output", tmp_path / "s.tflite", "--json", "--no-layers"
+    )
     assert conv.returncode == 0, conv.stderr
     assert json.loads(conv.stdout)["accuracy"]["cosine_mean"] > 0.95
 
 
-@pytest.mark.xfail(strict=True, reason="measured 2026-11-25: the untrained network (same seed, same init) separates the unseen "
-                   "digits 7-9 with ROC AUC 0.83; after 30 epochs of batch-hard triplet training on 0-6 it is 0.78. The trainer "
-                   "overfits the seen identities; until it beats its own start, this test records the defect")
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-11-25: the untrained network (same seed, same init) separates the unseen "
+    "digits 7-9 with ROC AUC 0.83; after 30 epochs of batch-hard triplet training on 0-6 it is 0.78. The trainer "
+    "overfits the seen identities; until it beats its own start, this test records the defect",
+)
 def test_siamese_training_beats_its_initialisation_on_unseen_digits(siamese_trained):
     import keras
 

@@ -24,13 +24,16 @@ def _acc(k, n):
     return {"samples": n, "top1_agreement": k / n, "top1_agreement_ci95": list(wilson(k, n))}
 
 
-@pytest.mark.parametrize("k, n, kept, verdict", [
-    (9, 9, None, "undecided"),  # 1.000 on 9 samples: not evidence enough to ship
-    (200, 200, None, "deploy"),
-    (200, 200, ["conv1"], "deploy with the listed float layers"),
-    (150, 200, None, "do not deploy"),
-    (150, 200, ["conv1"], "do not deploy"),
-])
+@pytest.mark.parametrize(
+    "k, n, kept, verdict",
+    [
+        (9, 9, None, "undecided"),  # 1.000 on 9 samples: not evidence enough to ship
+        (200, 200, None, "deploy"),
+        (200, 200, ["conv1"], "deploy with the listed float layers"),
+        (150, 200, None, "do not deploy"),
+        (150, 200, ["conv1"], "do not deploy"),
+    ],
+)
 def test_the_verdict_follows_the_interval_not_the_point(k, n, kept, verdict):
     from edgecnn.converters.verdict import decide
 
@@ -87,8 +90,7 @@ def test_every_convert_report_leads_with_its_verdict(digits_lenet, tmp_path):
     """A trained LeNet at int8 on the held-out digits calibration did not use: the JSON's verdict, the
     text's first line and the HTML's first line say the same."""
     out = tmp_path / "l.tflite"
-    args = ("convert", digits_lenet["keras"], "--precision", "int8", "--calibration", digits_lenet["train"], "--samples", "100",
-            "--no-layers", "--output", out)
+    args = ("convert", digits_lenet["keras"], "--precision", "int8", "--calibration", digits_lenet["train"], "--samples", "100", "--no-layers", "--output", out)
     rep = json.loads(run_cli(*args, "--json").stdout)
     v = rep["verdict"]
     assert v["samples"] == rep["accuracy"]["samples"] == rep["calibration"]["held_out"] >= 150

@@ -81,8 +81,10 @@ def missing_library(exc: ImportError) -> str | None:
         return None
     lib = text.split(":")[0].strip()
     if any(lib.startswith(g) for g in GUI_LIBRARIES):
-        return (f"OpenCV cannot load {lib}: this is the GUI build (opencv-python), which needs X11/OpenGL libraries; "
-                "on a headless device use: pip uninstall -y opencv-python && pip install opencv-python-headless")
+        return (
+            f"OpenCV cannot load {lib}: this is the GUI build (opencv-python), which needs X11/OpenGL libraries; "
+            "on a headless device use: pip uninstall -y opencv-python && pip install opencv-python-headless"
+        )
     return f"a system library is missing: {lib} ({first_line(exc)}); install the package that provides it"
 
 
@@ -132,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if os.environ.get("EDGECNN_DEBUG"):
             raise
-        print(f"edgecnn {args.command}: internal error: {type(exc).__name__}: {first_line(exc)} (set EDGECNN_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(f"edgecnn {args.command}: internal error: {type(exc).__name__}: {first_line(exc)} (set EDGECNN_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 
 

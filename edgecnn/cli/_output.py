@@ -127,8 +127,13 @@ def choice(options):
 # Builder options checked before TensorFlow is imported: a typo costs under a second.
 KNOB_RULES = {
     "alpha": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 4, "a width multiplier in (0, 4]"),
-    "input_size": (lambda v: (isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096)
-                   or (isinstance(v, (tuple, list)) and all(isinstance(d, int) and d > 0 for d in v)), "an input size from 8 to 4096"),
+    "input_size": (
+        lambda v: (
+            (isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096)
+            or (isinstance(v, (tuple, list)) and all(isinstance(d, int) and d > 0 for d in v))
+        ),
+        "an input size from 8 to 4096",
+    ),
     "phi": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 12, "a compound coefficient from 0 to 12"),
     "num_classes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive number of classes"),
     "classes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive number of classes"),

@@ -10,10 +10,13 @@ def _csv(value: str) -> list[str]:
 
 
 def add_parser(sub) -> None:
-    sp = sub.add_parser("benchmark", help="the model x precision x target matrix: size, accuracy, coverage, latency, Pareto plots",
-                        description="Every cell: size, accuracy against float (and top-1 on --eval), op coverage per delegate, "
-                                    "latency measured on a node of that target (this machine is cpu; with --ray, nodes that declare "
-                                    "the target) or predicted, conversion time. Cached per cell: a second run resumes.")
+    sp = sub.add_parser(
+        "benchmark",
+        help="the model x precision x target matrix: size, accuracy, coverage, latency, Pareto plots",
+        description="Every cell: size, accuracy against float (and top-1 on --eval), op coverage per delegate, "
+        "latency measured on a node of that target (this machine is cpu; with --ray, nodes that declare "
+        "the target) or predicted, conversion time. Cached per cell: a second run resumes.",
+    )
     sp.add_argument("--models", type=_csv, required=True, help="registry names, comma-separated (edgecnn models)")
     sp.add_argument("--set", action="append", metavar="NAME=V1,V2", help="a builder option's values (repeatable), e.g. alpha=0.35,0.5")
     sp.add_argument("--precisions", type=_csv, default=["fp32", "int8"], help="comma-separated (default fp32,int8)")
@@ -37,8 +40,19 @@ def run(args, extra) -> int:
     no_extra(extra)
     # Ray's driver prints cluster events ("a worker died …") on stdout: keep stdout for our JSON
     with contextlib.redirect_stdout(sys.stderr):
-        r = run_benchmark(args.models, args.set or [], args.precisions, args.targets, args.output, calibration=args.calibration,
-                          eval_dir=args.eval, samples=args.samples, runs=args.runs, ray_address=args.ray, progress=not args.json)
+        r = run_benchmark(
+            args.models,
+            args.set or [],
+            args.precisions,
+            args.targets,
+            args.output,
+            calibration=args.calibration,
+            eval_dir=args.eval,
+            samples=args.samples,
+            runs=args.runs,
+            ray_address=args.ray,
+            progress=not args.json,
+        )
     if args.json:
         print_json(r)
     else:
@@ -48,6 +62,9 @@ def run(args, extra) -> int:
     if not r["failed"]:
         return 0
     # a matrix with holes is not a success: a script must see it (the finished cells are kept, the failed ones retried)
-    print(f"edgecnn benchmark: {r['failed']} of {r['cells']} cells failed (first: {r['first_error']}); "
-          "the reasons are in the results; run the same command again to retry them", file=sys.stderr)
+    print(
+        f"edgecnn benchmark: {r['failed']} of {r['cells']} cells failed (first: {r['first_error']}); "
+        "the reasons are in the results; run the same command again to retry them",
+        file=sys.stderr,
+    )
     return 1

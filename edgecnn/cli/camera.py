@@ -27,14 +27,20 @@ def add_parser(sub) -> None:
         "(every frame in order), draw boxes, labels, scores, FPS and latency, show or write the result, print a summary.",
     )
     sp.add_argument("--source", help="camera index (default 0), video file or stream URL")
-    sp.add_argument("--detector", default="blazeface",
-                    help="blazeface | blazeface-full | MODEL.tflite: a MediaPipe SSD-anchor detector (BlazeFace, palm, pose), "
-                    "an edgecnn YOLO grid, a segmenter or a classifier")
+    sp.add_argument(
+        "--detector",
+        default="blazeface",
+        help="blazeface | blazeface-full | MODEL.tflite: a MediaPipe SSD-anchor detector (BlazeFace, palm, pose), "
+        "an edgecnn YOLO grid, a segmenter or a classifier",
+    )
     sp.add_argument("--target", help="target profile (default cpu)")
     sp.add_argument("--threads", type=positive_int, help="interpreter threads (default: the target's)")
-    sp.add_argument("--workers", type=positive_int,
-                    help="a file's frames run side by side on this many interpreters, the threads shared among them "
-                    "(default: 2 on the CPU with 2+ threads; a live source: 1)")
+    sp.add_argument(
+        "--workers",
+        type=positive_int,
+        help="a file's frames run side by side on this many interpreters, the threads shared among them "
+        "(default: 2 on the CPU with 2+ threads; a live source: 1)",
+    )
     sp.add_argument("--verify", action="store_true", help="label each face with its gallery match (edgecnn enroll)")
     sp.add_argument("--gallery", help="gallery file for --verify (default in the user data folder)")
     sp.add_argument("--embedder", help="embedding .tflite for --verify (default: the converted FaceNet)")
@@ -43,10 +49,10 @@ def add_parser(sub) -> None:
     sp.add_argument("--headless", action="store_true", help="no window even where there is a display")
     sp.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     sp.add_argument("--realtime", action="store_true", help="pace a file like a camera (frames may be dropped)")
-    sp.add_argument("--max-memory", type=positive_float, metavar="MB",
-                    help="memory the frames in flight may take (default: a quarter of the memory available)")
-    sp.add_argument("--reconnect", type=nonneg_int, default=3,
-                    help="times a dropped live source is reopened, with doubling back-off, before the loop ends (default 3)")
+    sp.add_argument("--max-memory", type=positive_float, metavar="MB", help="memory the frames in flight may take (default: a quarter of the memory available)")
+    sp.add_argument(
+        "--reconnect", type=nonneg_int, default=3, help="times a dropped live source is reopened, with doubling back-off, before the loop ends (default 3)"
+    )
     sp.add_argument("--min-score", type=fraction, help="detection score threshold")
     sp.add_argument("--strict", action="store_true", help="fail when the target's delegate is absent")
     sp.add_argument("--keep-per-frame", action="store_true", help="include every frame's detections in --json")
@@ -62,8 +68,16 @@ def run(args, extra) -> int:
 
     no_extra(extra)
     check_output_folder(args.output)
-    check_clashes({"--output": args.output}, {"--source": args.source, "--detector": args.detector if os.path.exists(str(args.detector)) else None,
-                                              "--embedder": args.embedder, "--gallery": args.gallery, "--bundle": args.bundle})
+    check_clashes(
+        {"--output": args.output},
+        {
+            "--source": args.source,
+            "--detector": args.detector if os.path.exists(str(args.detector)) else None,
+            "--embedder": args.embedder,
+            "--gallery": args.gallery,
+            "--bundle": args.bundle,
+        },
+    )
     if args.source is not None and not str(args.source).isdigit() and not os.path.exists(str(args.source)) and "://" not in str(args.source):
         raise InputError(f"video source not found: {args.source}")
     if args.style is not None:
@@ -87,10 +101,22 @@ def run(args, extra) -> int:
             embedder = default_embedder(target=target, progress=not args.json)
         verify = LiveVerifier.open(gallery=args.gallery, embedder=embedder, bundle=bundle, target=target)
     summary = camera.run(
-        source=args.source, detector=detector, target=target, threads=args.threads, output=args.output,
-        headless=args.headless, max_frames=args.max_frames, realtime=args.realtime, verify=verify, bundle=bundle,
-        min_score=args.min_score, strict=args.strict, progress=not args.json, keep_per_frame=args.keep_per_frame,
-        workers=args.workers, reconnect=args.reconnect,
+        source=args.source,
+        detector=detector,
+        target=target,
+        threads=args.threads,
+        output=args.output,
+        headless=args.headless,
+        max_frames=args.max_frames,
+        realtime=args.realtime,
+        verify=verify,
+        bundle=bundle,
+        min_score=args.min_score,
+        strict=args.strict,
+        progress=not args.json,
+        keep_per_frame=args.keep_per_frame,
+        workers=args.workers,
+        reconnect=args.reconnect,
         max_memory=int(args.max_memory * 2**20) if args.max_memory else None,
     )
     if summary["ended_by"] in ("interrupted", "terminated") and not stop_requested():
@@ -125,10 +151,18 @@ def _run_style(args) -> int:
         from edgecnn.cli.stylize import arbitrary_stylizer
         from edgecnn.device.faces import read_image
 
-        st, vector = arbitrary_stylizer(read_image(args.style), args.style_model, args.bundle, args.target, args.threads,
-                                        progress=not args.json)
-        s = run_style(source=args.source, stylizer=st, style=args.style, weights=vector, output=args.output, headless=args.headless,
-                      max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)
+        st, vector = arbitrary_stylizer(read_image(args.style), args.style_model, args.bundle, args.target, args.threads, progress=not args.json)
+        s = run_style(
+            source=args.source,
+            stylizer=st,
+            style=args.style,
+            weights=vector,
+            output=args.output,
+            headless=args.headless,
+            max_frames=args.max_frames,
+            realtime=args.realtime,
+            progress=not args.json,
+        )
         return _print_style(args, s)
     parse_style(args.style)  # before any conversion
     target = args.target
@@ -138,8 +172,16 @@ def _run_style(args) -> int:
         target = open_bundle(args.bundle).target
     model = style_model(args.style_model, args.bundle, args.style_size, "fp32", progress=not args.json)
     st = resolve_stylizer(model, args.bundle, target, args.threads)
-    s = run_style(source=args.source, stylizer=st, style=args.style, output=args.output, headless=args.headless,
-                  max_frames=args.max_frames, realtime=args.realtime, progress=not args.json)
+    s = run_style(
+        source=args.source,
+        stylizer=st,
+        style=args.style,
+        output=args.output,
+        headless=args.headless,
+        max_frames=args.max_frames,
+        realtime=args.realtime,
+        progress=not args.json,
+    )
     return _print_style(args, s)
 
 
@@ -147,6 +189,8 @@ def _print_style(args, s) -> int:
     if args.json:
         print_json(s)
         return 0
-    console().print(f"{s['frames']} frames from {s['source']} ({s['ended_by']}) · style {s['style']} · {s['fps']:.1f} FPS · "
-                    f"p50 {s['latency_ms']['p50'] or 0:.1f} ms" + (f" · wrote {s['output']}" if s["output"] else ""))
+    console().print(
+        f"{s['frames']} frames from {s['source']} ({s['ended_by']}) · style {s['style']} · {s['fps']:.1f} FPS · "
+        f"p50 {s['latency_ms']['p50'] or 0:.1f} ms" + (f" · wrote {s['output']}" if s["output"] else "")
+    )
     return 0

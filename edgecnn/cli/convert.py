@@ -39,8 +39,13 @@ def add_parser(sub) -> None:
     sp.add_argument("--output", help="the .tflite to write (default <name>_<precision>.tflite next to the source)")
     sp.add_argument("--calibration", default="bundled", help="image folder, video file, 'bundled' (real photos), 'bundled:digits', 'bundled:faces' or 'none'")
     sp.add_argument("--samples", type=positive_int, default=200, help="calibration samples (default 200)")
-    sp.add_argument("--held-out", type=nonneg_int, default=None, help="samples kept out of calibration to measure accuracy and decide the verdict "
-                    "(default 200, or what the source has beyond --samples, at least a fifth of it)")
+    sp.add_argument(
+        "--held-out",
+        type=nonneg_int,
+        default=None,
+        help="samples kept out of calibration to measure accuracy and decide the verdict "
+        "(default 200, or what the source has beyond --samples, at least a fifth of it)",
+    )
     sp.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops where no builtin exists")
     sp.add_argument("--inputs", help="frozen graph: input tensor name")
     sp.add_argument("--input-shape", help="ONNX: the input's static shape in its own layout, e.g. 1,3,224,224 (dynamic dims need it)")
@@ -51,12 +56,14 @@ def add_parser(sub) -> None:
     sp.add_argument("--resize", type=choice(RESIZES), help="stretch | letterbox | crop")
     sp.add_argument("--anchor", type=choice(ANCHORS), help="where --resize letterbox puts the image: center (default) | top-left (YOLOX)")
     sp.add_argument("--pad", type=pixel_value, help="the letterbox's fill value, 0-255 (default 0; YOLOX: 114)")
-    sp.add_argument("--interpolation", type=choice(INTERPOLATIONS),
-                    help="area: anti-aliased (default) | linear: one bilinear step, as a hand-written loop (faster)")
+    sp.add_argument(
+        "--interpolation", type=choice(INTERPOLATIONS), help="area: anti-aliased (default) | linear: one bilinear step, as a hand-written loop (faster)"
+    )
     sp.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     sp.add_argument("--eval", help="folder of class subfolders: report real top-1 of float and converted model")
-    sp.add_argument("--tolerance", type=fraction,
-                    help="the verdict's floor on the task's metric vs float (top-1 agreement for classifiers, cosine otherwise; default 0.98)")
+    sp.add_argument(
+        "--tolerance", type=fraction, help="the verdict's floor on the task's metric vs float (top-1 agreement for classifiers, cosine otherwise; default 0.98)"
+    )
     sp.add_argument("--keep-float", help="int8: 'auto' keeps the worst layers in float when accuracy drops, or LAYER,LAYER")
     sp.add_argument("--no-layers", action="store_true", help="skip the per-layer quantization error analysis")
     sp.add_argument("--report", help="write the JSON report to this file")
@@ -92,10 +99,16 @@ def run(args, extra) -> int:
 
     check_output_folder(args.report, "report")
     check_output_folder(args.html, "html")
-    check_clashes({"--output": args.output, "--report": args.report, "--html": args.html},
-                  {"SOURCE": args.source if Path(args.source).exists() else None, "--calibration": _path_or_none(args.calibration),
-                   "--eval": args.eval, "--labels": args.labels if args.labels and Path(args.labels).is_file() else None,
-                   "--weights": args.weights})
+    check_clashes(
+        {"--output": args.output, "--report": args.report, "--html": args.html},
+        {
+            "SOURCE": args.source if Path(args.source).exists() else None,
+            "--calibration": _path_or_none(args.calibration),
+            "--eval": args.eval,
+            "--labels": args.labels if args.labels and Path(args.labels).is_file() else None,
+            "--weights": args.weights,
+        },
+    )
     opts = ConvertOptions(
         precision=args.precision,
         target=args.target,
@@ -145,8 +158,10 @@ def print_convert_summary(r: dict) -> None:
     con = console()
     con.print(headline(r), markup=False, highlight=False)
     con.print(f"[bold]{r['output']}[/bold]  {r['precision']} for {r['target']}  ({r['seconds']:.1f} s conversion, {r.get('total_seconds', 0):.1f} s in all)")
-    con.print(f"size {human_bytes(r['size_bytes'])} = {r['size_ratio']:.2f}x the fp32 {human_bytes(r['float_size_bytes'])} · "
-              f"{sum(r['ops'].values())} ops · input {r['input']['dtype']} {tuple(r['input']['shape'])} · float activations {r['float_tensors']}")
+    con.print(
+        f"size {human_bytes(r['size_bytes'])} = {r['size_ratio']:.2f}x the fp32 {human_bytes(r['float_size_bytes'])} · "
+        f"{sum(r['ops'].values())} ops · input {r['input']['dtype']} {tuple(r['input']['shape'])} · float activations {r['float_tensors']}"
+    )
     t = Table(title="op coverage per delegate")
     for c in ("delegate", "ops taken", "partitions", "stays on CPU"):
         t.add_column(c)
@@ -175,8 +190,10 @@ def print_convert_summary(r: dict) -> None:
         got = ", ".join(f"{m} {after[m]:.4f}" for m in ("top1_agreement", "cosine_mean") if m in after)
         con.print(f"kept in float: {', '.join(k['layers'])} ({k['float_ops']} float ops){': ' + got if got else ''}")
     if k.get("steps"):
-        con.print("keep-float search (layers in float: metric, size vs int8): "
-                  + ", ".join(f"{len(s['layers'])}: {s['metric']:.3f}, {s['size_vs_int8']:.2f}x" for s in k["steps"]))
+        con.print(
+            "keep-float search (layers in float: metric, size vs int8): "
+            + ", ".join(f"{len(s['layers'])}: {s['metric']:.3f}, {s['size_vs_int8']:.2f}x" for s in k["steps"])
+        )
     if k.get("note") or k.get("reason"):
         con.print(f"keep-float: {k.get('note') or k.get('reason')}", markup=False, highlight=False)
     if r.get("edgetpu"):

@@ -27,7 +27,9 @@ def run(args, extra) -> int:
     s = r["summary"]
     out = console()
     out.print(f"enrolled obama from {', '.join(r['enrolled']['obama'])} with {r['embedder']}")
-    out.print(f"{s['frames']} frames · {s['fps']:.1f} FPS · model p50 {s['latency_ms']['p50']:.1f} ms · "
-              f"{s['frames_with_detections']} frames with faces · identities {s.get('identities')}")
+    out.print(
+        f"{s['frames']} frames · {s['fps']:.1f} FPS · model p50 {s['latency_ms']['p50']:.1f} ms · "
+        f"{s['frames_with_detections']} frames with faces · identities {s.get('identities')}"
+    )
     out.print(f"annotated video: {r['output']}   (input clip: {r['input']})")
     return 0

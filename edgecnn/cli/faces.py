@@ -52,8 +52,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--gallery", help="gallery to include (default: the user's, if any)")
     sp.add_argument("--embedder", help="a ready embedder .tflite instead of converting FaceNet")
     sp.add_argument("--no-embedder", action="store_true", help="detectors only")
-    sp.add_argument("--enroll", action="append", metavar="NAME=IMG[,IMG…]",
-                    help="enrol a person with the bundle's own embedder into its gallery (repeatable)")
+    sp.add_argument("--enroll", action="append", metavar="NAME=IMG[,IMG…]", help="enrol a person with the bundle's own embedder into its gallery (repeatable)")
     sp.add_argument("--no-gallery", action="store_true", help="leave the gallery out (enrol on the device with --bundle)")
     sp.add_argument("--with-style", action="store_true", help="carry the 26-style network too (camera --style N --bundle DIR)")
     sp.add_argument("--force", action="store_true", help="replace the bundle already in --output (only the files its manifest lists)")
@@ -76,29 +75,29 @@ def _verifier(args):
 
 def run_enroll(args, extra) -> int:
     from edgecnn.core.paths import default_gallery_path
+    from edgecnn.device.bundle import gallery_path
     from edgecnn.device.faces import aligned_crop_jpeg, read_image
-    from edgecnn.device.gallery import Gallery, check_name, gallery_path
+    from edgecnn.device.gallery import Gallery, check_name
 
     no_extra(extra)
     args.name = check_name(args.name)  # before any work: a name is data, never a terminal command
     target_gallery = gallery_path(args.gallery, args.bundle, create=True)
-    check_clashes({"--gallery": target_gallery or default_gallery_path()},
-                  {**{f"image {p}": p for p in args.images}, "--embedder": args.embedder})
+    check_clashes({"--gallery": target_gallery or default_gallery_path()}, {**{f"image {p}": p for p in args.images}, "--embedder": args.embedder})
     images = [read_image(p) for p in args.images]  # every file checked before anything is written
     args.strict = not args.largest  # several faces in an enrolment photo: an error unless --largest
     v = _verifier(args)
     embeddings = [v.embed(img, str(path)) for path, img in zip(args.images, images)]
     crops = [aligned_crop_jpeg(img, e) for img, e in zip(images, embeddings)] if args.keep_images else None
     with Gallery(target_gallery) as g:
-        n = g.enroll(args.name, [e.vector for e in embeddings], v.embedder.identity, sources=[str(p) for p in args.images],
-                     images=crops, replace=args.replace)
+        n = g.enroll(args.name, [e.vector for e in embeddings], v.embedder.identity, sources=[str(p) for p in args.images], images=crops, replace=args.replace)
     result = {"name": args.name, "enrolled": n, "gallery": str(g.path), "embedder": v.embedder.identity}
     print_json(result) if args.json else console().print(f"enrolled {args.name}: {n} face(s) into {g.path}", markup=False, highlight=False)
     return 0
 
 
 def run_gallery(args, extra) -> int:
-    from edgecnn.device.gallery import Gallery, gallery_path
+    from edgecnn.device.bundle import gallery_path
+    from edgecnn.device.gallery import Gallery
 
     no_extra(extra)
     if args.action == "import":
@@ -140,7 +139,8 @@ def _import(args) -> int:
     import json
     from pathlib import Path
 
-    from edgecnn.device.gallery import Gallery, gallery_path
+    from edgecnn.device.bundle import gallery_path
+    from edgecnn.device.gallery import Gallery
 
     if not args.name:
         raise InputError("gallery import needs the FILE that gallery export wrote")
@@ -173,9 +173,7 @@ def run_verify(args, extra) -> int:
     d = distance(ea.vector, eb.vector)
     thr = args.threshold if args.threshold is not None else v.embedder.threshold
     result = {"distance": round(d, 4), "threshold": thr, "same": bool(d <= thr), "embedder": v.embedder.identity}
-    print_json(result) if args.json else console().print(
-        f"{'same person' if result['same'] else 'different people'}: distance {d:.3f} (threshold {thr:.3f})"
-    )
+    print_json(result) if args.json else console().print(f"{'same person' if result['same'] else 'different people'}: distance {d:.3f} (threshold {thr:.3f})")
     return 0
 
 
@@ -188,7 +186,8 @@ def _calibrate(args) -> int:
         raise InputError(f"--calibrate {args.calibrate} is not a folder of identity subfolders")
     result = calibrate_from_folder(_verifier(args), args.calibrate, args.far)
     if args.gallery or args.bundle:  # the gallery's threshold (a bundle's gallery travels with it)
-        from edgecnn.device.gallery import Gallery, gallery_path
+        from edgecnn.device.bundle import gallery_path
+        from edgecnn.device.gallery import Gallery
 
         with Gallery(gallery_path(args.gallery, args.bundle), create=False) as g:
             g.set_threshold(result["threshold"])
@@ -197,15 +196,15 @@ def _calibrate(args) -> int:
     print_json(result) if args.json else console().print(
         f"threshold {result['threshold']:.3f} ({result['rule']}): FAR {result['far']:.3f}, FRR {result['frr']:.3f}, "
         f"EER {result['eer']:.3f}, AUC {result['auc']:.3f} over {result['pairs']['same']} same / {result['pairs']['different']} different pairs\n"
-        f"at the default {d['threshold']:.3f}: FAR {d['far']:.3f}, FRR {d['frr']:.3f}"
-        + (f"\nsaved to {result['saved_to']}" if result.get("saved_to") else "")
+        f"at the default {d['threshold']:.3f}: FAR {d['far']:.3f}, FRR {d['frr']:.3f}" + (f"\nsaved to {result['saved_to']}" if result.get("saved_to") else "")
     )
     return 0
 
 
 def run_identify(args, extra) -> int:
+    from edgecnn.device.bundle import gallery_path
     from edgecnn.device.faces import read_image
-    from edgecnn.device.gallery import Gallery, gallery_path, shown
+    from edgecnn.device.gallery import Gallery, shown
 
     no_extra(extra)
     img = read_image(args.image)
@@ -216,8 +215,8 @@ def run_identify(args, extra) -> int:
         thr = args.threshold if args.threshold is not None else float(g.meta("threshold") or v.embedder.threshold)
         m = g.identify(e.vector, thr)
     print_json(m.as_dict()) if args.json else console().print(
-        f"{shown(m.name) if m.name else 'unknown'} (distance {m.distance:.3f} to {shown(m.nearest)}, threshold {thr:.3f})",
-        markup=False, highlight=False)
+        f"{shown(m.name) if m.name else 'unknown'} (distance {m.distance:.3f} to {shown(m.nearest)}, threshold {thr:.3f})", markup=False, highlight=False
+    )
     return 0
 
 
@@ -226,15 +225,26 @@ def run_bundle(args, extra) -> int:
 
     no_extra(extra)
     people = parse_enrolments(args.enroll)
-    check_clashes({"--output": args.output}, {"--gallery": args.gallery, "--embedder": args.embedder,
-                                              **{f"--enroll {n}={p}": p for n, ps in people.items() for p in ps}})
+    check_clashes(
+        {"--output": args.output}, {"--gallery": args.gallery, "--embedder": args.embedder, **{f"--enroll {n}={p}": p for n, ps in people.items() for p in ps}}
+    )
     style = None
     if args.with_style:
         from edgecnn.workstation.stylebuild import ensure_stylizer
 
         style = ensure_stylizer(256, "fp32", progress=not args.json)
-    m = make_bundle(args.target, args.output, gallery=args.gallery, embedder=args.embedder, with_embedder=not args.no_embedder,
-                    progress=not args.json, force=args.force, enroll=people, with_gallery=not args.no_gallery, style_model=style)
+    m = make_bundle(
+        args.target,
+        args.output,
+        gallery=args.gallery,
+        embedder=args.embedder,
+        with_embedder=not args.no_embedder,
+        progress=not args.json,
+        force=args.force,
+        enroll=people,
+        with_gallery=not args.no_gallery,
+        style_model=style,
+    )
     if args.json:
         print_json(m)
         return 0

@@ -36,8 +36,9 @@ def run_models(args, extra) -> int:
     for col, just in [("name", "left"), ("family", "left"), ("input", "left"), ("params", "right"), ("MACs", "right"), ("peak activations", "right")]:
         table.add_column(col, justify=just)
     for r in rows:
-        table.add_row(r["name"], r["family"], "x".join(map(str, r["input_shape"])), f"{r['params']:,}", human(r["macs"]),
-                      human_bytes(r["peak_activation_bytes"]))
+        table.add_row(
+            r["name"], r["family"], "x".join(map(str, r["input_shape"])), f"{r['params']:,}", human(r["macs"]), human_bytes(r["peak_activation_bytes"])
+        )
     console().print(table)
     return 0
 

@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--seconds", type=positive_float, help="run for this long instead of a run count")
     sp.add_argument("--warmup", type=nonneg_int, default=3, help="warm-up runs before counting (default 3)")
     sp.add_argument("--strict", action="store_true", help="fail (exit 2) when the target's delegate is absent")
-    sp.add_argument("--recheck", action="store_true",
-                    help="forget this file's cached test-load verdict and test it again (after a runtime upgrade or a false alarm)")
+    sp.add_argument(
+        "--recheck", action="store_true", help="forget this file's cached test-load verdict and test it again (after a runtime upgrade or a false alarm)"
+    )
     sp.add_argument("--predict", help="also estimate latency on rpi4 | rpi5 | coral from the model's MACs")
     sp.add_argument("--compare", nargs="+", metavar="RESULT.json", help="line up saved results (from --json/--save) in one table and plot")
     sp.add_argument("--save", help="write this run's JSON result to a file (for --compare later)")
@@ -83,8 +84,7 @@ def run_profile(args, extra) -> int:
     no_extra(extra)
     check_output_folder(args.save, "--save")
     check_output_folder(args.plot, "--plot")
-    check_clashes({"--save": args.save, "--plot": args.plot},
-                  {"MODEL": args.model, **{f"--compare {f}": f for f in (args.compare or [])}})
+    check_clashes({"--save": args.save, "--plot": args.plot}, {"MODEL": args.model, **{f"--compare {f}": f for f in (args.compare or [])}})
     from edgecnn.device import profiling
 
     if args.runs is not None and args.seconds is not None:
@@ -99,8 +99,14 @@ def run_profile(args, extra) -> int:
     if args.model:
         target = args.target or _bundle_target(args.model)
         report = profiling.profile_model(
-            args.model, target=target, threads=args.threads, runs=args.runs, seconds=args.seconds,
-            warmup=args.warmup, strict=args.strict, progress=not args.json,
+            args.model,
+            target=target,
+            threads=args.threads,
+            runs=args.runs,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            strict=args.strict,
+            progress=not args.json,
         )
         if args.label:
             report["label"] = args.label
@@ -151,15 +157,27 @@ def print_profiles(results) -> None:
         lat = r["latency_ms"]
         m = r.get("machine", {})
         t.add_row(
-            r.get("label", r.get("model", "")), m.get("board") or m.get("cpu") or "", r.get("runtime", ""), r.get("delegate", ""),
-            str(r.get("threads", "")), f"{r.get('load_ms', 0):.1f}", f"{r.get('first_inference_ms', 0):.2f}",
-            f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}", f"{lat['mean']:.3f} ± {lat['std']:.3f}", f"{r.get('throughput_fps') or 0:.1f}",
+            r.get("label", r.get("model", "")),
+            m.get("board") or m.get("cpu") or "",
+            r.get("runtime", ""),
+            r.get("delegate", ""),
+            str(r.get("threads", "")),
+            f"{r.get('load_ms', 0):.1f}",
+            f"{r.get('first_inference_ms', 0):.2f}",
+            f"{lat['p50']:.3f}",
+            f"{lat['p90']:.3f}",
+            f"{lat['p99']:.3f}",
+            f"{lat['mean']:.3f} ± {lat['std']:.3f}",
+            f"{r.get('throughput_fps') or 0:.1f}",
         )
     con.print(t)
     for r in results:
         if r.get("thread_sweep"):
-            con.print("thread sweep: " + ", ".join(f"{s['threads']}t p50 {s['latency_ms']['p50']:.3f} ms" for s in r["thread_sweep"])
-                      + (f" (1->2 speed-up {r['scaling_1_to_2']:.2f}x)" if r.get("scaling_1_to_2") else ""))
+            con.print(
+                "thread sweep: "
+                + ", ".join(f"{s['threads']}t p50 {s['latency_ms']['p50']:.3f} ms" for s in r["thread_sweep"])
+                + (f" (1->2 speed-up {r['scaling_1_to_2']:.2f}x)" if r.get("scaling_1_to_2") else "")
+            )
         if r.get("predict"):
             p = r["predict"]
             lo, hi = p["range_ms"]

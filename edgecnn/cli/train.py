@@ -51,16 +51,23 @@ def run(args, extra) -> int:
     if args.what == "yolo":
         from edgecnn.models.train.yolo import train_yolo
 
-        model, report, _ = train_yolo(n_train=args.images, epochs=args.epochs or 30, input_size=args.input_size or 96, seed=args.seed,
-                                      progress=not args.json)
+        model, report, _ = train_yolo(n_train=args.images, epochs=args.epochs or 30, input_size=args.input_size or 96, seed=args.seed, progress=not args.json)
         save_with_sidecar(model, out, {"task": "detection", "labels": report["labels"], "anchors": report["anchors"], "preprocess": report["preprocess"]})
     else:
         from edgecnn.calibration.datasets import identity_images
         from edgecnn.models.train.siamese import train_siamese
 
         data = identity_images(args.data, progress=not args.json)
-        model, report = train_siamese(data, holdout=args.holdout, backbone=args.backbone, embedding_dim=args.embedding_dim,
-                                      epochs=args.epochs or 30, input_size=args.input_size, seed=args.seed, progress=not args.json)
+        model, report = train_siamese(
+            data,
+            holdout=args.holdout,
+            backbone=args.backbone,
+            embedding_dim=args.embedding_dim,
+            epochs=args.epochs or 30,
+            input_size=args.input_size,
+            seed=args.seed,
+            progress=not args.json,
+        )
         save_with_sidecar(model, out, {"task": "embedding", "preprocess": report["preprocess"], "threshold": report["threshold"]})
     report["output"] = str(out)
     if args.report:
@@ -68,9 +75,13 @@ def run(args, extra) -> int:
     if args.json:
         print_json(report)
     elif args.what == "yolo":
-        console().print(f"{out}: mAP@0.5 {report['map50']:.3f} on {report['val_images']} held-out generated scenes "
-                        f"({', '.join(f'{k} {v:.3f}' for k, v in report['ap50_per_class'].items())})\nnext: edgecnn convert {out} --precision int8")
+        console().print(
+            f"{out}: mAP@0.5 {report['map50']:.3f} on {report['val_images']} held-out generated scenes "
+            f"({', '.join(f'{k} {v:.3f}' for k, v in report['ap50_per_class'].items())})\nnext: edgecnn convert {out} --precision int8"
+        )
     else:
-        console().print(f"{out}: on {len(report['heldout_identities'])} identities never seen in training: ROC AUC {report['roc_auc']:.3f}, "
-                        f"EER {report['eer']:.3f} (threshold {report['threshold']:.3f})")
+        console().print(
+            f"{out}: on {len(report['heldout_identities'])} identities never seen in training: ROC AUC {report['roc_auc']:.3f}, "
+            f"EER {report['eer']:.3f} (threshold {report['threshold']:.3f})"
+        )
     return 0

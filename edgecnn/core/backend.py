@@ -60,6 +60,5 @@ def get_backend(preferred: str | None = None) -> Backend:
         except Exception as exc:  # noqa: BLE001 - ImportError, or a broken wheel (numpy ABI)
             errors.append(f"{name}: {type(exc).__name__}")
     raise InputError(
-        "no TFLite interpreter could be imported (" + "; ".join(errors) + "); install one: pip install ai-edge-litert"
-        " (or tflite-runtime on old devices)"
+        "no TFLite interpreter could be imported (" + "; ".join(errors) + "); install one: pip install ai-edge-litert (or tflite-runtime on old devices)"
     )

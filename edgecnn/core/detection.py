@@ -161,8 +161,17 @@ def picodet_layout(shapes: list, input_hw: tuple[int, int]) -> list[tuple[int, i
     return sorted(out)
 
 
-def decode_picodet(scores: list, dists: list, strides: list, input_hw: tuple[int, int], min_score: float = 0.5,
-                   iou_threshold: float = 0.5, per_level: int = 1000, candidates: int = 200, keep: int = 100) -> list[Detection]:
+def decode_picodet(
+    scores: list,
+    dists: list,
+    strides: list,
+    input_hw: tuple[int, int],
+    min_score: float = 0.5,
+    iou_threshold: float = 0.5,
+    per_level: int = 1000,
+    candidates: int = 200,
+    keep: int = 100,
+) -> list[Detection]:
     """PicoDet's GFL head: per stride, each cell's class scores (sigmoid already applied) and a discrete
     distribution over distances to the box's four sides (softmax, its expectation, times the stride),
     from the cell's centre; the ``per_level`` best cells of each stride, then per class the ``candidates``
@@ -209,8 +218,9 @@ def yolov8_layout(shape, input_hw: tuple[int, int]) -> str | None:
     return None
 
 
-def decode_yolov8(out: np.ndarray, layout: str, input_hw: tuple[int, int], min_score: float = 0.25, iou_threshold: float = 0.45,
-                  agnostic: bool = False, keep: int = 300) -> list[Detection]:
+def decode_yolov8(
+    out: np.ndarray, layout: str, input_hw: tuple[int, int], min_score: float = 0.25, iou_threshold: float = 0.45, agnostic: bool = False, keep: int = 300
+) -> list[Detection]:
     """An Ultralytics detection head's raw output: per cell the box (centre x, y, width, height in input
     pixels) and each class's score (no objectness); a cell's class is its best score; NMS per class
     (``agnostic``: all classes together). Boxes in [0, 1] of the input."""

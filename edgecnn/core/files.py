@@ -191,6 +191,9 @@ def why_unwritable(folder: Path) -> str | None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        return {errno.ENOSPC: "the disk is full (free some space and run it again)",
-                errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+        return {
+            errno.ENOSPC: "the disk is full (free some space and run it again)",
+            errno.EROFS: "the disk is read-only",
+            errno.EACCES: "permission denied",
+        }.get(exc.errno, exc.strerror or str(exc))
     return None

@@ -125,8 +125,7 @@ class PreprocessSpec:
         return resized[y0 : y0 + H, x0 : x0 + W], Transform(s, s, -float(x0), -float(y0), W, H)
 
     # ------------------------------------------------------------------ pixels
-    def apply(self, image: np.ndarray, with_transform: bool = False, out: np.ndarray | None = None, work: dict | None = None,
-              table: np.ndarray | None = None):
+    def apply(self, image: np.ndarray, with_transform: bool = False, out: np.ndarray | None = None, work: dict | None = None, table: np.ndarray | None = None):
         """An OpenCV image (BGR or gray, uint8) -> the model input (H, W, C): float32, or the uint8
         pixels themselves where ``normalize`` is ``pixels`` (quantized inputs of third-party models).
 

@@ -33,9 +33,25 @@ from edgecnn.core.tflite_validate import (  # noqa: F401 - FormatError and the v
 
 METADATA_NAME = "edgecnn"
 TENSOR_TYPES = {
-    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool", 7: "int16",
-    8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64", 13: "resource", 14: "variant",
-    15: "uint32", 16: "uint16", 17: "int4", 18: "bfloat16",
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    5: "string",
+    6: "bool",
+    7: "int16",
+    8: "complex64",
+    9: "int8",
+    10: "float64",
+    11: "complex128",
+    12: "uint64",
+    13: "resource",
+    14: "variant",
+    15: "uint32",
+    16: "uint16",
+    17: "int4",
+    18: "bfloat16",
 }
 
 
@@ -166,8 +182,13 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
         buffers = []  # (data length, external offset, external size)
         for i in range(_count(m.BuffersLength(), n_max, "buffer")):
             bf = m.Buffers(i)
-            buffers.append((_count(bf.DataLength(), n_max, "buffer data") if bf is not None else 0,
-                            bf.Offset() if bf is not None else 0, bf.Size() if bf is not None else 0))
+            buffers.append(
+                (
+                    _count(bf.DataLength(), n_max, "buffer data") if bf is not None else 0,
+                    bf.Offset() if bf is not None else 0,
+                    bf.Size() if bf is not None else 0,
+                )
+            )
         n_sub = _count(m.SubgraphsLength(), n_max, "subgraph")
         if not n_sub:
             raise FormatError("it has no subgraph")
@@ -181,8 +202,19 @@ def parse(data: bytes, path: str | None = None) -> TFLiteFile:
             bf = m.Buffers(bi)
             metadata[(md.Name() or b"").decode("utf-8", "replace")] = bf.DataAsNumpy().tobytes() if buffers[bi][0] else b""
         description = m.Description()
-        info = TFLiteFile(path, len(data), m.Version(), description.decode("utf-8", "replace") if description else None,
-                          graphs[0][0], graphs[0][1], graphs[0][2], graphs[0][3], n_sub, metadata, _signature_outputs(m, n_max))
+        info = TFLiteFile(
+            path,
+            len(data),
+            m.Version(),
+            description.decode("utf-8", "replace") if description else None,
+            graphs[0][0],
+            graphs[0][1],
+            graphs[0][2],
+            graphs[0][3],
+            n_sub,
+            metadata,
+            _signature_outputs(m, n_max),
+        )
         for g, (tensors, operators, ins, outs) in enumerate(graphs):
             validate_graph(g, tensors, operators, ins, outs, buffers, len(data))
     except FormatError as exc:
@@ -217,20 +249,22 @@ def _subgraph(sg, opcodes, buffers, n_max: int):
         q = t.Quantization()
         scale = _vec(q, "Scale", n_max) if q is not None else []
         dtype_code, buf_index = t.Type(), t.Buffer()
-        tensors.append(TensorInfo(
-            index=i,
-            name=(t.Name() or b"").decode("utf-8", "replace") or f"tensor_{i}",
-            dtype=TENSOR_TYPES.get(dtype_code, f"type_{dtype_code}"),
-            shape=_vec(t, "Shape", n_max),
-            shape_signature=_vec(t, "ShapeSignature", n_max),
-            buffer=buf_index,
-            quantized=bool(scale),
-            scale=scale,
-            zero_point=_vec(q, "ZeroPoint", n_max) if q is not None else [],
-            is_constant=0 < buf_index < len(buffers) and (buffers[buf_index][0] > 0 or buffers[buf_index][1] > OFFSET_UNSET),
-            quantized_dimension=q.QuantizedDimension() if q is not None else 0,
-            sparsity=_sparsity(t.Sparsity(), n_max, _schema()),
-        ))
+        tensors.append(
+            TensorInfo(
+                index=i,
+                name=(t.Name() or b"").decode("utf-8", "replace") or f"tensor_{i}",
+                dtype=TENSOR_TYPES.get(dtype_code, f"type_{dtype_code}"),
+                shape=_vec(t, "Shape", n_max),
+                shape_signature=_vec(t, "ShapeSignature", n_max),
+                buffer=buf_index,
+                quantized=bool(scale),
+                scale=scale,
+                zero_point=_vec(q, "ZeroPoint", n_max) if q is not None else [],
+                is_constant=0 < buf_index < len(buffers) and (buffers[buf_index][0] > 0 or buffers[buf_index][1] > OFFSET_UNSET),
+                quantized_dimension=q.QuantizedDimension() if q is not None else 0,
+                sparsity=_sparsity(t.Sparsity(), n_max, _schema()),
+            )
+        )
     operators = []
     for i in range(_count(sg.OperatorsLength(), n_max, "operator")):
         op = sg.Operators(i)

@@ -17,20 +17,68 @@ class FormatError(InputError):
 
 # Inputs an operator may leave out (index -1), by operator: bias of the convolutions and fully
 # connected; the LSTM/RNN families have many optional inputs (any but the first).
-OPTIONAL_INPUTS = {"CONV_2D": {2}, "DEPTHWISE_CONV_2D": {2}, "FULLY_CONNECTED": {2}, "TRANSPOSE_CONV": {3}, "CONV_3D": {2},
-                   "CONV_3D_TRANSPOSE": {3}, "SVDF": {3}, "BATCH_MATMUL": set()}
-ANY_OPTIONAL = ("LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN",
-                "BIDIRECTIONAL_SEQUENCE_RNN", "RNN")
-ITEM_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "complex64": 8, "int8": 1,
-              "float64": 8, "complex128": 16, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2}
+OPTIONAL_INPUTS = {
+    "CONV_2D": {2},
+    "DEPTHWISE_CONV_2D": {2},
+    "FULLY_CONNECTED": {2},
+    "TRANSPOSE_CONV": {3},
+    "CONV_3D": {2},
+    "CONV_3D_TRANSPOSE": {3},
+    "SVDF": {3},
+    "BATCH_MATMUL": set(),
+}
+ANY_OPTIONAL = ("LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "RNN")
+ITEM_BYTES = {
+    "float32": 4,
+    "float16": 2,
+    "int32": 4,
+    "uint8": 1,
+    "int64": 8,
+    "bool": 1,
+    "int16": 2,
+    "complex64": 8,
+    "int8": 1,
+    "float64": 8,
+    "complex128": 16,
+    "uint64": 8,
+    "uint32": 4,
+    "uint16": 2,
+    "bfloat16": 2,
+}
 ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535), "int4": (-8, 7)}
 MAX_RANK, MAX_ELEMENTS = 8, 2**31 - 1
 # Operators whose output has their first input's shape: a file that declares otherwise makes the
 # interpreter allocate one size and read another (found by the fuzzer: a DEQUANTIZE output feeding a
 # depthwise filter, declared 65536 wide, crashed the host at random)
-SAME_SHAPE_OPS = {"DEQUANTIZE", "QUANTIZE", "CAST", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LOGISTIC", "TANH", "HARD_SWISH",
-                  "LEAKY_RELU", "ELU", "GELU", "ABS", "NEG", "EXP", "SQRT", "RSQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "CEIL",
-                  "ROUND", "SIGN", "LOGICAL_NOT"}
+SAME_SHAPE_OPS = {
+    "DEQUANTIZE",
+    "QUANTIZE",
+    "CAST",
+    "RELU",
+    "RELU6",
+    "RELU_N1_TO_1",
+    "RELU_0_TO_1",
+    "LOGISTIC",
+    "TANH",
+    "HARD_SWISH",
+    "LEAKY_RELU",
+    "ELU",
+    "GELU",
+    "ABS",
+    "NEG",
+    "EXP",
+    "SQRT",
+    "RSQRT",
+    "SQUARE",
+    "LOG",
+    "SIN",
+    "COS",
+    "FLOOR",
+    "CEIL",
+    "ROUND",
+    "SIGN",
+    "LOGICAL_NOT",
+}
 OFFSET_UNSET = 1  # Buffer.offset: 0 or 1 means "no external data" (1 is the converter's placeholder)
 
 

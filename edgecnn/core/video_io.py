@@ -123,8 +123,10 @@ class PartialVideo:
         self.writer.release()
         if keep and self.frames and not self._plays_back():
             self.partial.unlink(missing_ok=True)
-            raise EdgecnnError(f"the video could not be written whole ({self.frames} frames sent; the disk is full or failed?): "
-                               f"nothing was kept at {self.output}; free some space or choose another --output")
+            raise EdgecnnError(
+                f"the video could not be written whole ({self.frames} frames sent; the disk is full or failed?): "
+                f"nothing was kept at {self.output}; free some space or choose another --output"
+            )
         if keep:
             os.chmod(self.partial, 0o644)
             os.replace(self.partial, self.output)
@@ -162,8 +164,7 @@ class FrameSource:
     Frames handed back with :meth:`release` are decoded into again. A new array per frame costs the
     kernel's page faults on every read, because frames freed in other threads go back to the OS."""
 
-    def __init__(self, source, live: bool | None = None, realtime: bool = False, reconnect: int = 3, backoff: float = 0.5,
-                 decode_threads: int | None = None):
+    def __init__(self, source, live: bool | None = None, realtime: bool = False, reconnect: int = 3, backoff: float = 0.5, decode_threads: int | None = None):
         self.source = source
         self.decode_threads = decode_threads
         self.live = is_live(source) if live is None else live
@@ -180,8 +181,11 @@ class FrameSource:
                 raise InputError(f"video source {p} is empty (0 bytes), not a video")
         self.cap = open_capture(source, decode_threads)
         if not self.cap.isOpened():
-            why = (f"no video from it within {STREAM_TIMEOUT_MS // 1000} s (is the URL right and the stream up?)" if "://" in str(source)
-                   else "OpenCV cannot read it (unsupported format or missing camera)")
+            why = (
+                f"no video from it within {STREAM_TIMEOUT_MS // 1000} s (is the URL right and the stream up?)"
+                if "://" in str(source)
+                else "OpenCV cannot read it (unsupported format or missing camera)"
+            )
             raise InputError(f"cannot open video source {source}: {why}")
         self.fps = capture_fps(self.cap, default=30.0)
         self.dropped = 0
@@ -359,36 +363,3 @@ class Handoff(queue.Queue):
             if self._qsize() <= self.maxsize // 2:
                 self.not_full.notify()
             return item
-
-
-def available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can have without swapping (MemAvailable), or None."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-MEMORY_SHARE = 0.25  # of the memory available at start: the default budget for the frames in flight
-
-
-def plan_frames(frame_bytes: int, workers: int, max_memory: int | None) -> dict:
-    """The camera loop's queue depths under a memory budget for its frames in flight (``max_memory``
-    bytes; None: a share of the memory available). The deepest queues that fit, or the shallowest that
-    run at all. The bound counts every place a frame can wait: the workers' input and result queues, the
-    writer's queue, one in each stage's hands and one held by each producer blocked on a full queue."""
-    if max_memory is None:
-        avail = available_memory()
-        max_memory = int(avail * MEMORY_SHARE) if avail else None
-
-    def bound(depth, out):
-        return 2 * workers * depth + out + 2 * workers + 5
-
-    fits = [(d, o) for d in (4, 3, 2, 1) for o in (8, 6, 4, 2, 1) if max_memory is None or bound(d, o) * frame_bytes <= max_memory]
-    depth, out = max(fits, key=lambda p: (bound(*p), p)) if fits else (1, 1)
-    return {"budget_mb": round(max_memory / 2**20, 1) if max_memory else None, "frame_mb": round(frame_bytes / 2**20, 2),
-            "queue_depth": depth, "writer_depth": out, "frames_in_flight_max": bound(depth, out),
-            "fits": bool(fits)}

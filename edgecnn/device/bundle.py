@@ -49,8 +49,7 @@ class Bundle:
             from edgecnn.device.loader import file_sha256
 
             if file_sha256(p) != entry["sha256"]:
-                raise InputError(f"bundle {self.folder}: {name} does not match its sha256 in the manifest (changed or damaged); "
-                                 "copy the bundle again")
+                raise InputError(f"bundle {self.folder}: {name} does not match its sha256 in the manifest (changed or damaged); copy the bundle again")
             self._verified.add(name)
         return p
 
@@ -138,3 +137,21 @@ def recover(out: Path) -> list[str]:
             shutil.rmtree(p, ignore_errors=True)
             done.append(f"removed {p.name}, left by an interrupted run")
     return done
+
+
+def gallery_path(gallery=None, bundle=None, create: bool = False):
+    """The gallery a command uses: the one given, else the bundle's (the manifest's, or one enrolled on
+    the device into the bundle folder; ``create`` makes it there), else the user's default (None).
+    A bundle without a gallery is an error, never a silent switch to the user's own gallery."""
+    if gallery:
+        return gallery
+    if bundle:
+        b = open_bundle(bundle)
+        path = b.role("gallery")
+        if path is None:
+            local = b.folder / "gallery.db"
+            if not (create or local.is_file()):
+                raise InputError(f"bundle {bundle} has no gallery; enrol on the device with: edgecnn enroll NAME IMG --bundle {bundle}")
+            path = local
+        return str(path)
+    return None

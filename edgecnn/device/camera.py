@@ -59,8 +59,16 @@ def run(
         (warn or note)(f"display {os.environ['DISPLAY']} does not answer: running headless (pass --headless to say so)")
     loop = CameraLoop(det, verify=verify, max_frames=max_frames, keep_per_frame=keep_per_frame, progress=progress, warn=warn)
     try:  # from the first resource taken: whatever ends the run, the finally lets every one go
-        loop.open(default_source() if source is None else source, live=live, realtime=realtime, reconnect=reconnect,
-                  output=output, workers=workers, max_memory=max_memory, show=show)
+        loop.open(
+            default_source() if source is None else source,
+            live=live,
+            realtime=realtime,
+            reconnect=reconnect,
+            output=output,
+            workers=workers,
+            max_memory=max_memory,
+            show=show,
+        )
         total = max_frames or (capture_frame_count(loop.src.cap) if not loop.src.live else None)
         with progress_bar("camera", total or None, progress) as tick:
             loop.drive(tick)

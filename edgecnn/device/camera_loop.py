@@ -15,9 +15,10 @@ import queue
 import threading
 import time
 from collections import Counter, deque
+from pathlib import Path
 
 from edgecnn.core.errors import first_line, hold_signals, note, shut_down, start_threads
-from edgecnn.core.video_io import FrameSource, Handoff, PartialVideo, get_unless, plan_frames, put_unless
+from edgecnn.core.video_io import FrameSource, Handoff, PartialVideo, get_unless, put_unless
 from edgecnn.device.overlay import Hud, LabelSmoother, draw
 
 _STOP = object()
@@ -80,8 +81,10 @@ class CameraLoop:
         k = len(self.dets_by_worker)
         self.memory = memory = plan_frames(w * h * 3, k, max_memory)
         if not memory["fits"]:
-            self.say(f"--max-memory {memory['budget_mb']} MB is below the {memory['frames_in_flight_max']} frames of "
-                     f"{memory['frame_mb']} MB the loop needs at least: running with those")
+            self.say(
+                f"--max-memory {memory['budget_mb']} MB is below the {memory['frames_in_flight_max']} frames of "
+                f"{memory['frame_mb']} MB the loop needs at least: running with those"
+            )
         depth = memory["queue_depth"]
         # Who decodes a file with several interpreters: with no encoder competing for the cores, each worker
         # decodes its own frames, taking turns (a thread and a hand-off fewer a frame); with one, a reader
@@ -113,8 +116,7 @@ class CameraLoop:
         if self.in_qs:
             t.append(threading.Thread(target=self._reader_loop, name="edgecnn-reader", daemon=True))
         if self.res_qs or self.own:
-            t += [threading.Thread(target=self._worker_loop, args=(w,), name=f"edgecnn-worker-{w}", daemon=True)
-                  for w in range(len(self.dets_by_worker))]
+            t += [threading.Thread(target=self._worker_loop, args=(w,), name=f"edgecnn-worker-{w}", daemon=True) for w in range(len(self.dets_by_worker))]
         self.threads = t
 
     def clocks(self):
@@ -335,3 +337,41 @@ class CameraLoop:
 
             steps.append(cv2.destroyAllWindows)
         return shut_down(steps)
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can have without swapping (MemAvailable), or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+MEMORY_SHARE = 0.25  # of the memory available at start: the default budget for the frames in flight
+
+
+def plan_frames(frame_bytes: int, workers: int, max_memory: int | None) -> dict:
+    """The camera loop's queue depths under a memory budget for its frames in flight (``max_memory``
+    bytes; None: a share of the memory available). The deepest queues that fit, or the shallowest that
+    run at all. The bound counts every place a frame can wait: the workers' input and result queues, the
+    writer's queue, one in each stage's hands and one held by each producer blocked on a full queue."""
+    if max_memory is None:
+        avail = available_memory()
+        max_memory = int(avail * MEMORY_SHARE) if avail else None
+
+    def bound(depth, out):
+        return 2 * workers * depth + out + 2 * workers + 5
+
+    fits = [(d, o) for d in (4, 3, 2, 1) for o in (8, 6, 4, 2, 1) if max_memory is None or bound(d, o) * frame_bytes <= max_memory]
+    depth, out = max(fits, key=lambda p: (bound(*p), p)) if fits else (1, 1)
+    return {
+        "budget_mb": round(max_memory / 2**20, 1) if max_memory else None,
+        "frame_mb": round(frame_bytes / 2**20, 2),
+        "queue_depth": depth,
+        "writer_depth": out,
+        "frames_in_flight_max": bound(depth, out),
+        "fits": bool(fits),
+    }

@@ -155,8 +155,9 @@ class FaceDetector(_Stages):
     keypoints), palm detection (seven palm keypoints) and pose detection (four body keypoints).
     ``detect(frame)`` -> detections with boxes and keypoints in frame pixels."""
 
-    def __init__(self, model: str = "blazeface", target=None, threads=None, min_score: float | None = None, iou: float = 0.3, bundle=None,
-                 strict=False, warn=None):
+    def __init__(
+        self, model: str = "blazeface", target=None, threads=None, min_score: float | None = None, iou: float = 0.3, bundle=None, strict=False, warn=None
+    ):
         from edgecnn.core import tflite_file
         from edgecnn.device.runtime import Model
 
@@ -264,8 +265,9 @@ class PicoDetector(_Stages):
     def infer(self, frame: np.ndarray, pixels: np.ndarray | None, tr) -> list[Detection]:
         self._run(pixels)
         outs = self.model.get_outputs()
-        found = decode_picodet([outs[c] for _, c, _ in self.layout], [outs[b] for _, _, b in self.layout],
-                               [s for s, _, _ in self.layout], self.hw, self.min_score, self.iou)
+        found = decode_picodet(
+            [outs[c] for _, c, _ in self.layout], [outs[b] for _, _, b in self.layout], [s for s, _, _ in self.layout], self.hw, self.min_score, self.iou
+        )
         labels, out = self.model.labels or [], []
         for d in found:
             name = labels[d.label] if d.label < len(labels) else str(d.label)
@@ -291,8 +293,10 @@ class YoloV8Detector(_Stages):
         self._run(pixels)
         found = decode_yolov8(self.model.get_output(0)[None], self.layout, self.hw, self.min_score, self.iou)
         labels = self.model.labels or []
-        return [Detection(tuple(float(v) for v in tr.to_frame(d.box)), d.score, d.label, [],
-                          labels[d.label] if d.label < len(labels) else str(d.label)) for d in found]
+        return [
+            Detection(tuple(float(v) for v in tr.to_frame(d.box)), d.score, d.label, [], labels[d.label] if d.label < len(labels) else str(d.label))
+            for d in found
+        ]
 
 
 class Classifier(_Stages):
@@ -336,8 +340,7 @@ class Segmenter(_Stages):
         fh, fw = frame_shape[:2]
         h, w = plane.shape[:2]
         sx, sy = w / tr.input_w, h / tr.input_h
-        m = np.float64([[tr.scale_x * sx, 0, (0.5 * tr.scale_x + tr.pad_x) * sx - 0.5],
-                        [0, tr.scale_y * sy, (0.5 * tr.scale_y + tr.pad_y) * sy - 0.5]])
+        m = np.float64([[tr.scale_x * sx, 0, (0.5 * tr.scale_x + tr.pad_x) * sx - 0.5], [0, tr.scale_y * sy, (0.5 * tr.scale_y + tr.pad_y) * sy - 0.5]])
         flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
         return cv2.warpAffine(plane, m, (fw, fh), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
@@ -387,5 +390,7 @@ def open_detector(spec: str, target=None, threads=None, bundle=None, strict=Fals
         return Segmenter(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.5 if min_score is None else min_score)
     if len(out_shapes) == 1 and len(out_shapes[0]) == 2:
         return Classifier(p, target=target, threads=threads, strict=strict, warn=warn, min_score=0.0 if min_score is None else min_score)
-    raise InputError(f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor "
-                     "detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, an Ultralytics YOLOv5u/v8 head, a PicoDet head, a segmenter, a classifier")
+    raise InputError(
+        f"{p} is not a model edgecnn can decode (outputs {out_shapes}); expected one of: MediaPipe SSD-anchor "
+        "detectors (BlazeFace, palm, pose), a YOLO grid from edgecnn, an Ultralytics YOLOv5u/v8 head, a PicoDet head, a segmenter, a classifier"
+    )

@@ -212,8 +212,9 @@ def resolve_embedder(embedder=None, bundle=None, target=None, strict: bool = Fal
     if bundle:
         path, bundle_target = required_role(bundle, "embedder", "an embedder", "edgecnn bundle --target T --output DIR")
         return Embedder(path, target=target or bundle_target, strict=strict)
-    raise InputError("no face embedder: pass --embedder MODEL.tflite, or --bundle DIR with a bundle made on a workstation "
-                     "(edgecnn bundle --target T --output DIR)")
+    raise InputError(
+        "no face embedder: pass --embedder MODEL.tflite, or --bundle DIR with a bundle made on a workstation (edgecnn bundle --target T --output DIR)"
+    )
 
 
 def open_verifier(embedder=None, bundle=None, target=None, strict: bool = False) -> FaceVerifier:
@@ -229,7 +230,6 @@ def open_verifier(embedder=None, bundle=None, target=None, strict: bool = False)
         if path is not None:
             detector = FaceDetector(str(path))
     return FaceVerifier(emb, detector=detector, strict=strict)
-
 
 
 def aligned_crop_jpeg(image: np.ndarray, emb: FaceEmbedding, size: int = 160) -> bytes:
@@ -267,9 +267,14 @@ def calibrate_from_folder(verifier: FaceVerifier, root, far: float | None = None
         (same if pa == pb else diff).append(distance(ea, eb))
     result = calibrate_threshold(same, diff, far)
     default = verifier.embedder.threshold
-    result.update({"faces": len(emb), "skipped": skipped, "embedder": verifier.embedder.identity,
-                   "at_default": {"threshold": default, "far": float((np.asarray(diff) <= default).mean()),
-                                  "frr": float((np.asarray(same) > default).mean())}})
+    result.update(
+        {
+            "faces": len(emb),
+            "skipped": skipped,
+            "embedder": verifier.embedder.identity,
+            "at_default": {"threshold": default, "far": float((np.asarray(diff) <= default).mean()), "frr": float((np.asarray(same) > default).mean())},
+        }
+    )
     return result
 
 
@@ -282,7 +287,8 @@ class LiveVerifier:
 
     @classmethod
     def open(cls, gallery=None, embedder=None, bundle=None, target=None):
-        from edgecnn.device.gallery import Gallery, gallery_path
+        from edgecnn.device.bundle import gallery_path
+        from edgecnn.device.gallery import Gallery
 
         verifier = open_verifier(embedder, bundle, target)
         g = Gallery(gallery_path(gallery, bundle), create=False, readonly=True)
@@ -300,4 +306,3 @@ class LiveVerifier:
             else:
                 d.name = "unknown"
         return detections
-

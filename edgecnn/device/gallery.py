@@ -20,8 +20,7 @@ from edgecnn.core.errors import EdgecnnError, InputError
 from edgecnn.core.paths import default_gallery_path
 
 SCHEMA_VERSION = 1
-RECOVERY = ("restore it from a backup or a 'gallery export' file (edgecnn gallery import FILE --gallery NEW.db), "
-            "or enrol again into a new --gallery")
+RECOVERY = "restore it from a backup or a 'gallery export' file (edgecnn gallery import FILE --gallery NEW.db), or enrol again into a new --gallery"
 MAX_NAME = 64  # characters: a label on a video frame, not a paragraph
 SAME_EMBEDDING = 1e-5  # an export rounds to 6 decimals: within this, an imported vector is one already held
 
@@ -220,8 +219,9 @@ class Gallery:
         except BaseException as exc:
             _rollback(self.db)
             if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc) and "busy" not in str(exc):
-                raise EdgecnnError(f"cannot write to the gallery {self.path}: {why(exc, self.path.parent)}; "
-                                   f"{what} was not stored, the gallery is as it was") from None
+                raise EdgecnnError(
+                    f"cannot write to the gallery {self.path}: {why(exc, self.path.parent)}; {what} was not stored, the gallery is as it was"
+                ) from None
             raise
 
     def close(self):
@@ -249,9 +249,7 @@ class Gallery:
         """Refuse embeddings from another model than the one the gallery was made with."""
         have = self.meta("embedder")
         if have and have != identity:
-            raise InputError(
-                f"gallery {self.path} holds embeddings of {have}, not of {identity}; use the same embedder, or enrol again into a new --gallery"
-            )
+            raise InputError(f"gallery {self.path} holds embeddings of {have}, not of {identity}; use the same embedder, or enrol again into a new --gallery")
         have_dim = self.meta("dim")
         if have_dim and int(have_dim) != dim:
             raise InputError(f"gallery {self.path} holds {have_dim}-d embeddings, the embedder gives {dim}-d")
@@ -303,8 +301,9 @@ class Gallery:
             "SELECT i.name, COUNT(e.id), MIN(i.created), SUM(e.image IS NOT NULL) FROM identities i "
             "LEFT JOIN embeddings e ON e.identity_id=i.id GROUP BY i.id ORDER BY i.name"
         )
-        return [{"name": n, "embeddings": c, "enrolled": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), "images_kept": int(k or 0)}
-                for n, c, t, k in rows]
+        return [
+            {"name": n, "embeddings": c, "enrolled": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), "images_kept": int(k or 0)} for n, c, t, k in rows
+        ]
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         rows = self.db.execute("SELECT i.name, e.vector FROM embeddings e JOIN identities i ON i.id=e.identity_id ORDER BY e.id").fetchall()
@@ -341,8 +340,10 @@ class Gallery:
         if not isinstance(data, dict) or not isinstance(data.get("identities"), list) or not data.get("embedder"):
             raise InputError("not a gallery export (edgecnn gallery export FILE writes one)")
         if data.get("schema") != SCHEMA_VERSION:
-            raise InputError(f"the export has schema {shown(data.get('schema'))}, which this edgecnn (schema {SCHEMA_VERSION}) does not know; "
-                             "export it again with this version")
+            raise InputError(
+                f"the export has schema {shown(data.get('schema'))}, which this edgecnn (schema {SCHEMA_VERSION}) does not know; "
+                "export it again with this version"
+            )
         by_name: dict = {}
         for item in data["identities"]:
             try:
@@ -375,26 +376,3 @@ class Gallery:
         if data.get("threshold") is not None and self.meta("threshold") is None:
             self.set_threshold(float(data["threshold"]))
         return n
-
-
-# ---------------------------------------------------------------- the face pipeline on a gallery
-
-
-def gallery_path(gallery=None, bundle=None, create: bool = False):
-    """The gallery a command uses: the one given, else the bundle's (the manifest's, or one enrolled on
-    the device into the bundle folder; ``create`` makes it there), else the user's default (None).
-    A bundle without a gallery is an error, never a silent switch to the user's own gallery."""
-    if gallery:
-        return gallery
-    if bundle:
-        from edgecnn.device.bundle import open_bundle
-
-        b = open_bundle(bundle)
-        path = b.role("gallery")
-        if path is None:
-            local = b.folder / "gallery.db"
-            if not (create or local.is_file()):
-                raise InputError(f"bundle {bundle} has no gallery; enrol on the device with: edgecnn enroll NAME IMG --bundle {bundle}")
-            path = local
-        return str(path)
-    return None

@@ -128,8 +128,9 @@ def _run_child(path: str, report: str) -> tuple[int | None, str]:
             return None, ""
         return proc.exitcode, ""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}
-    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             env=env, start_new_session=True)  # Ctrl-C reaches the caller, who ends the child
+    child = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
+    )  # Ctrl-C reaches the caller, who ends the child
     try:
         _, err = child.communicate(timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -162,8 +163,9 @@ def probe(path) -> Probe:
         except OSError as exc:
             return Probe(False, f"the test load could not start ({exc.strerror or exc})", False)
         if code is None:
-            return Probe(False, f"the test load did not finish in {PROBE_TIMEOUT_S:g} s (a busy machine? "
-                                "set EDGECNN_PROBE_TIMEOUT higher and try again)", False)
+            return Probe(
+                False, f"the test load did not finish in {PROBE_TIMEOUT_S:g} s (a busy machine? set EDGECNN_PROBE_TIMEOUT higher and try again)", False
+            )
         if code == 0:
             return Probe(True)
         if code == 3:

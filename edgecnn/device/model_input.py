@@ -99,7 +99,8 @@ class ModelInput:
             buf = np.empty((spec.height, spec.width, spec.channels), dtype)
             tensor = np.dtype(self.inputs[0]["dtype"])
             in_place = tuple(self._input_shape[1:]) == buf.shape and (
-                table is not None or tensor == np.float32 or (tensor == np.uint8 and spec.normalize == "pixels"))
+                table is not None or tensor == np.float32 or (tensor == np.uint8 and spec.normalize == "pixels")
+            )
             plan = self._plan = (spec, table, buf, in_place)
         return plan[1:]
 
@@ -148,4 +149,3 @@ class ModelInput:
         np.clip(work, lo, hi, out=work)
         out[...] = work
         return out
-

@@ -119,8 +119,7 @@ class LabelSmoother:
         (best pairs first): two people close together never share one history, and so one name."""
         from edgecnn.core.detection import iou
 
-        pairs = sorted(((float(iou(d.box, [t[0]])[0]), i, j) for i, d in enumerate(detections) for j, t in enumerate(self.tracks)),
-                       reverse=True)
+        pairs = sorted(((float(iou(d.box, [t[0]])[0]), i, j) for i, d in enumerate(detections) for j, t in enumerate(self.tracks)), reverse=True)
         taken, match = set(), {}
         for v, i, j in pairs:
             if v <= 0.3:

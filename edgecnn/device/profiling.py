@@ -151,8 +151,13 @@ def _timed(model, load_ms: float, runs, seconds, warmup: int) -> dict:
     """One thread count's row: load, first inference, the latency distribution, throughput."""
     first, times = time_invocations(model, sample_input(model), runs, seconds, warmup)
     lat = summarize(times)
-    return {"threads": model.threads, "load_ms": round(load_ms, 3), "first_inference_ms": round(first, 3), "latency_ms": lat,
-            "throughput_fps": round(1000.0 / lat["mean"], 2) if lat["mean"] > 0 else None}
+    return {
+        "threads": model.threads,
+        "load_ms": round(load_ms, 3),
+        "first_inference_ms": round(first, 3),
+        "latency_ms": lat,
+        "throughput_fps": round(1000.0 / lat["mean"], 2) if lat["mean"] > 0 else None,
+    }
 
 
 def profile_model(path, target=None, threads=None, runs=None, seconds=None, warmup: int = 3, strict=False, progress=False, warn=None) -> dict:
@@ -237,9 +242,11 @@ def predict_latency(path, target_name: str) -> dict:
         "threads": threads,
         "estimate_ms": round(est, 3),
         "range_ms": [round(est * max(0.05, 1 - unc), 3), round(est * (1 + unc), 3)],
-        "basis": (f"ms = MACs x {fitted['k_ms_per_gmac'].get(cls, next(iter(fitted['k_ms_per_gmac'].values()))):.1f} ms/GMAC"
-                  f" / threads^{fitted['thread_exponent'].get(cls, 0.0)} + {fitted['overhead_ms']:.2f} ms,"
-                  f" fitted to {len(fitted['references'])} published results"),
+        "basis": (
+            f"ms = MACs x {fitted['k_ms_per_gmac'].get(cls, next(iter(fitted['k_ms_per_gmac'].values()))):.1f} ms/GMAC"
+            f" / threads^{fitted['thread_exponent'].get(cls, 0.0)} + {fitted['overhead_ms']:.2f} ms,"
+            f" fitted to {len(fitted['references'])} published results"
+        ),
         "leave_one_out_error": {"mean": loo["mean_abs_error"], "max": loo["max_abs_error"]},
         "sources": sorted({r["source"] for r in fitted["references"]}),
         "uncertainty": "the range is the fit's largest leave-one-out error; a MAC-proportional model ignores memory traffic, op mix and thermal throttling",
@@ -255,6 +262,7 @@ def predict_latency(path, target_name: str) -> dict:
             out["range_ms"] = [round(x + mem["stream_ms_per_inference"], 3) for x in out["range_ms"]]
             out["streaming"] = chk["notes"][0]
         if not chk["compatible"]:
-            out["warning"] = ("the model does not map fully to the Edge TPU: " + "; ".join(chk["problems"])
-                              + " — ops on the host CPU make it far slower than this estimate")
+            out["warning"] = (
+                "the model does not map fully to the Edge TPU: " + "; ".join(chk["problems"]) + " — ops on the host CPU make it far slower than this estimate"
+            )
     return out

@@ -44,8 +44,7 @@ class Model(ModelInput):
             :mod:`edgecnn.device.loader`).
     """
 
-    def __init__(self, path, target=None, threads: int | None = None, preprocess=None, strict: bool = False, warn=None,
-                 isolate: bool | None = None):
+    def __init__(self, path, target=None, threads: int | None = None, preprocess=None, strict: bool = False, warn=None, isolate: bool | None = None):
         self.path = str(path)
         t0 = time.perf_counter()
         self.file = check_model(path, isolate)  # validated, and a first load of an unseen file survived in a child
@@ -61,8 +60,8 @@ class Model(ModelInput):
         try:
             with quiet_stderr():
                 self.interpreter = self.backend.Interpreter(
-                    model_path=self.path, experimental_delegates=self.delegate.delegates or None, num_threads=self.threads,
-                    **self._resolver())
+                    model_path=self.path, experimental_delegates=self.delegate.delegates or None, num_threads=self.threads, **self._resolver()
+                )
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"the {self.backend.name} runtime cannot load {self.path}: {first_line(exc)}") from None
@@ -88,8 +87,7 @@ class Model(ModelInput):
             if self.preprocess_note:
                 (warn or note)(self.preprocess_note)
         self.preprocess: PreprocessSpec | None = preprocess
-        self.labels = (self.metadata.get("labels") or (preprocess.labels if preprocess else None)
-                       or (self.standard.labels if self.standard else None))
+        self.labels = self.metadata.get("labels") or (preprocess.labels if preprocess else None) or (self.standard.labels if self.standard else None)
         self._work: dict = {}  # preprocessing's buffers, planned once per frame size (this model's thread)
         self.invoke_cpu_seconds = 0.0
 
@@ -193,8 +191,9 @@ class Model(ModelInput):
         :meth:`predict`."""
         x = np.asarray(x)
         if tuple(x.shape) not in (self._input_shape, self._input_shape[1:]):
-            raise InputError(f"run takes a prepared input of shape {self._input_shape[1:]} (or {self._input_shape}), "
-                             f"got {x.shape}; an image goes to predict(image)")
+            raise InputError(
+                f"run takes a prepared input of shape {self._input_shape[1:]} (or {self._input_shape}), got {x.shape}; an image goes to predict(image)"
+            )
         self.set_input(x)
         self.invoke()
         return self.get_outputs()
@@ -221,8 +220,10 @@ class Model(ModelInput):
         outputs stacked along a new first axis. A model with a fixed batch of B runs B images at a time."""
         if isinstance(images, np.ndarray):
             if images.ndim != 4:
-                raise InputError(f"predict_batch takes a list of images or an N x H x W x C array, got an array of shape {images.shape} "
-                                 "(one image goes to predict; N grey images: pass list(array))")
+                raise InputError(
+                    f"predict_batch takes a list of images or an N x H x W x C array, got an array of shape {images.shape} "
+                    "(one image goes to predict; N grey images: pass list(array))"
+                )
             images = list(images)
         elif isinstance(images, (str, bytes)) or not hasattr(images, "__iter__"):
             raise InputError(f"predict_batch takes a list of images, got {type(images).__name__}")
@@ -246,7 +247,7 @@ class Model(ModelInput):
         size = self._input_shape[0]
         outs: list[list] = [[] for _ in self.outputs]
         for start in range(0, len(batch), size):
-            chunk = batch[start:start + size]
+            chunk = batch[start : start + size]
             x = np.zeros(self._input_shape, np.float32)
             for j, im in enumerate(chunk):
                 x[j] = self.prepare(im)
@@ -289,14 +290,14 @@ def _one_image(image, where: str) -> np.ndarray:
             raise InputError(f"{where} takes one image (a uint8 array); several images go to predict_batch")
         raise InputError(f"{where} takes one image (a uint8 numpy array, e.g. from cv2.imread), got {type(image).__name__}")
     if image.dtype != np.uint8:
-        raise InputError(f"{where} takes an 8-bit image (uint8, as cv2.imread gives), got {image.dtype}; "
-                         "a prepared input tensor goes to run(x)")
+        raise InputError(f"{where} takes an 8-bit image (uint8, as cv2.imread gives), got {image.dtype}; a prepared input tensor goes to run(x)")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4)):
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise InputError(f"{where}: the image is empty ({image.shape})")
         return image
-    raise InputError(f"{where} takes one image of shape H x W or H x W x 1/3/4, got {image.shape}"
-                     + ("; a batch goes to predict_batch" if image.ndim == 4 else ""))
+    raise InputError(
+        f"{where} takes one image of shape H x W or H x W x 1/3/4, got {image.shape}" + ("; a batch goes to predict_batch" if image.ndim == 4 else "")
+    )
 
 
 def _dequantization(detail: dict):
@@ -316,7 +317,7 @@ def spec_for_input(detail: dict, standard, path: str):
         return None, None
     h, w, c = shape[1:]
     tm = standard.input if standard else None
-    color = ((tm.color if tm and tm.color else "rgb") if c == 3 else "gray")
+    color = (tm.color if tm and tm.color else "rgb") if c == 3 else "gray"
     labels = standard.labels if standard else None
     quantized = np.dtype(detail["dtype"]) in (np.dtype(np.uint8), np.dtype(np.int8))
     if quantized:
@@ -330,8 +331,14 @@ def spec_for_input(detail: dict, standard, path: str):
         basis = f"pixels mapped to [{lo:g}, {hi:g}]"
     else:
         spec, basis = PreprocessSpec.for_input(h, w, c, "unit", color=color, labels=labels), "pixels scaled to [0, 1]"
-    note = None if standard else (f"{path} carries no preprocessing metadata: assuming {color.upper()}, stretched to {w}x{h}, "
-                                  f"{basis}; pass a preprocessing spec if the model expects otherwise")
+    note = (
+        None
+        if standard
+        else (
+            f"{path} carries no preprocessing metadata: assuming {color.upper()}, stretched to {w}x{h}, "
+            f"{basis}; pass a preprocessing spec if the model expects otherwise"
+        )
+    )
     return spec, note
 
 
@@ -367,4 +374,3 @@ def threads_cpu_seconds(tids) -> float:
 
 
 __all__ = ["Model", "load"]
-

@@ -141,8 +141,9 @@ def resolve_stylizer(model=None, bundle=None, target=None, threads=None) -> Styl
     raise InputError("no style network: pass --model STYLE.tflite or --bundle DIR (a workstation converts one: edgecnn stylize)")
 
 
-def run_style(source=None, stylizer=None, style="0", output=None, headless=False, max_frames=None, realtime=False,
-              live=None, progress=False, warn=None, weights=None) -> dict:
+def run_style(
+    source=None, stylizer=None, style="0", output=None, headless=False, max_frames=None, realtime=False, live=None, progress=False, warn=None, weights=None
+) -> dict:
     """The live style filter: every frame through the style network (``stylizer``, an
     :class:`edgecnn.device.stylize.Stylizer`), shown and/or written. Returns frames, FPS and per-frame latency."""
     from edgecnn.core._progress import progress as progress_bar
@@ -246,8 +247,21 @@ class _StyleRun:
 
         elapsed, frames, st = time.perf_counter() - self.t_start, len(self.latencies), self.stylizer
         lat = summarize(self.latencies) if self.latencies else {}
-        return {"source": str(self.src.source), "live": self.src.live, "mode": "style", "style": str(style), "model": str(st.path),
-                "size": st.size, "precision": st.precision, "threads": st.model.threads, "frames": frames,
-                "dropped": self.src.dropped, "seconds": round(elapsed, 3), "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
-                "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")}, "ended_by": self.ended_by,
-                "output": str(output) if output else None, "frames_written": self.written if output else 0}
+        return {
+            "source": str(self.src.source),
+            "live": self.src.live,
+            "mode": "style",
+            "style": str(style),
+            "model": str(st.path),
+            "size": st.size,
+            "precision": st.precision,
+            "threads": st.model.threads,
+            "frames": frames,
+            "dropped": self.src.dropped,
+            "seconds": round(elapsed, 3),
+            "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
+            "latency_ms": {"p50": lat.get("p50"), "p90": lat.get("p90"), "mean": lat.get("mean")},
+            "ended_by": self.ended_by,
+            "output": str(output) if output else None,
+            "frames_written": self.written if output else 0,
+        }

@@ -29,8 +29,7 @@ def tensorflow():
         from edgecnn.core.errors import InputError
 
         raise InputError(
-            f"TensorFlow is needed for this step but cannot be imported ({exc}); "
-            "install the workstation side with: pip install 'edgecnn[convert]'"
+            f"TensorFlow is needed for this step but cannot be imported ({exc}); install the workstation side with: pip install 'edgecnn[convert]'"
         ) from None
     return tf
 

@@ -107,7 +107,5 @@ def efficientnet(
 
 
 for _phi, (_w, _d, _res, _drop) in VARIANTS.items():
-    register_model(f"efficientnet_b{_phi}", family="efficientnet", paper=PAPER, default_input=(_res, _res, 3), phi=_phi)(
-        efficientnet
-    )
+    register_model(f"efficientnet_b{_phi}", family="efficientnet", paper=PAPER, default_input=(_res, _res, 3), phi=_phi)(efficientnet)
 register_model("efficientnet", family="efficientnet", paper=PAPER, default_input=(224, 224, 3))(efficientnet)

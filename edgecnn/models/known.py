@@ -43,6 +43,4 @@ def check_options(name: str, options: dict) -> None:
     for key in options:
         k = key.replace("-", "_")
         if ALIASES.get(k, k) not in valid:
-            raise InputError(f"model {name!r} has no option {ALIASES.get(k, k)!r}; valid options: "
-                             + ", ".join(sorted(valid | {"classes", "input_size"})))
-
+            raise InputError(f"model {name!r} has no option {ALIASES.get(k, k)!r}; valid options: " + ", ".join(sorted(valid | {"classes", "input_size"})))

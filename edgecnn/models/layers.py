@@ -65,9 +65,7 @@ def conv_bn(
 
 def depthwise_bn(x, kernel=3, strides=1, act: str | None = "relu6", *, name: str | None = None):
     """Depthwise convolution (one filter per channel), batch normalisation, activation."""
-    x = layers.DepthwiseConv2D(
-        kernel, strides=strides, padding="same", use_bias=False, name=None if name is None else f"{name}_dw"
-    )(x)
+    x = layers.DepthwiseConv2D(kernel, strides=strides, padding="same", use_bias=False, name=None if name is None else f"{name}_dw")(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, name=None if name is None else f"{name}_dw_bn")(x)
     return activation(x, act, name=None if name is None else f"{name}_dw_{act}")
 

@@ -27,15 +27,10 @@ class ModelSpec:
     def knobs(self) -> dict[str, Any]:
         """The keyword arguments a user may set, with their defaults."""
         sig = inspect.signature(self.builder)
-        return {
-            k: p.default
-            for k, p in sig.parameters.items()
-            if k not in self.fixed and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
+        return {k: p.default for k, p in sig.parameters.items() if k not in self.fixed and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-
 
 
 def register_model(name: str, *, family: str, paper: str, default_input, **fixed):
@@ -90,10 +85,7 @@ def resolve_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             size = int(value)
             value = (size, size, spec.default_input[2])
         if key not in knobs:
-            raise InputError(
-                f"model {name!r} has no option {key!r}; valid options: "
-                + ", ".join(sorted(set(knobs) | {"classes", "input_size"} - {"kwargs"}))
-            )
+            raise InputError(f"model {name!r} has no option {key!r}; valid options: " + ", ".join(sorted(set(knobs) | {"classes", "input_size"} - {"kwargs"})))
         out[key] = value
     return out
 

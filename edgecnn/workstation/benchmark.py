@@ -34,14 +34,30 @@ def run_ray(cells, results: Results, runs: int, address: str, progress: bool = F
     return run_cells(cells, results, runs, address, progress)
 
 
-def run_benchmark(models, sets, precisions, targets, output, calibration=None, eval_dir=None, samples: int = 64, runs: int = 30,
-                  ray_address: str | None = None, progress: bool = False) -> dict:
+def run_benchmark(
+    models,
+    sets,
+    precisions,
+    targets,
+    output,
+    calibration=None,
+    eval_dir=None,
+    samples: int = 64,
+    runs: int = 30,
+    ray_address: str | None = None,
+    progress: bool = False,
+) -> dict:
     if eval_dir and not Path(eval_dir).is_dir():
         raise InputError(f"--eval {eval_dir} is not a folder of class subfolders")
     if calibration and calibration != "bundled" and not calibration.startswith("bundled:") and not Path(calibration).exists():
         raise InputError(f"--calibration {calibration} not found")
-    settings = {"calibration": calibration or "bundled", "eval": str(Path(eval_dir).resolve()) if eval_dir else None,
-                "samples": samples, "runs": runs, "seed": 0}
+    settings = {
+        "calibration": calibration or "bundled",
+        "eval": str(Path(eval_dir).resolve()) if eval_dir else None,
+        "samples": samples,
+        "runs": runs,
+        "seed": 0,
+    }
     cells = plan_cells(models, parse_sets(sets) if sets and isinstance(sets[0], str) else (sets or []), precisions, targets, settings)
     if ray_address:  # the cluster answers before anything is written
         from edgecnn.workstation.benchmark_ray import connect
@@ -50,10 +66,24 @@ def run_benchmark(models, sets, precisions, targets, output, calibration=None, e
     results = Results(output)
     t0 = time.perf_counter()
     records = run_ray(cells, results, runs, ray_address, progress) if ray_address else run_local(cells, results, runs, progress)
-    config = {"models": models, "sets": sets, "precisions": precisions, "targets": targets, "settings": settings,
-              "mode": "ray" if ray_address else "local", "seconds": round(time.perf_counter() - t0, 2)}
+    config = {
+        "models": models,
+        "sets": sets,
+        "precisions": precisions,
+        "targets": targets,
+        "settings": settings,
+        "mode": "ray" if ray_address else "local",
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     files = write_outputs(records, results.folder, config)
     failed = [r for r in records if r["status"] == "failed"]
-    return {"cells": len(records), "ok": sum(r["status"] == "ok" for r in records), "failed": len(failed),
-            "first_error": f"{failed[0]['label']}: {failed[0].get('error')}" if failed else None,
-            "cached": sum(bool(r.get("cached")) for r in records), "seconds": config["seconds"], "mode": config["mode"], **files}
+    return {
+        "cells": len(records),
+        "ok": sum(r["status"] == "ok" for r in records),
+        "failed": len(failed),
+        "first_error": f"{failed[0]['label']}: {failed[0].get('error')}" if failed else None,
+        "cached": sum(bool(r.get("cached")) for r in records),
+        "seconds": config["seconds"],
+        "mode": config["mode"],
+        **files,
+    }

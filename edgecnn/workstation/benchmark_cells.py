@@ -31,8 +31,16 @@ class Cell:
     settings: dict = field(default_factory=dict)  # calibration, eval, samples, runs: part of the hash
 
     def conversion_key(self) -> str:
-        return _hash({"model": self.model, "options": self.options, "precision": self.precision, "io": self.io,
-                      "settings": {k: v for k, v in self.settings.items() if k != "runs"}, "version": __version__})
+        return _hash(
+            {
+                "model": self.model,
+                "options": self.options,
+                "precision": self.precision,
+                "io": self.io,
+                "settings": {k: v for k, v in self.settings.items() if k != "runs"},
+                "version": __version__,
+            }
+        )
 
     def key(self) -> str:
         return _hash({"conversion": self.conversion_key(), "target": self.target, "runs": self.settings.get("runs")})
@@ -101,15 +109,32 @@ def convert_cell(cell: Cell, folder: str) -> dict:
     s = cell.settings
     out = Path(folder) / f"{cell.conversion_key()}.tflite"
     t0 = time.perf_counter()
-    rep = convert(cell.model, ConvertOptions(precision=cell.precision, io=cell.io, output=str(out), calibration=s.get("calibration") or "bundled",
-                                             samples=int(s.get("samples", 64)), eval_dir=s.get("eval"), debug_layers=False,
-                                             measure_latency=False, builder_options=dict(cell.options)))
+    rep = convert(
+        cell.model,
+        ConvertOptions(
+            precision=cell.precision,
+            io=cell.io,
+            output=str(out),
+            calibration=s.get("calibration") or "bundled",
+            samples=int(s.get("samples", 64)),
+            eval_dir=s.get("eval"),
+            debug_layers=False,
+            measure_latency=False,
+            builder_options=dict(cell.options),
+        ),
+    )
     acc = rep.get("accuracy") or {}
-    return {"size_bytes": rep["size_bytes"], "float_size_bytes": rep["float_size_bytes"], "convert_seconds": round(time.perf_counter() - t0, 2),
-            "accuracy_vs_float": {k: acc[k] for k in ("top1_agreement", "cosine_mean", "mean_abs_error") if k in acc} or None,
-            "eval_top1": (rep.get("eval") or {}).get("top1"), "float_eval_top1": (rep.get("eval") or {}).get("float_top1"),
-            "coverage": {d: c["fraction"] for d, c in rep["coverage"].items()}, "model_file": str(out),
-            "node": node_name()}
+    return {
+        "size_bytes": rep["size_bytes"],
+        "float_size_bytes": rep["float_size_bytes"],
+        "convert_seconds": round(time.perf_counter() - t0, 2),
+        "accuracy_vs_float": {k: acc[k] for k in ("top1_agreement", "cosine_mean", "mean_abs_error") if k in acc} or None,
+        "eval_top1": (rep.get("eval") or {}).get("top1"),
+        "float_eval_top1": (rep.get("eval") or {}).get("float_top1"),
+        "coverage": {d: c["fraction"] for d, c in rep["coverage"].items()},
+        "model_file": str(out),
+        "node": node_name(),
+    }
 
 
 def profile_bytes(data: bytes, target: str, runs: int) -> dict:
@@ -130,8 +155,13 @@ def profile_file(path: str, target: str, runs: int) -> dict:
 
     r = profile_model(path, target=target, runs=runs, warmup=2)
     lat = r["latency_ms"]
-    return {"latency_ms": {"p50": lat["p50"], "p90": lat["p90"], "mean": lat["mean"]}, "latency_source": "measured",
-            "threads": r["threads"], "node": node_name(), "machine": r["machine"].get("machine")}
+    return {
+        "latency_ms": {"p50": lat["p50"], "p90": lat["p90"], "mean": lat["mean"]},
+        "latency_source": "measured",
+        "threads": r["threads"],
+        "node": node_name(),
+        "machine": r["machine"].get("machine"),
+    }
 
 
 def predict_cell(path: str, target: str) -> dict:
@@ -141,8 +171,11 @@ def predict_cell(path: str, target: str) -> dict:
         p = predict_latency(path, target)
     except InputError as exc:
         return {"latency_ms": None, "latency_source": "none", "latency_note": str(exc)}
-    return {"latency_ms": {"p50": p["estimate_ms"], "range": p["range_ms"]}, "latency_source": "predicted",
-            "latency_note": f"predicted: {p['basis']} (leave-one-out error ±{p['leave_one_out_error']['mean']:.0%} mean)"}
+    return {
+        "latency_ms": {"p50": p["estimate_ms"], "range": p["range_ms"]},
+        "latency_source": "predicted",
+        "latency_note": f"predicted: {p['basis']} (leave-one-out error ±{p['leave_one_out_error']['mean']:.0%} mean)",
+    }
 
 
 def node_name() -> str:
@@ -188,8 +221,17 @@ class Results:
 
 
 def _record(cell: Cell, **kw) -> dict:
-    return {"key": cell.key(), "label": cell.label(), "model": cell.model, "options": cell.options, "precision": cell.precision,
-            "target": cell.target, "io": cell.io, "status": "ok", **kw}
+    return {
+        "key": cell.key(),
+        "label": cell.label(),
+        "model": cell.model,
+        "options": cell.options,
+        "precision": cell.precision,
+        "target": cell.target,
+        "io": cell.io,
+        "status": "ok",
+        **kw,
+    }
 
 
 def run_local(cells, results: Results, runs: int, progress: bool = False) -> list[dict]:

@@ -89,8 +89,7 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
     try:
         conn = socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout)
     except OSError as exc:
-        raise InputError(f"--ray {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
-                         "ray start --head, or pass --ray auto") from None
+        raise InputError(f"--ray {address}: no Ray head answers there ({exc.strerror or exc}); start one with ray start --head, or pass --ray auto") from None
     try:
         conn.sendall(HTTP2_PREFACE)
         reply = b""
@@ -104,8 +103,9 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
     finally:
         conn.close()
     if len(reply) < 9 or reply[3] != 0x04:
-        raise InputError(f"--ray {address}: something listens there but it is not a Ray head (no gRPC answer in {timeout:g} s); "
-                         "give the address 'ray start --head' printed")
+        raise InputError(
+            f"--ray {address}: something listens there but it is not a Ray head (no gRPC answer in {timeout:g} s); give the address 'ray start --head' printed"
+        )
 
 
 def _tasks(ray):
@@ -177,8 +177,7 @@ def run_cells(cells: list[Cell], results: Results, runs: int, address: str, prog
         for c in todo:
             facts_ref, data_ref = conversions[c.conversion_key()]
             # a node of this target measures it: the task waits for the bytes, which travel node to node
-            prof = (profile_task.options(resources={c.target: 1}, num_cpus=0).remote(data_ref, c.target, runs)
-                    if resources.get(c.target, 0) >= 1 else None)
+            prof = profile_task.options(resources={c.target: 1}, num_cpus=0).remote(data_ref, c.target, runs) if resources.get(c.target, 0) >= 1 else None
             pending[c.key()] = (c, facts_ref, data_ref, prof)
         for key, (c, facts_ref, data_ref, prof) in pending.items():
             conv = ray.get(facts_ref)

@@ -16,15 +16,48 @@ def write_outputs(records: list[dict], folder: Path, config: dict) -> dict:
     """results.json, results.csv, a Pareto plot per target and index.html."""
     folder = Path(folder)
     write_json(folder / "results.json", {"config": config, "cells": records})
-    cols = ["label", "model", "options", "precision", "target", "status", "size_bytes", "convert_seconds", "accuracy",
-            "eval_top1", "p50_ms", "latency_source", "coverage_xnnpack", "coverage_gpu", "coverage_edgetpu", "profile_node", "error"]
+    cols = [
+        "label",
+        "model",
+        "options",
+        "precision",
+        "target",
+        "status",
+        "size_bytes",
+        "convert_seconds",
+        "accuracy",
+        "eval_top1",
+        "p50_ms",
+        "latency_source",
+        "coverage_xnnpack",
+        "coverage_gpu",
+        "coverage_edgetpu",
+        "profile_node",
+        "error",
+    ]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(cols)
     for r in records:
-        w.writerow([r.get("label"), r.get("model"), json.dumps(r.get("options")), r.get("precision"), r.get("target"), r.get("status"),
-                    r.get("size_bytes"), r.get("convert_seconds"), accuracy_of(r), r.get("eval_top1"), p50_of(r), r.get("latency_source"),
-                    *((r.get("coverage") or {}).get(d) for d in ("xnnpack", "gpu", "edgetpu")), r.get("node"), r.get("error")])
+        w.writerow(
+            [
+                r.get("label"),
+                r.get("model"),
+                json.dumps(r.get("options")),
+                r.get("precision"),
+                r.get("target"),
+                r.get("status"),
+                r.get("size_bytes"),
+                r.get("convert_seconds"),
+                accuracy_of(r),
+                r.get("eval_top1"),
+                p50_of(r),
+                r.get("latency_source"),
+                *((r.get("coverage") or {}).get(d) for d in ("xnnpack", "gpu", "edgetpu")),
+                r.get("node"),
+                r.get("error"),
+            ]
+        )
     atomic_write(folder / "results.csv", buf.getvalue().encode())
     plots = pareto_plots(records, folder)
     html = render_html(records, plots, config)
@@ -66,8 +99,11 @@ def pareto_plots(records, folder: Path) -> dict:
 
     plots = {}
     for target in sorted({r["target"] for r in records}):
-        pts = [(p50_of(r), accuracy_of(r), r) for r in records if r["target"] == target and r.get("status") == "ok"
-               and p50_of(r) is not None and accuracy_of(r) is not None]
+        pts = [
+            (p50_of(r), accuracy_of(r), r)
+            for r in records
+            if r["target"] == target and r.get("status") == "ok" and p50_of(r) is not None and accuracy_of(r) is not None
+        ]
         if not pts:
             continue
         front = set(pareto_front([(p, a) for p, a, _ in pts]))
@@ -99,14 +135,27 @@ def render_html(records, plots, config) -> str:
     rows = []
     for r in sorted(records, key=lambda r: (r["target"], p50_of(r) or 1e9)):
         lat = p50_of(r)
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            r["label"], r.get("status"), f"{(r.get('size_bytes') or 0) / 1e6:.2f}" if r.get("size_bytes") else "",
-            "" if accuracy_of(r) is None else f"{accuracy_of(r):.4f}", "" if lat is None else f"{lat:.2f}",
-            r.get("latency_source", ""), r.get("convert_seconds", ""), r.get("error", ""))) + "</tr>")
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    r["label"],
+                    r.get("status"),
+                    f"{(r.get('size_bytes') or 0) / 1e6:.2f}" if r.get("size_bytes") else "",
+                    "" if accuracy_of(r) is None else f"{accuracy_of(r):.4f}",
+                    "" if lat is None else f"{lat:.2f}",
+                    r.get("latency_source", ""),
+                    r.get("convert_seconds", ""),
+                    r.get("error", ""),
+                )
+            )
+            + "</tr>"
+        )
     imgs = "".join(f'<h2>{html.escape(t)}</h2><img src="{Path(p).name}" alt="Pareto plot for {html.escape(t)}">' for t, p in plots.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>edgecnn benchmark</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}</style>
 </head><body><h1>edgecnn benchmark</h1><p>{ok} of {len(records)} cells finished; latency "predicted" where no node of that target measured it.
-edgecnn {html.escape(__version__)}; settings {html.escape(json.dumps(config.get('settings', {})))}</p>{imgs}
+edgecnn {html.escape(__version__)}; settings {html.escape(json.dumps(config.get("settings", {})))}</p>{imgs}
 <h2>cells</h2><table><tr><th>cell</th><th>status</th><th>MB</th><th>accuracy</th><th>p50 ms</th><th>latency</th><th>convert s</th><th>error</th></tr>
-{''.join(rows)}</table></body></html>"""
+{"".join(rows)}</table></body></html>"""

@@ -47,13 +47,13 @@ def _prepare_output(out: Path, force: bool):
     if not out.is_dir() or not any(out.iterdir()):
         return []
     if not force:
-        raise InputError(f"--output {out} is not empty; choose a new folder, or pass --force to replace the bundle there "
-                         "(only the files its manifest lists)")
+        raise InputError(f"--output {out} is not empty; choose a new folder, or pass --force to replace the bundle there (only the files its manifest lists)")
     try:
         previous = open_bundle(out)
     except InputError:
-        raise InputError(f"--output {out} is not empty and holds no edgecnn bundle; --force only replaces a bundle's own files: "
-                         "choose another folder") from None
+        raise InputError(
+            f"--output {out} is not empty and holds no edgecnn bundle; --force only replaces a bundle's own files: choose another folder"
+        ) from None
     names = [n for n in previous.manifest.get("files", {}) if (out / n).resolve().parent == out.resolve()]
     journals = [n + j for n in names if previous.manifest["files"][n].get("role") == "gallery" for j in JOURNALS]
     return names + journals + [MANIFEST]
@@ -75,8 +75,10 @@ def _swap_in(staging: Path, out: Path, replace: list) -> None:
         if entry.name in replace or entry.name.rsplit("-", 1)[0] in backed_up:
             continue  # a database copied through SQLite's backup holds what its -wal held: the stale log stays behind
         if (staging / entry.name).exists():
-            raise InputError(f"{out / entry.name} is not part of the old bundle, but the new bundle has a file of that name: "
-                             "move it away and run again (nothing was changed)")
+            raise InputError(
+                f"{out / entry.name} is not part of the old bundle, but the new bundle has a file of that name: "
+                "move it away and run again (nothing was changed)"
+            )
         if _carry(entry, staging / entry.name) == "backup":
             backed_up.add(entry.name)
     old = out.with_name(f".{out.name}.{os.getpid()}.old")
@@ -148,8 +150,18 @@ def parse_enrolments(specs) -> dict:
     return people
 
 
-def make_bundle(target, output, gallery=None, embedder=None, with_embedder: bool = True, progress: bool = False,
-                force: bool = False, enroll=None, with_gallery: bool = True, style_model=None) -> dict:
+def make_bundle(
+    target,
+    output,
+    gallery=None,
+    embedder=None,
+    with_embedder: bool = True,
+    progress: bool = False,
+    force: bool = False,
+    enroll=None,
+    with_gallery: bool = True,
+    style_model=None,
+) -> dict:
     """Gather detector(s), the embedder for ``target`` and the gallery into ``output`` with a manifest.
 
     ``style_model``: a converted style network (:mod:`edgecnn.workstation.stylebuild`) to carry too.
@@ -278,7 +290,9 @@ def _compile_for_edgetpu(staging: Path, manifest: dict, stage) -> None:
     manifest["edgetpu_compiled"] = False
     manifest.setdefault("warnings", []).append(
         f"NOT compiled for the Edge TPU: {manifest['embedder']} is the int8 model, which a Coral runs on its host CPU. "
-        + result.get("message", "edgetpu_compiler failed") + "; then bundle again with --embedder THAT_edgetpu.tflite")
+        + result.get("message", "edgetpu_compiler failed")
+        + "; then bundle again with --embedder THAT_edgetpu.tflite"
+    )
 
 
 def _enroll_into(staging: Path, manifest: dict, people: dict, target: str, stage) -> dict:

@@ -81,8 +81,16 @@ def _run(out: Path, target, progress: bool) -> dict:
     enrol = [FACES / "obama.jpg", FACES / "obama3.jpg"]
     gallery.enroll("obama", [verifier.embed(read_image(p), p.name).vector for p in enrol], embedder.identity, sources=[p.name for p in enrol])
     live = LiveVerifier(verifier, gallery, embedder.threshold)
-    summary = camera.run(source=str(clip), detector="blazeface", target=target, output=str(out / "demo_output.mp4"), headless=True,
-                         verify=live, progress=progress, keep_per_frame=True)
+    summary = camera.run(
+        source=str(clip),
+        detector="blazeface",
+        target=target,
+        output=str(out / "demo_output.mp4"),
+        headless=True,
+        verify=live,
+        progress=progress,
+        keep_per_frame=True,
+    )
     per_frame = summary.pop("per_frame")
     astronaut = [i for i, t in enumerate(truth) if t is not None]
     return {

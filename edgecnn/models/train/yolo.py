@@ -93,8 +93,9 @@ def yolo_loss(num_classes: int, coord: float = 5.0, noobj: float = 0.5):
     return loss
 
 
-def train_yolo(n_train: int = 1600, n_val: int = 300, epochs: int = 30, input_size: int = 96, anchors=None, seed: int = 0,
-               batch_size: int = 32, progress: bool = False):
+def train_yolo(
+    n_train: int = 1600, n_val: int = 300, epochs: int = 30, input_size: int = 96, anchors=None, seed: int = 0, batch_size: int = 32, progress: bool = False
+):
     """Train the ``yolo`` builder on generated scenes; returns (model, report with float mAP@0.5, val data)."""
 
     keras.utils.set_random_seed(seed)
