@@ -95,6 +95,10 @@ def main():
     res["by hand"] = time.perf_counter() - t0
 
     keys = sorted({k for _, o in models for k in o})
+    sets = sum([["--set", f"{k}={','.join(map(str, sorted({o[k] for _, o in models if k in o}, key=str)))}"] for k in keys], [])
+    # the whole matrix in one command: every model with every value of its options, every precision
+    whole = ("benchmark", "--models", ",".join(m for m, _ in models), *sets, "--precisions", ",".join(precisions), "--targets", "cpu")
+    whole += ("--samples", samples, "--runs", runs)
 
     def bench(tag, *extra):  # the hand cells exactly: one benchmark per model (a matrix is a product)
         t = time.perf_counter()
@@ -127,50 +131,14 @@ def main():
         addr = start_cluster(n)
         try:
             t = time.perf_counter()
-            s = sum([["--set", f"{k}={','.join(map(str, sorted({o[k] for _, o in models if k in o}, key=str)))}"] for k in keys], [])
             # one matrix over every model: the cells are independent tasks Ray can spread
-            cli(
-                "benchmark",
-                "--models",
-                ",".join(m for m, _ in models),
-                *s,
-                "--precisions",
-                ",".join(precisions),
-                "--targets",
-                "cpu",
-                "--samples",
-                samples,
-                "--runs",
-                runs,
-                "--output",
-                work / f"ray{n}",
-                "--ray",
-                addr,
-                "--json",
-            )
+            cli(*whole, "--output", work / f"ray{n}", "--ray", addr, "--json")
             res[f"ray, {n} node{'s' if n > 1 else ''} (whole matrix)"] = time.perf_counter() - t
         finally:
             subprocess.run([ray_bin(), "stop", "--force"], capture_output=True)
     progress("local, the same whole matrix")
     t = time.perf_counter()
-    s = sum([["--set", f"{k}={','.join(map(str, sorted({o[k] for _, o in models if k in o}, key=str)))}"] for k in keys], [])
-    cli(
-        "benchmark",
-        "--models",
-        ",".join(m for m, _ in models),
-        *s,
-        "--precisions",
-        ",".join(precisions),
-        "--targets",
-        "cpu",
-        "--samples",
-        samples,
-        "--runs",
-        runs,
-        "--output",
-        work / "local_whole",
-        "--json",
-    )
+    cli(*whole, "--output", work / "local_whole", "--json")
     res["local (whole matrix)"] = time.perf_counter() - t
     cells = len(json.loads((work / "local_whole" / "results.json").read_text())["cells"])
 
