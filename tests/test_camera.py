@@ -74,14 +74,14 @@ def test_the_status_line_is_rendered_once_an_interval_and_copied_in_between():
 
     hud = Hud(every=3600.0)
     a = draw(np.zeros((120, 320, 3), np.uint8), [], 12.3, 4.5, hud=hud)
-    h, w = hud._patch.shape[:2]
+    h, w = hud.strip.shape[:2]
     b = draw(np.full((120, 320, 3), 50, np.uint8), [], 99.9, 8.8, hud=hud)  # within the interval: the same strip
     assert a[:h, :w].max() == 255 and np.array_equal(a[:h, :w], b[:h, :w])
     assert (b[h:] == 50).all() and (b[:, w:] == 50).all() and h < 40 and w < 320
     now = draw(np.zeros((120, 320, 3), np.uint8), [], 99.9, 8.8)  # no Hud given: rendered now, other figures
     assert not np.array_equal(now[:h, :w], a[:h, :w])
     c = draw(np.zeros((120, 320, 3), np.uint8), [], 99.9, 8.8, extra="alice", hud=hud)  # new text: at once
-    assert hud._patch.shape[1] > w and not np.array_equal(c[:h, :w], a[:h, :w])
+    assert hud.strip.shape[1] > w and not np.array_equal(c[:h, :w], a[:h, :w])
     ticking = Hud(every=0.0)
     d1, d2 = (draw(np.zeros((120, 320, 3), np.uint8), [], f, 1.0, hud=ticking) for f in (10.0, 20.0))
     assert not np.array_equal(d1[:h, :w], d2[:h, :w])
@@ -300,17 +300,16 @@ def test_per_channel_normalisation_by_table_gives_the_same_bits():
             spec = PreprocessSpec.for_input(64, 48, 3, "imagenet", color=color, resize=resize_mode)
             small = spec.fit(img)[0]
             small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB) if color == "rgb" else small
-            a, b = spec._affine()
+            a, b = spec.affine()
             ref = small.astype(np.float32) * a + b
             out = np.empty((64, 48, 3), np.float32)
             assert spec.apply(img, out=out) is out and np.array_equal(out, ref), (resize_mode, color)
-            assert "_lut" in spec.__dict__  # the table was made (and used): the per-channel path, not numpy's
             assert np.array_equal(spec.apply(img), ref) and np.array_equal(spec.apply(img, work={}), ref)
     assert np.allclose(ref[..., 0], (small[..., 0] / 255.0 - 0.485) / 0.229, atol=1e-5)  # the preset itself
     # three means and one std (or the other way round) are per channel too
     spec = PreprocessSpec(64, 48, 3, "bgr", "stretch", "scale", 1 / 255, [0.485, 0.456, 0.406], [0.5])
-    a, b = spec._affine()
-    assert spec._table().shape == (1, 256, 3) and np.array_equal(spec.apply(img), spec.fit(img)[0].astype(np.float32) * a + b)
+    a, b = spec.affine()
+    assert spec.pixel_values().shape == (1, 256, 3) and np.array_equal(spec.apply(img), spec.fit(img)[0].astype(np.float32) * a + b)
 
 
 @pytest.mark.parametrize("size", [(720, 528), (1280, 720)])

@@ -123,7 +123,7 @@ def test_float_normalisation_by_table_gives_numpys_values_for_every_pixel():
     for kind, channels in [("unit", 1), ("unit", 3), ("symmetric", 3), ("raw", 3), ("imagenet", 3)]:
         spec = PreprocessSpec.for_input(16, 16, channels, kind, color="gray" if channels == 1 else "rgb")
         small = every[:, :, :channels]
-        a, b = spec._affine()
+        a, b = spec.affine()
         by_numpy = np.multiply(small, a, dtype=np.float32, casting="unsafe") + b
         out = np.full(small.shape, np.nan, np.float32)
         assert spec.normalize_pixels(small, out) is out and np.array_equal(out, by_numpy), (kind, channels)

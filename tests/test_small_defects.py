@@ -100,7 +100,9 @@ def test_a_classifiers_label_is_drawn_below_the_status_line_where_it_can_be_read
     from edgecnn.device.overlay import STATUS_HEIGHT, Hud, draw
 
     frame = np.zeros((240, 320, 3), np.uint8)
-    assert Hud._render(" 99.9 FPS  model 999.9 ms", frame).shape[0] <= STATUS_HEIGHT
+    hud = Hud()
+    draw(frame.copy(), [], 99.9, 999.9, hud=hud)
+    assert hud.strip.shape[0] <= STATUS_HEIGHT
     bare = draw(frame.copy(), [], 30.0, 5.0)
     labelled = draw(frame.copy(), [Detection((0.0, 0.0, 320.0, 240.0), 0.93, 3, [], "tabby")], 30.0, 5.0)
     changed = np.argwhere((labelled != bare).any(2))

@@ -242,7 +242,7 @@ class PreprocessSpec:
             x -= mean
             x /= max(std, 1.0 / np.sqrt(x.size))
         elif self.normalize == "scale":
-            a, b = self._affine()
+            a, b = self.affine()
             per_channel = max(a.size, b.size)
             if small.dtype == np.uint8 and small.ndim == 3 and per_channel in (1, small.shape[2]) and small.shape[2] <= 4:
                 # a table of the same float32 values, one pass: per channel (ImageNet's mean and std),
@@ -261,7 +261,8 @@ class PreprocessSpec:
             np.copyto(x, small, casting="unsafe")
         return x
 
-    def _affine(self):
+    def affine(self):
+        """(a, b), float32 per channel: what normalising does to a pixel value p, ``p * a + b``."""
         cached = self.__dict__.get("_ab")
         if cached is None:
             std = np.asarray(self.std, np.float32)
@@ -271,11 +272,11 @@ class PreprocessSpec:
         return cached
 
     def _table(self) -> np.ndarray:
-        """(1, 256, C) float32: every uint8 value through :meth:`_affine`, in the same float32 steps (one
+        """(1, 256, C) float32: every uint8 value through :meth:`affine`, in the same float32 steps (one
         rounding after the multiply, one after the add), so the table gives the same bits."""
         cached = self.__dict__.get("_lut")
         if cached is None:
-            a, b = self._affine()
+            a, b = self.affine()
             p = np.arange(256, dtype=np.float32)[:, None]
             cached = self.__dict__["_lut"] = (p * a + b)[None]  # float32 throughout
         return cached

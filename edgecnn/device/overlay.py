@@ -16,7 +16,7 @@ def _color(i: int):
     return palette[i % len(palette)]
 
 
-STATUS_HEIGHT = 32  # pixels the status line's strip covers at the top of the frame (Hud._render)
+STATUS_HEIGHT = 32  # pixels the status line's strip covers at the top of the frame (Hud.strip)
 
 
 def draw(frame, detections, fps: float, latency_ms: float, extra: str = "", hud: Hud | None = None):
@@ -52,6 +52,11 @@ class Hud:
     def __init__(self, every: float = 0.25, frames: int = 8):
         self.every, self.frames = every, frames
         self._key, self._at, self._left, self._patch = None, 0.0, 0, None
+
+    @property
+    def strip(self):
+        """The status strip last drawn (height, width and pixels), or None before the first frame."""
+        return self._patch
 
     def stamp(self, frame, fps: float, latency_ms: float, extra: str = ""):
         now = time.perf_counter()
