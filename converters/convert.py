@@ -21,7 +21,7 @@ import numpy as np
 
 from edgecnn import __version__
 from edgecnn.calibration.datasets import ImageSet, load_images
-from edgecnn.converters import debugging, evaluation, task_metrics, verdict
+from edgecnn.converters import debugging, evaluation, ranges, task_metrics, verdict
 from edgecnn.converters.graph_rewrites import fuse_hard_swish
 from edgecnn.converters.recipes import NEEDS_CALIBRATION, apply_recipe, representative, run_converter
 from edgecnn.converters.report import describe_file, runtimes_that_load
@@ -58,6 +58,7 @@ class ConvertOptions:
     labels: list | None = None
     eval_dir: str | None = None
     keep_float: str | None = None
+    ranges: str = "minmax"  # int8 activation ranges: minmax, auto or pNN.NN (converters/ranges.py)
     tolerance: float | None = None  # the task metric's floor for the verdict (default: converters.verdict)
     debug_layers: bool | None = None  # default: on for int8 / int16x8
     measure_latency: bool = True
@@ -108,6 +109,9 @@ def _check_options(opts: ConvertOptions, target):
         raise InputError(f"--samples must be a positive integer, got {opts.samples!r}")
     if opts.keep_float and precision != "int8":  # a flag that would do nothing is refused, not ignored
         raise InputError(f"--keep-float applies to --precision int8, not {precision}")
+    if ranges.parse_ranges(opts.ranges) != "minmax" and precision != "int8":
+        raise InputError(f"--ranges applies to --precision int8, not {precision}")
+    opts.ranges = ranges.parse_ranges(opts.ranges)
     if opts.tolerance is not None and not 0 < opts.tolerance <= 1:
         raise InputError(f"--tolerance is an agreement from 0 to 1 (e.g. 0.98), got {opts.tolerance!r}")
     return precision, io
@@ -350,6 +354,9 @@ def convert(source: str, opts: ConvertOptions | None = None, **kw) -> dict:
     start_report(c, run_recipe(c))
     stage("measuring against the float model in the device interpreter")
     evaluate(c)
+    if c.precision == "int8" and (opts.ranges != "minmax" or opts.keep_float == "auto"):
+        stage("activation ranges: percentiles of the calibration values, each measured")
+    ranges.tune(c)
     if opts.debug_layers is not False and c.precision in NEEDS_CALIBRATION:
         stage("per-layer quantization error")
     debug_layers(c)

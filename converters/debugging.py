@@ -141,6 +141,12 @@ def keep_float(c) -> dict:
         if proven(task, step["accuracy_after"], opts.tolerance):
             best = step
             break
+    if (c.report.get("ranges") or {}).get("used") and _score(task, best["accuracy_after"]) <= _score(task, acc):
+        return {
+            "used": False,
+            "reason": "no step with layers in float measured above the percentile ranges: their model was kept",
+            "steps": [{"layers": s["layers"], "metric": _score(task, s["accuracy_after"]), "size_vs_int8": s["size_vs_int8"]} for s in steps],
+        }
     out = _finish(c, best, acc)
     out["steps"] = [{k: v for k, v in s.items() if k != "_bytes"} for s in steps]
     for s in out["steps"]:
@@ -180,11 +186,16 @@ def _attempt(c, deny: list[str]) -> dict:
         data = selective_float(c.factory, c.calib.images, c.spec, c.io, deny)
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"--keep-float {','.join(deny)}: {first_line(exc, 200)}") from None
-    data = tflite_file.with_metadata(data, {**c.meta, "kept_float": deny})
+    return measure(c, tflite_file.with_metadata(data, {**c.meta, "kept_float": deny}), {"layers": list(deny)})
+
+
+def measure(c, data: bytes, step: dict) -> dict:
+    """``step`` with the model ``data``'s bytes, size, float ops and (with held-out inputs) its accuracy
+    on the task's metric and latency, measured as the plain int8 file was."""
     parsed = tflite_file.parse(data)
     float_ops = sum(1 for op in parsed.operators if op.name not in ("QUANTIZE", "DEQUANTIZE") and op_mode(parsed, op) == "float")
     step = {
-        "layers": list(deny),
+        **step,
         "float_ops": float_ops,
         "size_bytes": len(data),
         "size_vs_int8": round(len(data) / max(1, c.report.get("size_bytes") or len(data)), 3),

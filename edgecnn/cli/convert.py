@@ -64,7 +64,8 @@ def add_parser(sub) -> None:
     sp.add_argument(
         "--tolerance", type=fraction, help="the verdict's floor on the task's metric vs float (top-1 agreement for classifiers, cosine otherwise; default 0.98)"
     )
-    sp.add_argument("--keep-float", help="int8: 'auto' keeps the worst layers in float when accuracy drops, or LAYER,LAYER")
+    sp.add_argument("--keep-float", help="int8: 'auto' tries percentile ranges, then keeps the worst layers in float, while accuracy is short; or LAYER,LAYER")
+    sp.add_argument("--ranges", default="minmax", help="int8 activation ranges: minmax (default), a percentile such as p99.99, or auto (each measured)")
     sp.add_argument("--no-layers", action="store_true", help="skip the per-layer quantization error analysis")
     sp.add_argument("--report", help="write the JSON report to this file")
     sp.add_argument("--html", help="write an HTML report with plots to this file")
@@ -131,6 +132,7 @@ def run(args, extra) -> int:
         labels=labels_arg(args.labels),
         eval_dir=args.eval,
         keep_float=args.keep_float,
+        ranges=args.ranges,
         tolerance=args.tolerance,
         debug_layers=False if args.no_layers else None,
         progress=not args.json,
@@ -184,6 +186,11 @@ def print_convert_summary(r: dict) -> None:
     if r.get("layers"):
         worst = r["layers"][:3]
         con.print("worst quantized layers (noise/signal per channel): " + ", ".join(f"{w['layer']} {w.get('channel_nsr') or 0:.2f}" for w in worst))
+    g = r.get("ranges") or {}
+    if g.get("steps"):
+        con.print("activation ranges (metric): " + ", ".join(f"{s['ranges']}: {s['metric']:.3f}" for s in g["steps"]) + f"; written: {g.get('chosen')}")
+    if g.get("note") or g.get("reason"):
+        con.print(f"ranges: {g.get('note') or g.get('reason')}", markup=False, highlight=False)
     k = r.get("keep_float") or {}
     if k.get("used"):
         after = k.get("accuracy_after") or {}

@@ -103,12 +103,18 @@ pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style></head>
 
 
 def _keep_float_plot(plt, report: dict) -> list:
-    """The trade-off curve of ``--keep-float auto``: the accuracy bought with float layers (and bytes)."""
+    """The recovery steps' trade-off curve: the accuracy each activation-range candidate gives (at the int8
+    size) and the accuracy bought with float layers (and bytes) by ``--keep-float auto``."""
     steps = (report.get("keep_float") or {}).get("steps") or []
-    if not steps:
+    ranged = (report.get("ranges") or {}).get("steps") or []
+    if not steps and not ranged:
         return []
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot([s["size_vs_int8"] for s in steps], [s["metric"] for s in steps], marker="o")
+    for r in ranged:
+        ax.plot([r.get("size_vs_int8", 1.0)], [r["metric"]], marker="s", c="tab:orange")
+        ax.annotate(r["ranges"], (r.get("size_vs_int8", 1.0), r["metric"]), textcoords="offset points", xytext=(4, -10))
+    if steps:
+        ax.plot([s["size_vs_int8"] for s in steps], [s["metric"] for s in steps], marker="o")
     for s in steps:
         ax.annotate(f"{len(s['layers'])} float", (s["size_vs_int8"], s["metric"]), textcoords="offset points", xytext=(4, 4))
     tol = (report.get("verdict") or {}).get("tolerance")
@@ -118,4 +124,4 @@ def _keep_float_plot(plt, report: dict) -> list:
     ax.set_ylabel((report.get("verdict") or {}).get("metric", "metric"))
     png = _png(fig)
     plt.close(fig)
-    return [("Keep-float search: accuracy against size", png)]
+    return [("Recovery steps (activation ranges, layers kept in float): accuracy against size", png)]
