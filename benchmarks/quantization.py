@@ -1,6 +1,7 @@
 """int8 on real models from other packages: what post-training quantization costs each one on its own
 task's metric, measured on held-out inputs calibration never saw, what ``--keep-float auto`` buys
-back (at what size and speed), and the verdict the report gives.
+back (first percentile activation ranges, then layers in float, at what size and speed), and the
+verdict the report gives.
 
     python benchmarks/quantization.py [--only NAME,...] [--held-out 200]
 
@@ -82,14 +83,17 @@ def row_for(name, package, where, shape, calibration, options: dict, held_out: i
         )
     except Exception as exc:  # noqa: BLE001 - recorded: a model this cannot quantize is a result too
         return {**row, "note": str(exc)[:160]}
-    acc, v, kf = rep.get("accuracy") or {}, rep["verdict"], rep.get("keep_float") or {}
+    acc, v, kf, rg = rep.get("accuracy") or {}, rep["verdict"], rep.get("keep_float") or {}, rep.get("ranges") or {}
     metric = v.get("metric")
     after = kf.get("accuracy_after") or {}
+    minmax = next((s["metric"] for s in rg.get("steps", []) if s["ranges"] == "minmax"), None)
     row.update(
         task=rep.get("task"),
         metric=metric,
         held_out=rep["calibration"]["held_out"],
-        int8=acc.get(metric),
+        int8=minmax if minmax is not None else acc.get(metric),  # plain int8: min-max ranges
+        ranges=rg.get("chosen"),  # the first recovery step (None: plain int8 was already proven)
+        after_ranges=acc.get(metric) if rg.get("used") else None,
         int8_ci95_low=(acc.get(f"{metric}_ci95") or [None])[0],
         kept_float=len(kf.get("layers") or []) if kf.get("used") else 0,
         recovered=after.get(metric) if kf.get("used") else None,
@@ -116,7 +120,23 @@ def main(argv=None) -> None:
             rows.append(row_for(*spec, args.held_out, Path(tmp)))
     table(
         "int8 on real models: the task's metric against fp32 on held-out inputs",
-        ["model", "package", "task", "metric", "held out", "int8", "95% low", "float layers", "recovered", "size vs int8", "speed vs fp32", "verdict", "note"],
+        [
+            "model",
+            "package",
+            "task",
+            "metric",
+            "held out",
+            "int8",
+            "ranges",
+            "after ranges",
+            "95% low",
+            "float layers",
+            "recovered",
+            "size vs int8",
+            "speed vs fp32",
+            "verdict",
+            "note",
+        ],
         [
             [
                 r["model"],
@@ -125,6 +145,8 @@ def main(argv=None) -> None:
                 r.get("metric"),
                 r.get("held_out"),
                 r.get("int8"),
+                r.get("ranges"),
+                r.get("after_ranges"),
                 r.get("int8_ci95_low"),
                 r.get("kept_float"),
                 r.get("recovered"),
