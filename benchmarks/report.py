@@ -37,7 +37,8 @@ BENCHMARKS = {
         "int8 you can trust",
         "Real models from other packages at int8, each judged on its own task's metric "
         "(decoded boxes, masks, decisions, top-1) against its fp32 file on held-out inputs calibration never saw, "
-        "with the 95% interval's low end; what `--keep-float auto` buys back (percentile activation ranges first, then layers in float), at what size and speed; the verdict.",
+        "with the 95% interval's low end; what `--keep-float auto` buys back (percentile activation ranges first, "
+        "then layers in float), at what size and speed; the verdict.",
     ),
     "stylize": (
         "Style transfer",
