@@ -141,10 +141,11 @@ def keep_float(c) -> dict:
         if proven(task, step["accuracy_after"], opts.tolerance):
             best = step
             break
-    if (c.report.get("ranges") or {}).get("used") and _score(task, best["accuracy_after"]) <= _score(task, acc):
+    if acc and _score(task, best["accuracy_after"]) <= _score(task, acc):  # a bigger file that measures no better is no step back
+        what = "the percentile ranges' model" if (c.report.get("ranges") or {}).get("used") else "the plain int8 file"
         return {
             "used": False,
-            "reason": "no step with layers in float measured above the percentile ranges: their model was kept",
+            "reason": f"no step with layers in float measured above {what} ({_score(task, acc):.3f}): it was kept",
             "steps": [{"layers": s["layers"], "metric": _score(task, s["accuracy_after"]), "size_vs_int8": s["size_vs_int8"]} for s in steps],
         }
     out = _finish(c, best, acc)
