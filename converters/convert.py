@@ -109,9 +109,9 @@ def _check_options(opts: ConvertOptions, target):
         raise InputError(f"--samples must be a positive integer, got {opts.samples!r}")
     if opts.keep_float and precision != "int8":  # a flag that would do nothing is refused, not ignored
         raise InputError(f"--keep-float applies to --precision int8, not {precision}")
-    if ranges.parse_ranges(opts.ranges) != "minmax" and precision != "int8":
+    opts.ranges = ranges.parse_ranges(opts.ranges)  # one spelling from here on: minmax, auto or pNN.NN
+    if opts.ranges != "minmax" and precision != "int8":
         raise InputError(f"--ranges applies to --precision int8, not {precision}")
-    opts.ranges = ranges.parse_ranges(opts.ranges)
     if opts.tolerance is not None and not 0 < opts.tolerance <= 1:
         raise InputError(f"--tolerance is an agreement from 0 to 1 (e.g. 0.98), got {opts.tolerance!r}")
     return precision, io

